@@ -1,0 +1,17 @@
+.PHONY: install fmt lint typecheck test up bench ci
+install:
+	uv sync --locked
+fmt:
+	uv run ruff format . && uv run ruff check --fix .
+lint:
+	uv run ruff check . && uv run ruff format --check .
+typecheck:
+	uv run mypy
+test:
+	uv run pytest
+up:
+	uv run turnout up
+bench:
+	bash bench/run.sh
+ci:
+	bash .ci/run

@@ -1,0 +1,62 @@
+"""asyncpg pool helpers. Each service owns one schema and sets it as its search_path."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import asyncpg
+import orjson
+
+_SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def check_schema(schema: str) -> str:
+    """Schema names are interpolated into SQL, so only plain identifiers are accepted."""
+    if not _SCHEMA_RE.match(schema):
+        raise ValueError(f"invalid schema name {schema!r}")
+    return schema
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for typ in ("json", "jsonb"):
+        await conn.set_type_codec(
+            typ,
+            encoder=lambda v: orjson.dumps(v, default=str).decode(),
+            decoder=orjson.loads,
+            schema="pg_catalog",
+        )
+
+
+async def create_pool(
+    dsn: str,
+    *,
+    schema: str | None = None,
+    min_size: int = 1,
+    max_size: int = 10,
+    **kwargs: Any,
+) -> asyncpg.Pool:
+    """A pool whose connections decode json/jsonb and use ``schema`` first on the search_path."""
+    server_settings = dict(kwargs.pop("server_settings", {}) or {})
+    if schema is not None:
+        server_settings["search_path"] = f"{check_schema(schema)},public"
+    server_settings.setdefault("application_name", f"turnout-{schema or 'common'}")
+    pool = await asyncpg.create_pool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        init=_init_connection,
+        server_settings=server_settings,
+        **kwargs,
+    )
+    assert pool is not None
+    return pool
+
+
+async def ping(pool: asyncpg.Pool) -> bool:
+    """``SELECT 1`` for readiness checks."""
+    try:
+        async with pool.acquire(timeout=2) as conn:
+            return bool(await conn.fetchval("SELECT 1") == 1)
+    except (OSError, asyncpg.PostgresError, TimeoutError):
+        return False

@@ -1,0 +1,61 @@
+"""Settings shared by every service (pydantic-settings, ``TURNOUT_`` prefix).
+
+Settings are built in each app factory (``CommonSettings()``), never at import time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class KafkaSettings(BaseSettings):
+    """Kafka client settings. Defaults suit a real cluster; tests and ``turnout up`` shrink them."""
+
+    model_config = SettingsConfigDict(env_prefix="TURNOUT_KAFKA_", extra="ignore")
+
+    bootstrap: str = "127.0.0.1:9092"
+    session_timeout_ms: int = Field(10_000, ge=500)
+    heartbeat_interval_ms: int = Field(3_000, ge=100)
+    fetch_max_wait_ms: int = Field(500, ge=1)
+    linger_ms: int = Field(10, ge=0)
+    request_timeout_ms: int = Field(30_000, ge=1_000)
+    client_id: str = "turnout"
+
+
+class CommonSettings(BaseSettings):
+    """What every Turnout service needs."""
+
+    model_config = SettingsConfigDict(env_prefix="TURNOUT_", extra="ignore")
+
+    database_url: SecretStr = SecretStr("postgresql://postgres@127.0.0.1:5432/postgres")
+    db_pool_min: int = Field(1, ge=0)
+    db_pool_max: int = Field(10, ge=1)
+    encryption_keys: SecretStr | None = None
+    admin_token: SecretStr | None = None
+    log_level: str = "INFO"
+    log_json: bool = False
+    state_dir: Path = Path(".turnout")
+    service_name: str = "turnout"
+    host: str = "127.0.0.1"
+    router_port: int = 8080
+    config_api_port: int = 8081
+    health_port: int = 8082
+    metering_port: int = 8083
+    config_url: str = "http://127.0.0.1:8081"
+    otel_enabled: bool = False
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+
+    @field_validator("log_level")
+    @classmethod
+    def _upper(cls, value: str) -> str:
+        return value.upper()
+
+    def encryption_key_list(self) -> list[str]:
+        """The configured Fernet keys, newest first; empty if none are configured."""
+        if self.encryption_keys is None:
+            return []
+        raw = self.encryption_keys.get_secret_value()
+        return [k.strip() for k in raw.replace("\n", ",").split(",") if k.strip()]

@@ -1,0 +1,1 @@
+"""Test support: real PostgreSQL, a real Kafka-protocol broker, local upstream servers."""

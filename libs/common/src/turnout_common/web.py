@@ -1,0 +1,94 @@
+"""FastAPI glue shared by the admin-plane services: error rendering and ops endpoints."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from turnout_common.errors import TurnoutError, ValidationFailed
+from turnout_common.telemetry import METRICS_CONTENT_TYPE, metrics_payload
+
+ReadinessCheck = Callable[[], Awaitable[bool]]
+
+_HTTP_TYPES = {
+    401: "authentication_error",
+    403: "permission_error",
+    404: "invalid_request_error",
+    405: "invalid_request_error",
+    429: "rate_limit_error",
+}
+
+
+def error_response(exc: TurnoutError) -> JSONResponse:
+    return JSONResponse(exc.to_dict(), status_code=exc.status, headers=exc.headers or None)
+
+
+def _describe(errors: list[Any]) -> str:
+    parts = []
+    for err in errors[:5]:
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path"))
+        parts.append(f"{loc or 'request'}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Render every error in OpenAI's JSON error shape with the right status."""
+
+    async def on_turnout(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, TurnoutError)
+        return error_response(exc)
+
+    async def on_validation(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        errors = list(exc.errors())
+        first = errors[0].get("loc", ()) if errors else ()
+        param = ".".join(str(p) for p in first if p not in ("body", "query", "path")) or None
+        return error_response(ValidationFailed(_describe(errors), param=param))
+
+    async def on_http(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        body = {
+            "error": {
+                "message": str(exc.detail),
+                "type": _HTTP_TYPES.get(exc.status_code, "invalid_request_error"),
+                "param": None,
+                "code": None,
+            }
+        }
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+    app.add_exception_handler(TurnoutError, on_turnout)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+
+
+def ops_router(
+    checks: Mapping[str, ReadinessCheck] | Callable[[], Mapping[str, ReadinessCheck]],
+) -> APIRouter:
+    """``/healthz`` (process alive), ``/readyz`` (every check passes) and ``/metrics``."""
+    router = APIRouter(include_in_schema=False)
+
+    @router.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/readyz")
+    async def readyz() -> Response:
+        current = checks() if callable(checks) else checks
+        results = {name: await check() for name, check in current.items()}
+        ok = all(results.values())
+        return JSONResponse(
+            {"status": "ready" if ok else "not_ready", "checks": results},
+            status_code=200 if ok else 503,
+        )
+
+    @router.get("/metrics")
+    async def metrics() -> Response:
+        return Response(metrics_payload(), media_type=METRICS_CONTENT_TYPE)
+
+    return router

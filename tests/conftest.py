@@ -1,0 +1,1 @@
+"""Cross-service end-to-end fixtures: the whole system started as a user would."""
