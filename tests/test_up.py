@@ -30,17 +30,28 @@ def _alive(pid: int) -> bool:
 
 
 def test_up_starts_everything_writes_up_json_and_stops_cleanly(
-        tmp_path: Path, database_url: str, kafka_bootstrap: str) -> None:
-    ports = {f"TURNOUT_{k}_PORT": str(free_port())
-             for k in ("ROUTER", "CONFIG_API", "HEALTH", "METERING")}
-    env = {**os.environ, **kafka_env(kafka_bootstrap), **ports,
-           "TURNOUT_DATABASE_URL": database_url}
+    tmp_path: Path, database_url: str, kafka_bootstrap: str
+) -> None:
+    ports = {
+        f"TURNOUT_{k}_PORT": str(free_port())
+        for k in ("ROUTER", "CONFIG_API", "HEALTH", "METERING")
+    }
+    env = {
+        **os.environ,
+        **kafka_env(kafka_bootstrap),
+        **ports,
+        "TURNOUT_DATABASE_URL": database_url,
+    }
     env.pop("TURNOUT_ENCRYPTION_KEYS", None)
     env.pop("TURNOUT_ADMIN_TOKEN", None)
     state = tmp_path / "state"
     started = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "turnout", "up", "--state-dir", str(state)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "turnout", "up", "--state-dir", str(state)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         up_json = state / "up.json"
         while not up_json.exists():
@@ -48,16 +59,22 @@ def test_up_starts_everything_writes_up_json_and_stops_cleanly(
             assert time.monotonic() - started < 60, "turnout up not ready within 60 s"
             time.sleep(0.2)
         info = json.loads(up_json.read_text())
-        assert set(info) >= {"admin_token", "router_url", "config_url", "health_url",
-                             "metering_url"}
+        assert set(info) >= {
+            "admin_token",
+            "router_url",
+            "config_url",
+            "health_url",
+            "metering_url",
+        }
         assert info["router_url"].endswith(ports["TURNOUT_ROUTER_PORT"])
         for key in ("router_url", "config_url", "health_url", "metering_url"):
             assert _status(info[key] + "/healthz") == 200, key
         secrets = state / "secrets.json"
         assert secrets.stat().st_mode & 0o777 == 0o600
         assert json.loads(secrets.read_text())["admin_token"] == info["admin_token"]
-        children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
-                                  text=True, check=False).stdout.split()
+        children = subprocess.run(
+            ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True, check=False
+        ).stdout.split()
         assert len(children) >= 4
     finally:
         proc.send_signal(signal.SIGINT)
