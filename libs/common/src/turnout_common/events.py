@@ -50,6 +50,7 @@ ConfigEntity = Literal[
     "virtual_key",
     "byok_key",
     "power_level",
+    "admin_token",
 ]
 
 

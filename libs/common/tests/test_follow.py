@@ -1,0 +1,82 @@
+"""Followers against the real broker and a local snapshot server."""
+
+import asyncio
+
+from aiohttp import web
+
+from turnout_common.broker import Producer, ensure_topics
+from turnout_common.events import ConfigEvent
+from turnout_common.follow import ConfigFollower, TopicFollower
+from turnout_common.settings import KafkaSettings
+from turnout_common.testing.servers import LocalServer
+from turnout_common.topics import CONFIG, Topic
+
+
+async def wait_until(predicate, timeout: float = 10.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.02)
+
+
+async def test_topic_follower_reads_from_beginning(
+    kafka_settings: KafkaSettings, unique_topic: str
+) -> None:
+    await ensure_topics(kafka_settings, [Topic(unique_topic, 2, True, "t")])
+    producer = Producer(kafka_settings)
+    await producer.start()
+    seen: list[tuple[bytes | None, bytes | None]] = []
+    try:
+        await producer.send(unique_topic, b"v1", key=b"a")
+        await producer.send(unique_topic, None, key=b"b")
+        follower = TopicFollower(kafka_settings, unique_topic, lambda k, v: seen.append((k, v)))
+        await follower.start()
+        follower.start_background()
+        await wait_until(lambda: len(seen) == 2)
+        await producer.send(unique_topic, b"v2", key=b"a")
+        await wait_until(lambda: len(seen) == 3)
+        await follower.stop()
+    finally:
+        await producer.stop()
+    assert (b"a", b"v1") in seen and (b"b", None) in seen and seen[-1] == (b"a", b"v2")
+
+
+async def test_config_follower_bootstraps_then_follows(kafka_settings: KafkaSettings) -> None:
+    await ensure_topics(kafka_settings, [CONFIG])
+    producer = Producer(kafka_settings)
+    await producer.start()
+    old = ConfigEvent(revision=1, entity="user", entity_id="old", op="upsert", data={"x": 1})
+    await producer.send(CONFIG.name, old.to_bytes(), key=old.key.encode())
+    tokens: list[str] = []
+
+    async def snapshot(request: web.Request) -> web.Response:
+        tokens.append(request.headers["Authorization"])
+        return web.json_response(
+            {
+                "revision": 5,
+                "entities": [
+                    {
+                        "revision": 5,
+                        "entity": "user",
+                        "entity_id": "alice",
+                        "op": "upsert",
+                        "data": {"tier": "free"},
+                    }
+                ],
+            }
+        )
+
+    app = web.Application()
+    app.router.add_get("/api/v1/snapshot", snapshot)
+    got: list[ConfigEvent] = []
+    with LocalServer(app) as srv:
+        follower = ConfigFollower(kafka_settings, srv.url, "tok", got.append)
+        await follower.start()
+        assert follower.snapshot_revision == 5
+        new = ConfigEvent(revision=6, entity="user", entity_id="bob", op="upsert", data={})
+        await producer.send(CONFIG.name, new.to_bytes(), key=new.key.encode())
+        await wait_until(lambda: any(e.entity_id == "bob" for e in got))
+        await follower.stop()
+    await producer.stop()
+    assert tokens == ["Bearer tok"]
+    ids = [e.entity_id for e in got]
+    assert ids[0] == "alice" and "bob" in ids and "old" not in ids
