@@ -1,0 +1,1 @@
+"""Upstream wire protocols: one module per protocol behind :class:`base.Adapter`."""
