@@ -209,9 +209,10 @@ class Up:
             applied = asyncio.run(migrate_all(dsn, list(SERVICES)))
             say(f"migrations up to date ({len(applied)} applied now)")
             env = self.env(dsn, bootstrap, sec)
+            urls = self.urls(env)
+            env.setdefault("TURNOUT_CONFIG_URL", urls["config-api"])
             for name in SERVICES:
                 self.start_service(name, env)
-            urls = self.urls(env)
             if not self.wait_ready(urls, float(os.environ.get("TURNOUT_UP_TIMEOUT", "60"))):
                 say("not every service became ready; stopping")
                 return 1

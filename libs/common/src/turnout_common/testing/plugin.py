@@ -76,31 +76,38 @@ def pg_server_dsn() -> Iterator[str]:
         embedded.stop()
 
 
+@contextlib.contextmanager
+def fresh_database(server_dsn: str, prefix: str) -> Iterator[str]:
+    """Create an empty database on the server, yield its DSN, drop it afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+
+    async def run(sql: str) -> None:
+        conn = await asyncpg.connect(server_dsn)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run(f'CREATE DATABASE "{name}"'))
+    try:
+        yield _with_database(server_dsn, name)
+    finally:
+        with contextlib.suppress(Exception):
+            asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
 @pytest.fixture(scope="session")
 def database_url(pg_server_dsn: str, worker_id: str) -> Iterator[str]:
     """A fresh, empty database for this test run (per xdist worker); dropped at the end."""
-    name = f"turnout_test_{worker_id}_{uuid.uuid4().hex[:8]}"
+    with fresh_database(pg_server_dsn, f"turnout_test_{worker_id}") as dsn:
+        yield dsn
 
-    async def create() -> None:
-        conn = await asyncpg.connect(pg_server_dsn)
-        try:
-            await conn.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await conn.close()
 
-    async def drop() -> None:
-        conn = await asyncpg.connect(pg_server_dsn)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
-
-    asyncio.run(create())
-    try:
-        yield _with_database(pg_server_dsn, name)
-    finally:
-        with contextlib.suppress(Exception):
-            asyncio.run(drop())
+@pytest.fixture
+def own_database_url(pg_server_dsn: str, worker_id: str) -> Iterator[str]:
+    """A database of this test's own, for tests that start whole services against it."""
+    with fresh_database(pg_server_dsn, f"turnout_own_{worker_id}") as dsn:
+        yield dsn
 
 
 @pytest.fixture(scope="session")
