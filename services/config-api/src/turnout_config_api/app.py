@@ -1,14 +1,118 @@
-"""Skeleton app factory (replaced by the service's own issue)."""
+"""The config-api app factory: ``create_app(settings)``."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import httpx
 from fastapi import FastAPI
 
+from turnout_common import db
+from turnout_common.crypto import KeyRing
+from turnout_common.logs import setup_logging
+from turnout_common.migrations import migrate_dsn
+from turnout_common.outbox import OutboxRelay
 from turnout_common.web import install_error_handlers, ops_router
+from turnout_config_api.api import admin, keys, models, providers, routing, users
+from turnout_config_api.changes import SCHEMA
+from turnout_config_api.db_errors import install_db_error_handlers
+from turnout_config_api.deps import AdminReadDep
+from turnout_config_api.middleware import ApiMiddleware
+from turnout_config_api.oidc import OidcVerifier
+from turnout_config_api.relay import RelaySender, run_relay
+from turnout_config_api.settings import ConfigApiSettings
+from turnout_config_api.state import AppState
+
+API_PREFIX = "/api/v1"
 
 
-def create_app() -> FastAPI:
-    app = FastAPI(title="turnout-config-api")
+def _oidc(settings: ConfigApiSettings) -> OidcVerifier | None:
+    if not settings.oidc_enabled:
+        return None
+    assert settings.oidc_issuer is not None and settings.oidc_jwks_url is not None
+    return OidcVerifier(
+        issuer=settings.oidc_issuer,
+        jwks_url=settings.oidc_jwks_url,
+        audience=settings.oidc_audience,
+        role_claim=settings.oidc_role_claim,
+        admin_role=settings.oidc_admin_role,
+    )
+
+
+def create_app(settings: ConfigApiSettings | None = None) -> FastAPI:
+    """Build the app; a missing/invalid ``TURNOUT_ENCRYPTION_KEYS`` fails here, at start-up."""
+    settings = settings or ConfigApiSettings()
+    ring = KeyRing(settings.encryption_key_list())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from turnout_config_api.main import migrations
+
+        dsn = settings.database_url.get_secret_value()
+        if settings.run_migrations:
+            await migrate_dsn(dsn, SCHEMA, migrations(), outbox=True)
+        pool = await db.create_pool(
+            dsn, schema=SCHEMA, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+        )
+        http = httpx.AsyncClient(follow_redirects=False)
+        sender = RelaySender(settings.kafka)
+        relay = OutboxRelay(
+            pool, SCHEMA, sender.send, poll_interval=settings.outbox_poll_interval_s
+        )
+        state = AppState(
+            settings, ring, pool, http, oidc=_oidc(settings), relay=relay, sender=sender
+        )
+        state.relay_task = asyncio.create_task(run_relay(relay, sender), name="config-outbox")
+        app.state.config_api = state
+        try:
+            yield
+        finally:
+            state.relay_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await state.relay_task
+            await sender.close()
+            await http.aclose()
+            await pool.close()
+
+    app = FastAPI(
+        title="turnout-config-api",
+        version="1",
+        lifespan=lifespan,
+        openapi_url=None,  # served under /api/v1/openapi.json, behind auth like the rest
+        docs_url=None,
+        redoc_url=None,
+    )
     install_error_handlers(app)
-    app.include_router(ops_router({}))
+    install_db_error_handlers(app)
+
+    app.add_middleware(ApiMiddleware)
+
+    def checks() -> dict[str, Callable[[], Awaitable[bool]]]:
+        state: AppState | None = getattr(app.state, "config_api", None)
+
+        async def database() -> bool:
+            return state is not None and await db.ping(state.pool)
+
+        async def relay() -> bool:
+            return state is not None and state.relay_alive()
+
+        return {"database": database, "outbox_relay": relay}
+
+    app.include_router(ops_router(checks))
+    for module in (providers, models, routing, users, keys, admin):
+        app.include_router(module.router, prefix=API_PREFIX)
+
+    @app.get(f"{API_PREFIX}/openapi.json", include_in_schema=False)
+    async def openapi(_: AdminReadDep) -> dict[str, Any]:
+        return app.openapi()
+
     return app
+
+
+def create_app_from_env() -> FastAPI:
+    settings = ConfigApiSettings()
+    setup_logging(settings.log_level, json=settings.log_json, service="config-api")
+    return create_app(settings)

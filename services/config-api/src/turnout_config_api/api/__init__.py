@@ -1,0 +1,1 @@
+"""HTTP endpoints under ``/api/v1``, one router per resource."""

@@ -1,0 +1,76 @@
+"""``/providers``: CRUD, live test and model discovery."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from turnout_config_api.deps import AdminDep, AdminReadDep, StateDep
+from turnout_config_api.schemas.common import Page
+from turnout_config_api.schemas.providers import (
+    DiscoverResult,
+    ProbeResult,
+    ProviderCreate,
+    ProviderOut,
+    ProviderUpdate,
+)
+from turnout_config_api.services import discovery, providers
+
+router = APIRouter(prefix="/providers", tags=["providers"])
+
+
+@router.get("", response_model=Page[ProviderOut])
+async def list_providers(
+    state: StateDep,
+    _: AdminReadDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Page[ProviderOut]:
+    async with state.pool.acquire() as conn:
+        total = await conn.fetchval("SELECT count(*) FROM providers")
+        rows = await conn.fetch(
+            "SELECT * FROM providers ORDER BY priority, name LIMIT $1 OFFSET $2",
+            limit,
+            offset,
+        )
+    return Page(data=[providers.to_out(r) for r in rows], total=total, limit=limit, offset=offset)
+
+
+@router.post("", status_code=201, response_model=ProviderOut)
+async def create_provider(state: StateDep, actor: AdminDep, body: ProviderCreate) -> ProviderOut:
+    return providers.to_out(await providers.create(state.pool, state.ring, actor, body))
+
+
+@router.get("/{ref}", response_model=ProviderOut)
+async def get_provider(state: StateDep, _: AdminReadDep, ref: str) -> ProviderOut:
+    async with state.pool.acquire() as conn:
+        return providers.to_out(await providers.get(conn, ref))
+
+
+@router.patch("/{ref}", response_model=ProviderOut)
+async def update_provider(
+    state: StateDep, actor: AdminDep, ref: str, body: ProviderUpdate
+) -> ProviderOut:
+    return providers.to_out(await providers.update(state.pool, state.ring, actor, ref, body))
+
+
+@router.delete("/{ref}", status_code=204)
+async def delete_provider(state: StateDep, actor: AdminDep, ref: str) -> Response:
+    await providers.delete(state.pool, actor, ref)
+    return Response(status_code=204)
+
+
+@router.post("/{ref}/test", response_model=ProbeResult)
+async def probe_provider(state: StateDep, _: AdminDep, ref: str) -> ProbeResult:
+    row, result = await discovery.check_provider(
+        state.pool, state.ring, state.http, ref, state.settings.probe_timeout_s
+    )
+    return ProbeResult(provider=row["name"], kind=row["kind"], **result.__dict__)
+
+
+@router.post("/{ref}/discover", response_model=DiscoverResult)
+async def discover_models(state: StateDep, actor: AdminDep, ref: str) -> DiscoverResult:
+    return await discovery.discover(
+        state.pool, state.ring, state.http, actor, ref, state.settings.probe_timeout_s
+    )

@@ -1,0 +1,1 @@
+"""pydantic v2 request/response models, one module per resource."""

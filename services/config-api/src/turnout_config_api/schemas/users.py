@@ -1,0 +1,62 @@
+"""Users and tiers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from pydantic import BaseModel, Field, field_serializer
+
+from turnout_config_api.schemas.common import Limit, Money, Name, Strict, TierName
+
+
+def _money(value: Decimal | None) -> str | None:
+    return None if value is None else format(value.normalize(), "f")
+
+
+class UserCreate(Strict):
+    id: Name | None = Field(None, description="your id for the user; generated when omitted")
+    tier: TierName = "free"
+    monthly_budget_usd: Money | None = None
+    enabled: bool = True
+
+
+class UserUpdate(Strict):
+    tier: TierName | None = None
+    monthly_budget_usd: Money | None = None
+    enabled: bool | None = None
+
+
+class UserOut(BaseModel):
+    id: str
+    tier: str
+    monthly_budget_usd: Decimal | None
+    enabled: bool
+    revision: int
+    created_at: datetime
+    updated_at: datetime
+
+    @field_serializer("monthly_budget_usd")
+    def _ser(self, value: Decimal | None) -> str | None:
+        return _money(value)
+
+
+class TierPut(Strict):
+    rank: int = Field(ge=0, le=1000)
+    monthly_credits_usd: Money = Decimal(0)
+    rpm_limit: Limit | None = None
+    tpm_limit: Limit | None = None
+
+
+class TierOut(BaseModel):
+    name: str
+    rank: int
+    monthly_credits_usd: Decimal
+    rpm_limit: int | None
+    tpm_limit: int | None
+    revision: int
+    updated_at: datetime
+
+    @field_serializer("monthly_credits_usd")
+    def _ser(self, value: Decimal) -> str | None:
+        return _money(value)

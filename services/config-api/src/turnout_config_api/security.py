@@ -1,0 +1,51 @@
+"""Who is calling: bootstrap admin, minted admin token, OIDC JWT, or a user's virtual key."""
+
+from __future__ import annotations
+
+from turnout_common.auth import Principal, bearer_token, is_bootstrap_admin, token_hash
+from turnout_common.errors import AuthenticationFailed, PermissionDenied
+from turnout_config_api.state import AppState
+
+
+async def authenticate(state: AppState, authorization: str | None) -> Principal:
+    token = bearer_token(authorization)
+    if token is None:
+        raise AuthenticationFailed(
+            "missing credentials: send 'Authorization: Bearer <admin token or virtual key>'",
+            code="missing_token",
+        )
+    if is_bootstrap_admin(token, state.settings.admin_token):
+        return Principal("admin", "bootstrap")
+    if state.oidc is not None and state.oidc.looks_like_jwt(token):
+        return await state.oidc.verify(token)
+    digest = token_hash(token)
+    async with state.pool.acquire() as conn:
+        admin = await conn.fetchrow(
+            "SELECT id, name FROM admin_tokens WHERE token_hash = $1 AND NOT revoked", digest
+        )
+        if admin is not None:
+            return Principal("admin", f"admin-token:{admin['name']}", key_id=admin["id"])
+        key = await conn.fetchrow(
+            "SELECT k.id, k.user_id FROM virtual_keys k JOIN users u ON u.id = k.user_id"
+            " WHERE k.key_hash = $1 AND NOT k.revoked AND u.enabled"
+            " AND (k.expires_at IS NULL OR k.expires_at > now())",
+            digest,
+        )
+    if key is not None:
+        return Principal("user", key["user_id"], key_id=key["id"])
+    raise AuthenticationFailed("invalid, revoked or expired token", code="invalid_token")
+
+
+def require_admin(principal: Principal) -> Principal:
+    if not principal.is_admin:
+        raise PermissionDenied(
+            "this needs an admin token; a user's virtual key may only read its own keys "
+            "and provider-key hints"
+        )
+    return principal
+
+
+def require_self_or_admin(principal: Principal, user_id: str) -> Principal:
+    if not principal.is_admin and principal.subject != user_id:
+        raise PermissionDenied("a user may only read its own keys")
+    return principal

@@ -1,0 +1,1 @@
+"""Business logic: each change is one transaction (rows + audit + outbox event)."""

@@ -1,0 +1,203 @@
+"""The model catalog: deployments of public model names on providers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from turnout_common.errors import Conflict, NotFound, ValidationFailed
+from turnout_config_api import shapes
+from turnout_config_api.changes import Actor, next_revision, record
+from turnout_config_api.schemas.models import ModelCreate, ModelOut, ModelUpdate
+from turnout_config_api.services import providers
+from turnout_config_api.services.common import (
+    insert_row,
+    new_id,
+    reject_nulls,
+    tier_exists,
+    update_row,
+)
+from turnout_config_api.services.usage import exclusive_names, refuse_if_used
+
+_NOT_NULL = frozenset(
+    {
+        "upstream_model",
+        "name",
+        "purposes",
+        "capabilities",
+        "input_price_per_mtok",
+        "output_price_per_mtok",
+        "min_tier",
+        "enabled",
+        "deprecated",
+        "priority",
+        "weight",
+        "fallbacks",
+        "aliases",
+    }
+)
+_SELECT = (
+    "SELECT m.*, p.name AS provider_name FROM models m JOIN providers p ON p.id = m.provider_id"
+)
+_SORTS = {
+    "name": "m.name",
+    "price": "m.input_price_per_mtok + m.output_price_per_mtok",
+    "context_length": "m.context_window",
+}
+
+
+def to_out(row: asyncpg.Record) -> ModelOut:
+    data = dict(row)
+    data["capabilities"] = dict(row["capabilities"] or {})
+    return ModelOut.model_validate(data)
+
+
+async def get(conn: asyncpg.Connection, model_id: str) -> asyncpg.Record:
+    row = await conn.fetchrow(f"{_SELECT} WHERE m.id = $1", model_id)
+    if row is None:
+        raise NotFound(f"no model deployment with id {model_id!r}")
+    return row
+
+
+async def _unique(conn: asyncpg.Connection, pid: str, pname: str, upstream: str) -> None:
+    if await conn.fetchval(
+        "SELECT 1 FROM models WHERE provider_id = $1 AND upstream_model = $2", pid, upstream
+    ):
+        raise Conflict(
+            f"provider {pname!r} already serves {upstream!r}; PATCH that model "
+            "instead (each (provider, upstream_model) is one deployment)",
+            code="duplicate_model",
+            param="upstream_model",
+        )
+
+
+async def create(pool: asyncpg.Pool, actor: Actor, body: ModelCreate) -> asyncpg.Record:
+    values: dict[str, Any] = body.model_dump(exclude={"provider"})
+    values["name"] = body.name or body.upstream_model
+    async with pool.acquire() as conn, conn.transaction():
+        try:
+            provider = await providers.get(conn, body.provider)
+        except NotFound as exc:
+            raise ValidationFailed(exc.message + "; create it first", param="provider") from exc
+        await _unique(conn, provider["id"], provider["name"], body.upstream_model)
+        await tier_exists(conn, body.min_tier)
+        row = await insert_and_record(conn, actor, provider["id"], values)
+    return row
+
+
+async def insert_and_record(
+    conn: asyncpg.Connection, actor: Actor, provider_id: str, values: dict[str, Any]
+) -> asyncpg.Record:
+    rev = await next_revision(conn)
+    inserted = await insert_row(
+        conn, "models", {"id": new_id(), "provider_id": provider_id, **values, "revision": rev}
+    )
+    await record(
+        conn,
+        actor,
+        revision=rev,
+        entity="model",
+        entity_id=inserted["id"],
+        action="create",
+        before=None,
+        after=shapes.model(inserted),
+    )
+    return await get(conn, inserted["id"])
+
+
+async def update(
+    pool: asyncpg.Pool, actor: Actor, model_id: str, body: ModelUpdate
+) -> asyncpg.Record:
+    changes: dict[str, Any] = body.model_dump(exclude_unset=True)
+    reject_nulls(changes, _NOT_NULL)
+    async with pool.acquire() as conn, conn.transaction():
+        current = await get(conn, model_id)
+        if "upstream_model" in changes and changes["upstream_model"] != current["upstream_model"]:
+            await _unique(
+                conn, current["provider_id"], current["provider_name"], changes["upstream_model"]
+            )
+        if "name" in changes and changes["name"] != current["name"]:
+            names = await exclusive_names(conn, model_id=model_id)
+            await refuse_if_used(conn, f"renaming model {current['name']!r}", names)
+        if changes.get("min_tier"):
+            await tier_exists(conn, changes["min_tier"])
+        rev = await next_revision(conn)
+        row = await update_row(conn, "models", {"id": model_id}, changes, rev)
+        await record(
+            conn,
+            actor,
+            revision=rev,
+            entity="model",
+            entity_id=model_id,
+            action="update",
+            before=shapes.model(current),
+            after=shapes.model(row),
+        )
+        return await get(conn, model_id)
+
+
+async def delete(pool: asyncpg.Pool, actor: Actor, model_id: str) -> None:
+    async with pool.acquire() as conn, conn.transaction():
+        current = await get(conn, model_id)
+        names = await exclusive_names(conn, model_id=model_id)
+        await refuse_if_used(conn, f"model {current['name']!r}", names)
+        rev = await next_revision(conn)
+        await conn.execute("DELETE FROM models WHERE id = $1", model_id)
+        await record(
+            conn,
+            actor,
+            revision=rev,
+            entity="model",
+            entity_id=model_id,
+            action="delete",
+            before=shapes.model(current),
+            after=None,
+        )
+
+
+async def search(
+    pool: asyncpg.Pool,
+    *,
+    provider: str | None,
+    search: str | None,
+    capability: str | None,
+    purpose: str | None,
+    enabled: bool | None,
+    sort: str,
+    limit: int,
+    offset: int,
+) -> tuple[list[asyncpg.Record], int]:
+    desc = sort.startswith("-")
+    key = sort.lstrip("-")
+    if key not in _SORTS:
+        raise ValidationFailed(
+            f"sort must be one of {', '.join(_SORTS)} (prefix '-' for descending)", param="sort"
+        )
+    conds: list[str] = []
+    args: list[Any] = []
+
+    def add(sql: str, value: Any) -> None:
+        args.append(value)
+        conds.append(sql.replace("?", f"${len(args)}"))
+
+    if provider:
+        add("(p.id = ? OR p.name = ?)", provider)
+    if search:
+        add("(m.name ILIKE ? OR m.upstream_model ILIKE ?)", f"%{search}%")
+    if capability:
+        add("(m.capabilities ->> ?) = 'true'", capability)
+    if purpose:
+        add("? = ANY(m.purposes)", purpose)
+    if enabled is not None:
+        add("m.enabled = ?", enabled)
+    where = f" WHERE {' AND '.join(conds)}" if conds else ""
+    order = f"{_SORTS[key]} {'DESC' if desc else 'ASC'} NULLS LAST, m.name, m.id"
+    async with pool.acquire() as conn:
+        total: int = await conn.fetchval(
+            f"SELECT count(*) FROM models m JOIN providers p ON p.id = m.provider_id{where}", *args
+        )
+        rows = await conn.fetch(
+            f"{_SELECT}{where} ORDER BY {order} LIMIT {limit} OFFSET {offset}", *args
+        )
+    return rows, total
