@@ -1,14 +1,203 @@
-"""Skeleton app factory (replaced by the service's own issue)."""
+"""The RSGI application (Granian): a small dispatcher, no web framework on the hot path."""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+import asyncio
+import gc
+import logging
+import time
+from typing import Any
 
-from turnout_common.web import install_error_handlers, ops_router
+import orjson
+
+from turnout_common.crypto import KeyRing
+from turnout_common.errors import NotFound, ServiceUnavailable, TurnoutError
+from turnout_common.topics import CONFIG, CREDIT, HEALTH, USAGE
+from turnout_router.adapters.base import Purpose
+from turnout_router.auth import authenticate
+from turnout_router.consumers import Followers
+from turnout_router.context import RequestContext
+from turnout_router.limits import Budgets
+from turnout_router.metrics import Metrics
+from turnout_router.models import list_models
+from turnout_router.service import Gateway
+from turnout_router.settings import RouterSettings
+from turnout_router.state import RouterState
+from turnout_router.streaming import stream, unary
+from turnout_router.topics import ensure_topics
+from turnout_router.upstream import UpstreamClient
+from turnout_router.usage import UsageEmitter
+
+log = logging.getLogger(__name__)
+
+POST_ROUTES: dict[str, Purpose] = {
+    "/v1/chat/completions": "chat",
+    "/v1/completions": "completion",
+    "/v1/embeddings": "embeddings",
+    "/v1/rerank": "reranking",
+}
+JSON = [("content-type", "application/json")]
 
 
-def create_app() -> FastAPI:
-    app = FastAPI(title="turnout-router")
-    install_error_handlers(app)
-    app.include_router(ops_router({}))
-    return app
+class RouterApp:
+    """``__rsgi__`` serves requests; ``__rsgi_init__`` starts followers, client and emitter."""
+
+    def __init__(self, settings: RouterSettings | None = None) -> None:
+        self.settings = s = settings or RouterSettings()
+        keys = s.encryption_key_list()
+        self.state = RouterState(KeyRing(keys) if keys else None)
+        self.metrics = Metrics()
+        self.budgets = Budgets(self.state)
+        self.client = UpstreamClient(
+            pool_size=s.upstream_pool_size, connect_timeout=s.connect_timeout_s
+        )
+        self.emitter = UsageEmitter(
+            s.kafka,
+            s.usage_topic,
+            s.spool_dir,
+            flush_interval_s=s.usage_flush_interval_ms / 1000,
+            batch_max=s.usage_batch_max,
+            send_timeout_s=s.usage_send_timeout_s,
+            replay_interval_s=s.usage_replay_interval_s,
+            on_cost=self.budgets.charge,
+        )
+        self.followers = Followers(s, self.state)
+        self.gateway = Gateway(s, self.state, self.client, self.emitter, self.metrics, self.budgets)
+        self.started = False
+        self._startup: asyncio.Task[None] | None = None
+        self.metrics.gauges["turnout_router_usage_pending"] = lambda: self.emitter.pending
+        self.metrics.gauges["turnout_router_usage_spooled_total"] = lambda: self.emitter.spooled
+        self.metrics.gauges["turnout_router_config_revision"] = lambda: self.state.config_revision
+
+    # --- lifecycle ----------------------------------------------------------------------
+    def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._startup = loop.create_task(self.startup())
+
+    def __rsgi_del__(self, loop: asyncio.AbstractEventLoop) -> None:
+        if loop.is_running():
+            loop.create_task(self.shutdown())
+        else:
+            loop.run_until_complete(self.shutdown())
+
+    async def startup(self) -> None:
+        t0 = time.perf_counter()
+        await self.client.start()
+        try:
+            await ensure_topics(self.settings.kafka, (CONFIG, HEALTH, CREDIT, USAGE))
+        except Exception as exc:
+            log.warning("could not ensure topics (%s); continuing", exc)
+        t1 = time.perf_counter()
+        await self.emitter.start()
+        await self.followers.start()
+        log.debug("topics %.3fs, followers %.3fs", t1 - t0, time.perf_counter() - t1)
+        self.started = True
+        # long-lived startup objects leave the collector's view: cheaper full collections
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(20_000, 20, 100)  # most request garbage dies young; fewer passes
+        log.info(
+            "router ready in %.2fs (config revision %s)",
+            time.perf_counter() - t0,
+            self.state.config_revision,
+        )
+
+    async def shutdown(self) -> None:
+        if self._startup is not None and not self._startup.done():
+            self._startup.cancel()
+        await self.followers.stop()
+        await self.emitter.stop()
+        await self.client.close()
+
+    @property
+    def ready(self) -> bool:
+        return self.started and self.state.config_loaded and self.followers.running
+
+    # --- dispatch -----------------------------------------------------------------------
+    async def __rsgi__(self, scope: Any, proto: Any) -> None:
+        path = scope.path
+        if scope.method == "POST":
+            purpose = POST_ROUTES.get(path)
+            if purpose is not None:
+                await self.handle(purpose, scope, proto)
+                return
+        elif scope.method == "GET":
+            if path == "/v1/models":
+                self.models(scope, proto)
+                return
+            if path == "/healthz":
+                proto.response_bytes(200, JSON, b'{"status":"ok"}')
+                return
+            if path == "/readyz":
+                ok = self.ready
+                body = {
+                    "status": "ready" if ok else "not_ready",
+                    "checks": {
+                        "config": self.state.config_loaded,
+                        "consumers": self.followers.running,
+                    },
+                }
+                proto.response_bytes(200 if ok else 503, JSON, orjson.dumps(body))
+                return
+            if path == "/metrics":
+                proto.response_bytes(
+                    200, [("content-type", "text/plain; version=0.0.4")], self.metrics.render()
+                )
+                return
+        err = NotFound(f"no route for {scope.method} {path}", code="unknown_url")
+        proto.response_bytes(404, JSON, orjson.dumps(err.to_dict()))
+
+    async def handle(self, purpose: Purpose, scope: Any, proto: Any) -> None:
+        gw = self.gateway
+        h = scope.headers
+        ctx = gw.new_context(purpose, scope.path, h.get("x-turnout-source"))
+        try:
+            raw = await proto()
+            if not self.started:
+                raise ServiceUnavailable("the router is starting; retry in a moment")
+            chain = gw.admit(
+                ctx, h.get("authorization"), raw, h.get("x-power-level"), h.get("x-task-type")
+            )
+            assert ctx.inbound is not None
+            if ctx.inbound.stream:
+                await stream(gw, ctx, chain, proto)
+            else:
+                await unary(gw, ctx, chain, proto)
+        except TurnoutError as err:
+            self.reject(ctx, err, proto)
+        except Exception:
+            log.exception("request %s failed", ctx.request_id)
+            self.reject(ctx, TurnoutError("internal error; see the router log"), proto)
+        finally:
+            gw.finish(ctx)
+            self.metrics.observe(ctx.path, ctx.status, time.perf_counter() - ctx.t0)
+
+    @staticmethod
+    def reject(ctx: RequestContext, err: TurnoutError, proto: Any) -> None:
+        ctx.status, ctx.error_code = err.status, err.code
+        if err.status >= 500 and type(err) is TurnoutError:
+            ctx.outcome = "error"
+        else:
+            ctx.outcome = "upstream_error" if ctx.attempts else "rejected"
+        headers = ctx.headers()
+        headers.extend(err.headers.items())
+        proto.response_bytes(err.status, headers, orjson.dumps(err.to_dict()))
+
+    def models(self, scope: Any, proto: Any) -> None:
+        try:
+            index = self.state.index
+            caller = authenticate(index, scope.headers.get("authorization"), time.time())
+            body = list_models(index, caller)
+            proto.response_bytes(200, JSON, orjson.dumps(body))
+        except TurnoutError as err:
+            proto.response_bytes(
+                err.status, JSON + list(err.headers.items()), orjson.dumps(err.to_dict())
+            )
+
+
+def create_app(settings: RouterSettings | None = None) -> RouterApp:
+    """The app factory Granian calls (``turnout_router.app:create_app``, factory mode)."""
+    from turnout_common.logs import setup_logging
+
+    settings = settings or RouterSettings()
+    setup_logging(settings.log_level, json=settings.log_json, service="router")
+    return RouterApp(settings)

@@ -1,0 +1,278 @@
+"""Anthropic Messages API (``POST /v1/messages``) ↔ OpenAI chat completions.
+
+Usage: ``input_tokens`` counts only uncached input, so our input tokens are
+``input_tokens + cache_read_input_tokens + cache_creation_input_tokens`` and our cached
+tokens are ``cache_read_input_tokens`` (cached tokens are part of input, priced apart).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from turnout_common.errors import BadRequest, TurnoutError
+
+from . import translation as t
+from .anthropic_stream import AnthropicStream
+from .base import PreparedRequest, Purpose, StreamTranslator, UpstreamTarget, UsageCounts
+from .upstream_errors import map_status, retry_after
+
+API_VERSION = "2023-06-01"
+DEFAULT_BASE_URL = "https://api.anthropic.com"
+DEFAULT_MAX_TOKENS = 4096
+FINISH = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "pause_turn": "stop",
+    "max_tokens": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
+# Anthropic error ``type`` → the HTTP status it comes with (for errors inside a stream).
+ERROR_STATUS = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "overloaded_error": 529,
+}
+_CONTEXT_MARKERS = ("prompt is too long", "exceed context limit", "context window")
+
+Json = dict[str, Any]
+
+
+def usage_of(raw: Any) -> UsageCounts:
+    if not isinstance(raw, dict):
+        return UsageCounts()
+    cache_read = int(raw.get("cache_read_input_tokens") or 0)
+    cache_write = int(raw.get("cache_creation_input_tokens") or 0)
+    return UsageCounts(
+        input_tokens=int(raw.get("input_tokens") or 0) + cache_read + cache_write,
+        output_tokens=int(raw.get("output_tokens") or 0),
+        cached_tokens=cache_read,
+        present="input_tokens" in raw or "output_tokens" in raw,
+    )
+
+
+def error_from(status: int, headers: Mapping[str, str], message: str) -> TurnoutError:
+    context = status in (400, 413) and any(m in message.lower() for m in _CONTEXT_MARKERS)
+    return map_status(
+        "anthropic", status, message, retry=retry_after(headers), context_length=context
+    )
+
+
+def _user_blocks(content: Any) -> list[Json]:
+    blocks: list[Json] = []
+    for part in t.content_parts(content):
+        kind = part.get("type")
+        if kind == "text":
+            if part.get("text"):
+                blocks.append({"type": "text", "text": str(part["text"])})
+        elif kind == "image_url":
+            url = t.image_url(part)
+            inline = t.parse_data_url(url)
+            source: Json = (
+                {"type": "base64", "media_type": inline[0], "data": inline[1]}
+                if inline
+                else {"type": "url", "url": url}
+            )
+            blocks.append({"type": "image", "source": source})
+        else:
+            raise BadRequest(
+                f"content part type '{kind}' is not supported by Anthropic models", param="messages"
+            )
+    return blocks
+
+
+def _assistant_blocks(msg: Json) -> list[Json]:
+    text = t.text_of(msg.get("content"))
+    blocks: list[Json] = [{"type": "text", "text": text}] if text else []
+    for call in msg.get("tool_calls") or []:
+        blocks.append(
+            {
+                "type": "tool_use",
+                "id": call.get("id"),
+                "name": (call.get("function") or {}).get("name"),
+                "input": t.tool_arguments(call),
+            }
+        )
+    return blocks
+
+
+def convert_messages(messages: Any) -> tuple[str | None, list[Json]]:
+    """OpenAI messages → (Anthropic ``system``, Anthropic ``messages``)."""
+    if not isinstance(messages, list) or not messages:
+        raise BadRequest("messages must be a non-empty list", param="messages")
+    system: list[str] = []
+    out: list[Json] = []
+    for msg in messages:
+        role = msg.get("role") if isinstance(msg, dict) else None
+        if role in ("system", "developer"):
+            system.append(t.text_of(msg["content"]))
+            continue
+        if role == "user":
+            turn, blocks = "user", _user_blocks(msg.get("content"))
+        elif role == "assistant":
+            turn, blocks = "assistant", _assistant_blocks(msg)
+        elif role == "tool":
+            if not msg.get("tool_call_id"):
+                raise BadRequest("a tool message needs tool_call_id", param="messages")
+            turn, blocks = (
+                "user",
+                [
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": msg["tool_call_id"],
+                        "content": t.text_of(msg.get("content")),
+                    }
+                ],
+            )
+        else:
+            raise BadRequest(f"unsupported message role {role!r}", param="messages")
+        if not blocks:
+            continue
+        if out and out[-1]["role"] == turn:
+            out[-1]["content"].extend(blocks)
+        else:
+            out.append({"role": turn, "content": blocks})
+    if not out:
+        raise BadRequest(
+            "messages need at least one user or assistant message besides the system prompt",
+            param="messages",
+        )
+    return ("\n\n".join(system) if system else None), out
+
+
+def _tool_choice(body: Json) -> Json | None:
+    choice = body.get("tool_choice")
+    parallel = body.get("parallel_tool_calls")
+    if choice is None and parallel is None:
+        return None
+    if choice is None or choice == "auto":
+        out: Json = {"type": "auto"}
+    elif choice == "required":
+        out = {"type": "any"}
+    elif choice == "none":
+        return {"type": "none"}
+    elif isinstance(choice, dict) and isinstance((choice.get("function") or {}).get("name"), str):
+        out = {"type": "tool", "name": choice["function"]["name"]}
+    else:
+        raise BadRequest(
+            "tool_choice must be auto, none, required or a function", param="tool_choice"
+        )
+    if parallel is False:
+        out["disable_parallel_tool_use"] = True
+    return out
+
+
+def convert_request(body: Json, upstream_model: str, *, stream: bool) -> Json:
+    if (body.get("n") or 1) != 1:
+        raise BadRequest("Anthropic models return one choice: n must be 1", param="n")
+    system, messages = convert_messages(body.get("messages"))
+    out: Json = {"model": upstream_model, "max_tokens": t.max_tokens(body) or DEFAULT_MAX_TOKENS}
+    if system:
+        out["system"] = system
+    out["messages"] = messages
+    for ours, theirs in (("temperature", "temperature"), ("top_p", "top_p")):
+        if body.get(ours) is not None:
+            out[theirs] = body[ours]
+    if (stops := t.stop_list(body.get("stop"))) is not None:
+        out["stop_sequences"] = stops
+    if tools := t.function_tools(body):
+        out["tools"] = [
+            {
+                "name": fn["name"],
+                **({"description": fn["description"]} if fn.get("description") else {}),
+                "input_schema": fn.get("parameters") or {"type": "object", "properties": {}},
+            }
+            for fn in tools
+        ]
+    if (choice := _tool_choice(body)) is not None:
+        out["tool_choice"] = choice
+    if isinstance(body.get("user"), str):
+        out["metadata"] = {"user_id": body["user"]}
+    if stream:
+        out["stream"] = True
+    return out
+
+
+class AnthropicAdapter:
+    def __init__(self, clock: t.Clock = t.wall_clock, new_id: t.IdFactory = t.random_id) -> None:
+        self.clock, self.new_id = clock, new_id
+
+    def supports(self, purpose: Purpose) -> bool:
+        return purpose == "chat"
+
+    def prepare(
+        self, purpose: Purpose, body: dict[str, Any], target: UpstreamTarget, *, stream: bool
+    ) -> PreparedRequest:
+        if purpose != "chat":
+            raise t.unsupported("Anthropic Messages", purpose)
+        headers = {
+            "content-type": "application/json",
+            "anthropic-version": API_VERSION,
+            **target.extra_headers,
+        }
+        if target.api_key:
+            headers["x-api-key"] = target.api_key
+        if stream:
+            headers["accept"] = "text/event-stream"
+        payload = convert_request(body, target.upstream_model, stream=stream)
+        url = t.base_url(target.base_url or DEFAULT_BASE_URL, "/v1") + "/v1/messages"
+        return PreparedRequest("POST", url, headers, orjson.dumps(payload))
+
+    def parse(self, purpose: Purpose, body: bytes, public_model: str) -> tuple[bytes, UsageCounts]:
+        data = t.load_json(body, "anthropic")
+        text: list[str] = []
+        calls: list[Json] = []
+        for block in data.get("content") or []:
+            if block.get("type") == "text":
+                text.append(str(block.get("text", "")))
+            elif block.get("type") == "tool_use":
+                calls.append(t.tool_call(block["id"], block["name"], block.get("input") or {}))
+        usage = usage_of(data.get("usage"))
+        out = t.chat_completion(
+            rid=str(data.get("id") or self.new_id("chatcmpl-")),
+            created=self.clock(),
+            model=public_model,
+            text="".join(text),
+            tool_calls=calls,
+            finish_reason=FINISH.get(str(data.get("stop_reason")), "stop"),
+            usage=usage,
+        )
+        return out, usage
+
+    def stream(self, public_model: str, *, include_usage: bool) -> StreamTranslator:
+        return AnthropicStream(
+            self.new_id("chatcmpl-"),
+            self.clock(),
+            public_model,
+            include_usage=include_usage,
+            finish_map=FINISH,
+            usage_of=usage_of,
+            error_of=self._stream_error,
+        )
+
+    def _stream_error(self, err: Json) -> TurnoutError:
+        return error_from(
+            ERROR_STATUS.get(str(err.get("type")), 500),
+            {},
+            str(err.get("message") or err.get("type") or "stream error"),
+        )
+
+    def error(self, status: int, headers: Mapping[str, str], body: bytes) -> TurnoutError:
+        try:
+            data = orjson.loads(body)
+            err = data.get("error") if isinstance(data, dict) else None
+            message = str(err.get("message", "")) if isinstance(err, dict) else ""
+        except orjson.JSONDecodeError:
+            message = body.decode("utf-8", "replace")
+        return error_from(status, headers, message)
+
+
+ADAPTER = AnthropicAdapter()

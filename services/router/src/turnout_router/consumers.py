@@ -1,0 +1,81 @@
+"""Followers that keep :class:`RouterState` current: config (snapshot + topic), health, credit."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import orjson
+
+from turnout_common.events import ConfigEvent
+from turnout_common.follow import ConfigFollower, TopicFollower
+from turnout_common.topics import CREDIT, HEALTH
+from turnout_router.settings import RouterSettings
+from turnout_router.state import RouterState
+
+log = logging.getLogger(__name__)
+
+
+def on_health(state: RouterState, _key: bytes | None, value: bytes | None) -> None:
+    if value is None:
+        return
+    ev = orjson.loads(value)
+    subject = str(ev["provider_id"])
+    if ev.get("deployment_id"):
+        subject += ":" + str(ev["deployment_id"])
+    state.apply_health(subject, str(ev.get("status", "unknown")), str(ev.get("circuit", "closed")))
+
+
+def on_credit(state: RouterState, _key: bytes | None, value: bytes | None) -> None:
+    if value is None:
+        return
+    ev = orjson.loads(value)
+    remaining = ev.get("remaining_usd")
+    state.apply_credit(
+        f"{ev['subject_type']}:{ev['subject_id']}",
+        int(ev.get("seq") or 0),
+        bool(ev.get("blocked", False)),
+        float(remaining) if remaining is not None else None,
+    )
+
+
+class Followers:
+    """Starts the three followers concurrently; ``running`` feeds ``/readyz``."""
+
+    def __init__(self, settings: RouterSettings, state: RouterState) -> None:
+        token = settings.admin_token.get_secret_value() if settings.admin_token else ""
+        wait = max(settings.kafka.fetch_max_wait_ms, settings.follow_fetch_min_wait_ms)
+        kafka = settings.kafka.model_copy(update={"fetch_max_wait_ms": wait})
+
+        def on_config(event: ConfigEvent) -> None:
+            state.apply_config(event)
+
+        self.config = ConfigFollower(kafka, settings.config_url, token, on_config)
+        self.health = TopicFollower(
+            kafka, HEALTH.name, lambda k, v: on_health(state, k, v), name="router-health"
+        )
+        self.credit = TopicFollower(
+            kafka, CREDIT.name, lambda k, v: on_credit(state, k, v), name="router-credit"
+        )
+        self._state = state
+
+    async def start(self) -> None:
+        async def state_topic(f: TopicFollower) -> None:
+            await f.start()
+            f.start_background()
+
+        await asyncio.gather(
+            self.config.start(), state_topic(self.health), state_topic(self.credit)
+        )
+        self._state.config_loaded = True
+
+    @property
+    def running(self) -> bool:
+        return self.config.running and self.health.running and self.credit.running
+
+    async def stop(self) -> None:
+        for f in (self.config, self.health, self.credit):
+            try:
+                await f.stop()
+            except Exception:
+                log.exception("stopping a follower failed")

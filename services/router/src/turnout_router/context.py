@@ -1,0 +1,121 @@
+"""Per-request context and the usage record built from it (one per request, always)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from turnout_router.adapters.base import Purpose, UsageCounts
+from turnout_router.auth import Caller
+from turnout_router.inputs import Inbound
+from turnout_router.limits import Reservation
+from turnout_router.routing import Candidate
+
+
+@dataclass(slots=True)
+class RequestContext:
+    request_id: str
+    purpose: Purpose
+    path: str
+    t0: float
+    started_at: float
+    source: str = "api"
+    caller: Caller | None = None
+    inbound: Inbound | None = None
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    served: Candidate | None = None
+    last: Candidate | None = None
+    fallbacks: int = 0
+    status: int = 200
+    outcome: str = "success"
+    error_code: str | None = None
+    usage: UsageCounts | None = None
+    output_chars: int = 0
+    ttft_ms: float | None = None
+    reservation: Reservation | None = None
+    tokens_charged: int = 0
+
+    def headers(self, content_type: str = "application/json") -> list[tuple[str, str]]:
+        h = [
+            ("content-type", content_type),
+            ("x-request-id", self.request_id),
+            ("x-turnout-fallbacks", str(self.fallbacks)),
+        ]
+        cand = self.served or self.last
+        if cand is not None:
+            h.append(("x-turnout-provider", cand.provider.name))
+            h.append(("x-turnout-model", cand.deployment.name))
+        return h
+
+    def attempt(self, cand: Candidate, status: int | None, error: str | None, ms: float) -> None:
+        self.last = cand
+        d, p = cand.deployment, cand.provider
+        self.attempts.append(
+            {
+                "provider_id": p.id,
+                "provider": p.name,
+                "model": d.name,
+                "upstream_model": d.upstream_model,
+                "deployment_id": d.id,
+                "status": status,
+                "error": error,
+                "latency_ms": round(ms, 3),
+            }
+        )
+
+    def tokens(self) -> tuple[int, int, int, bool]:
+        """(input, output, cached, estimated): the upstream's counts, else chars/4."""
+        u = self.usage
+        if u is not None and u.present:
+            return u.input_tokens, u.output_tokens, u.cached_tokens, False
+        if self.served is None or self.inbound is None:
+            return 0, 0, 0, False
+        out = (self.output_chars + 3) // 4 if self.output_chars else 0
+        return self.inbound.prompt_tokens, out, 0, True
+
+    def record(self, now: float) -> dict[str, Any]:
+        inp, out, cached, estimated = self.tokens()
+        rec: dict[str, Any] = {
+            "request_id": self.request_id,
+            "user_id": None,
+            "key_id": None,
+            "purpose": self.purpose,
+            "requested_model": self.inbound.model if self.inbound else None,
+            "model": None,
+            "upstream_model": None,
+            "provider_id": None,
+            "provider": None,
+            "deployment_id": None,
+            "byok": False,
+            "input_tokens": inp,
+            "output_tokens": out,
+            "cached_tokens": cached,
+            "estimated": estimated,
+            "latency_ms": round((now - self.t0) * 1000, 3),
+            "ttft_ms": self.ttft_ms,
+            "status": self.status,
+            "outcome": self.outcome,
+            "error_code": self.error_code,
+            "stream": bool(self.inbound and self.inbound.stream),
+            "fallbacks": self.fallbacks,
+            "attempts": self.attempts,
+            "source": self.source,
+            "started_at": self.started_at,
+        }
+        if self.caller is not None:
+            rec["user_id"] = self.caller.key.user_id
+            rec["key_id"] = self.caller.key.id
+        cand = self.served
+        if cand is not None:
+            d, p = cand.deployment, cand.provider
+            rec["model"] = d.name
+            rec["upstream_model"] = d.upstream_model
+            rec["provider_id"] = p.id
+            rec["provider"] = p.name
+            rec["deployment_id"] = d.id
+            rec["byok"] = cand.byok
+            if d.int_prices is not None:
+                rec["_micro"] = d.int_prices
+            else:
+                rec["_prices"] = (d.input_price, d.output_price, d.cached_price)
+        return rec

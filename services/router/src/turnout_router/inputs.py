@@ -1,0 +1,118 @@
+"""Parse and validate a request body once (orjson), and infer what it needs from a model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from turnout_common.errors import BadRequest, ValidationFailed
+from turnout_router.adapters.base import Purpose
+
+
+@dataclass(slots=True)
+class Inbound:
+    purpose: Purpose
+    body: dict[str, Any]
+    model: str
+    stream: bool = False
+    include_usage: bool = False
+    prompt_chars: int = 0
+    max_tokens: int | None = None
+    tools: bool = False
+    vision: bool = False
+    json_mode: bool = False
+
+    @property
+    def prompt_tokens(self) -> int:
+        """The chars/4 estimate used for routing, limits and usage without upstream counts."""
+        return self.prompt_chars // 4 + 1
+
+
+def _chat(body: dict[str, Any], inb: Inbound) -> None:
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise ValidationFailed(
+            "messages: a non-empty list of messages is required", param="messages"
+        )
+    chars = 0
+    for i, msg in enumerate(messages):
+        if not isinstance(msg, dict) or "role" not in msg:
+            raise ValidationFailed(
+                f"messages.{i}: each message must be an object with a 'role'", param="messages"
+            )
+        content = msg.get("content")
+        if isinstance(content, str):
+            chars += len(content)
+        elif isinstance(content, list):
+            for part in content:
+                if isinstance(part, dict):
+                    kind = part.get("type")
+                    if kind in ("image_url", "input_image", "image"):
+                        inb.vision = True
+                        chars += 1000
+                    elif isinstance(part.get("text"), str):
+                        chars += len(part["text"])
+    inb.prompt_chars = chars
+    tools = body.get("tools") or body.get("functions")
+    inb.tools = bool(tools)
+    rf = body.get("response_format")
+    inb.json_mode = isinstance(rf, dict) and rf.get("type") in ("json_object", "json_schema")
+    inb.stream = body.get("stream") is True
+    opts = body.get("stream_options")
+    inb.include_usage = inb.stream and isinstance(opts, dict) and opts.get("include_usage") is True
+
+
+def _texts(value: Any, field: str) -> int:
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, list) and value:
+        if all(isinstance(v, str) for v in value):
+            return sum(len(v) for v in value)
+        if all(isinstance(v, int) for v in value) or all(isinstance(v, list) for v in value):
+            return 4 * sum(len(v) if isinstance(v, list) else 1 for v in value)  # token ids
+        if field == "documents" and all(isinstance(v, dict) for v in value):
+            return sum(len(str(v.get("text", ""))) for v in value)
+    raise ValidationFailed(
+        f"{field}: a string or a non-empty list of strings is required", param=field
+    )
+
+
+def parse(purpose: Purpose, raw: bytes) -> Inbound:
+    """The request as a dict plus the facts routing needs; 400/422 with a clear message."""
+    if not raw:
+        raise BadRequest("the request body is empty; send a JSON object")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"the request body is not valid JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise BadRequest("the request body must be a JSON object")
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise ValidationFailed("model: a model name (string) is required", param="model")
+    inb = Inbound(purpose, body, model)
+    if purpose == "chat":
+        _chat(body, inb)
+    elif purpose == "completion":
+        inb.prompt_chars = _texts(body.get("prompt"), "prompt")
+        inb.stream = body.get("stream") is True
+        opts = body.get("stream_options")
+        inb.include_usage = (
+            inb.stream and isinstance(opts, dict) and bool(opts.get("include_usage"))
+        )
+    elif purpose == "embeddings":
+        inb.prompt_chars = _texts(body.get("input"), "input")
+    else:
+        if not isinstance(body.get("query"), str):
+            raise ValidationFailed("query: a string is required", param="query")
+        inb.prompt_chars = len(body["query"]) + _texts(body.get("documents"), "documents")
+    mt = body.get("max_completion_tokens", body.get("max_tokens"))
+    if mt is not None:
+        if not isinstance(mt, int) or isinstance(mt, bool) or mt < 1:
+            raise ValidationFailed("max_tokens: a positive integer is required", param="max_tokens")
+        inb.max_tokens = mt
+    if "stream" in body and not isinstance(body["stream"], bool):
+        raise ValidationFailed("stream: true or false is required", param="stream")
+    return inb

@@ -1,0 +1,245 @@
+"""Pure candidate selection: which deployments may serve a request, in which order.
+
+No I/O and no clock: given the :class:`~turnout_router.state.Index`, the set of unavailable
+providers/deployments, the request's :class:`Need` and a random source, :func:`plan` returns
+the ordered attempt chain (the requested name's deployments, then its fallbacks, then the
+route's fallbacks) or raises the error that explains why nothing can serve it.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from turnout_common.errors import (
+    BadRequest,
+    ContextLengthExceeded,
+    NotFound,
+    PermissionDenied,
+    ServiceUnavailable,
+    TurnoutError,
+)
+from turnout_router.entities import Deployment, Provider
+from turnout_router.state import Index
+
+AUTO = "auto"
+
+
+@dataclass(slots=True)
+class Need:
+    """What the request requires, inferred once from its body and headers."""
+
+    purpose: str
+    model: str
+    tier: str = "free"
+    tier_rank: int = 0
+    prompt_tokens: int = 0
+    max_tokens: int = 0
+    tools: bool = False
+    vision: bool = False
+    json_mode: bool = False
+    stream: bool = False
+    power_level: str | None = None
+    task_type: str | None = None
+    allowed: frozenset[str] | None = None
+    byok_providers: frozenset[str] = frozenset()
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.max_tokens
+
+
+@dataclass(slots=True)
+class Candidate:
+    deployment: Deployment
+    provider: Provider
+    byok: bool
+
+
+# Reasons a deployment is filtered out, ranked: the highest rank among the requested
+# name's deployments explains the error (the filter that came closest to serving it).
+_DISABLED, _PURPOSE, _TIER, _CAPABILITY, _CONTEXT, _PRICE, _UNAVAILABLE = range(7)
+
+
+def _reject_reason(
+    d: Deployment,
+    p: Provider | None,
+    need: Need,
+    index: Index,
+    unavailable: set[str] | frozenset[str],
+    price_cap: float | None,
+) -> tuple[int, str] | None:
+    if p is None or not d.enabled:
+        return _DISABLED, f"model {d.name!r} is disabled"
+    if need.purpose not in d.purposes:
+        return _PURPOSE, f"model {d.name!r} does not serve {need.purpose}"
+    if index.tier_rank(d.min_tier) > need.tier_rank or index.tier_rank(p.min_tier) > need.tier_rank:
+        return _TIER, f"model {d.name!r} is not available on the {need.tier!r} tier"
+    missing = _missing_capability(d, need)
+    if missing:
+        return _CAPABILITY, f"model {d.name!r} does not support {missing}"
+    if d.context_window is not None and need.total_tokens > d.context_window:
+        return _CONTEXT, (
+            f"about {need.prompt_tokens} prompt tokens + {need.max_tokens} max_tokens exceed "
+            f"the {d.context_window}-token context window of {d.name!r}; shorten the input"
+        )
+    if price_cap is not None and d.max_price > price_cap:
+        return _PRICE, f"model {d.name!r} costs more than the {need.power_level} power level allows"
+    if not p.enabled or p.id in unavailable or f"{p.id}:{d.id}" in unavailable:
+        return _UNAVAILABLE, f"no healthy upstream can serve {d.name!r} right now"
+    return None
+
+
+def _missing_capability(d: Deployment, need: Need) -> str | None:
+    if need.tools and not d.tools:
+        return "tools"
+    if need.vision and not d.vision:
+        return "image input"
+    if need.json_mode and not d.json_mode:
+        return "json mode (response_format)"
+    if need.stream and not d.streaming:
+        return "streaming"
+    return None
+
+
+def _error(rank: int, message: str) -> TurnoutError:
+    if rank == _DISABLED:
+        return NotFound(message, code="model_not_found", param="model")
+    if rank == _TIER:
+        return PermissionDenied(message, code="model_not_allowed", param="model")
+    if rank == _CONTEXT:
+        return ContextLengthExceeded(message, param="messages")
+    if rank == _UNAVAILABLE:
+        return ServiceUnavailable(message, code="no_healthy_upstream")
+    if rank == _PRICE:
+        return BadRequest(message, code="no_model_for_power_level")
+    return BadRequest(message, code="model_not_capable", param="model")
+
+
+def _order(cands: list[Candidate], rng: random.Random) -> list[Candidate]:
+    """BYOK first, then priority (lower first); weighted random order among equals."""
+    if len(cands) < 2:
+        return cands
+
+    def key(c: Candidate) -> tuple[int, int, int, float]:
+        w = max(c.deployment.weight * c.provider.weight, 1e-9)
+        return (
+            0 if c.byok else 1,
+            c.deployment.priority,
+            c.provider.priority,
+            -(rng.random() ** (1.0 / w)),  # Efraimidis-Spirakis weighted shuffle
+        )
+
+    return sorted(cands, key=key)
+
+
+def candidates_for(
+    name: str,
+    index: Index,
+    need: Need,
+    unavailable: set[str] | frozenset[str],
+    price_caps: Mapping[str, float],
+    rng: random.Random,
+) -> tuple[list[Candidate], tuple[int, str] | None]:
+    """Ordered candidates of one public name, and the best rejection reason if none pass."""
+    cap = price_caps.get(need.power_level) if need.power_level else None
+    byok = need.byok_providers
+    out: list[Candidate] = []
+    worst: tuple[int, str] | None = None
+    for d in index.by_name.get(name, ()):
+        p = index.providers.get(d.provider_id)
+        reason = _reject_reason(d, p, need, index, unavailable, cap)
+        if reason is None:
+            assert p is not None
+            out.append(Candidate(d, p, bool(byok) and p.id in byok))
+        elif worst is None or reason[0] > worst[0]:
+            worst = reason
+    return _order(out, rng), worst
+
+
+def _rule_targets(index: Index, need: Need) -> Iterable[tuple[str, ...]]:
+    total = need.total_tokens
+    for r in index.rules:
+        if (
+            (r.power_level is None or r.power_level == need.power_level)
+            and (r.tier is None or r.tier == need.tier)
+            and (r.task_type is None or r.task_type == need.task_type)
+            and (r.model is None or r.model == need.model)
+            and (r.min_tokens is None or total >= r.min_tokens)
+            and (r.max_tokens is None or total <= r.max_tokens)
+            and (not r.requires_byok or bool(need.byok_providers))
+        ):
+            yield r.targets
+
+
+def _names(index: Index, need: Need) -> list[tuple[str, ...]]:
+    """Name sequences to try, best first (for ``auto``: each matching rule, then the route)."""
+    route = index.routes.get(need.purpose)
+    if need.model == AUTO:
+        seqs = list(_rule_targets(index, need))
+        if route is not None:
+            seqs.append((route.model, *route.fallbacks))
+        if not seqs:
+            raise NotFound(
+                f"model 'auto' found no routing rule and no route for {need.purpose}; "
+                "configure a route (PUT /api/v1/routes/{purpose}) or name a model",
+                code="model_not_found",
+                param="model",
+            )
+        return seqs
+    seq = index.chains.get((need.purpose, need.model))
+    if seq is None:
+        names = [need.model]
+        for d in index.by_name.get(need.model, ()):
+            names.extend(d.fallbacks)
+        if route is not None and route.model == need.model:
+            names.extend(route.fallbacks)
+        seq = index.chains[(need.purpose, need.model)] = tuple(dict.fromkeys(names))
+    return [seq]
+
+
+def plan(
+    index: Index,
+    need: Need,
+    unavailable: set[str] | frozenset[str],
+    price_caps: Mapping[str, float],
+    rng: random.Random,
+    max_attempts: int = 6,
+) -> list[Candidate]:
+    """The ordered attempt chain for ``need`` (never empty) or the error explaining why not."""
+    if need.model != AUTO:
+        if need.model not in index.known_names:
+            raise NotFound(
+                f"the model {need.model!r} does not exist; GET /v1/models lists the ones "
+                "this key may use",
+                code="model_not_found",
+                param="model",
+            )
+        if need.allowed is not None and need.model not in need.allowed:
+            raise PermissionDenied(
+                f"this key may not use the model {need.model!r}",
+                code="model_not_allowed",
+                param="model",
+            )
+    best: tuple[int, str] | None = None
+    for seq in _names(index, need):
+        chain: list[Candidate] = []
+        seen: set[str] = set()
+        for pos, name in enumerate(seq):
+            if need.allowed is not None and name not in need.allowed:
+                continue
+            cands, why = candidates_for(name, index, need, unavailable, price_caps, rng)
+            if pos == 0 and why is not None and (best is None or why[0] > best[0]):
+                best = why
+            for c in cands:
+                if c.deployment.id not in seen:
+                    seen.add(c.deployment.id)
+                    chain.append(c)
+        if chain:
+            return chain[:max_attempts]
+    if best is None:
+        raise ServiceUnavailable(
+            f"no deployment can serve {need.model!r}", code="no_healthy_upstream"
+        )
+    raise _error(*best)

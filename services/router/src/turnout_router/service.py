@@ -1,0 +1,252 @@
+"""The request pipeline: auth → parse → limits → route → attempts (fallbacks) → respond → usage."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from turnout_common.errors import (
+    RateLimited,
+    ServiceUnavailable,
+    TurnoutError,
+    UpstreamError,
+    UpstreamTimeout,
+    ValidationFailed,
+)
+from turnout_router.adapters.base import Adapter, PreparedRequest, UpstreamTarget
+from turnout_router.adapters.openai import output_chars
+from turnout_router.adapters.registry import adapter_for
+from turnout_router.auth import Caller, authenticate
+from turnout_router.context import RequestContext
+from turnout_router.inputs import Inbound, parse
+from turnout_router.limits import Buckets, Budgets, check_rate
+from turnout_router.metrics import Metrics
+from turnout_router.routing import Candidate, Need, plan
+from turnout_router.settings import RouterSettings
+from turnout_router.state import RouterState
+from turnout_router.upstream import UpstreamClient, backoff_delay, is_retryable
+from turnout_router.usage import UsageEmitter
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+Call = Callable[[Adapter, PreparedRequest, Candidate, float], Awaitable[T]]
+MTOK = 1_000_000
+
+
+class Gateway:
+    """Everything a request needs, created once per process."""
+
+    def __init__(
+        self,
+        settings: RouterSettings,
+        state: RouterState,
+        client: UpstreamClient,
+        emitter: UsageEmitter,
+        metrics: Metrics,
+        budgets: Budgets,
+    ) -> None:
+        self.settings = settings
+        self.state = state
+        self.client = client
+        self.emitter = emitter
+        self.metrics = metrics
+        self.budgets = budgets
+        self.buckets = Buckets()
+        self.rng = random.Random()
+        self.caps = settings.price_caps()
+        self._targets: dict[tuple[str, int, str | None], UpstreamTarget] = {}
+        self._targets_rev = -1
+
+    # --- context ------------------------------------------------------------------------
+    def new_context(self, purpose: Any, path: str, source: str | None) -> RequestContext:
+        return RequestContext(
+            f"req_{self.rng.getrandbits(96):024x}",
+            purpose,
+            path,
+            time.perf_counter(),
+            time.time(),
+            source or "api",
+        )
+
+    def admit(
+        self,
+        ctx: RequestContext,
+        authorization: str | None,
+        raw: bytes,
+        power_level: str | None = None,
+        task_type: str | None = None,
+    ) -> list[Candidate]:
+        """Auth, validation, limits and routing; the attempt chain or a 4xx/503 error."""
+        index = self.state.index
+        caller = authenticate(index, authorization, ctx.started_at)
+        ctx.caller = caller
+        inb = parse(ctx.purpose, raw)
+        ctx.inbound = inb
+        key = caller.key
+        est = inb.prompt_tokens + (inb.max_tokens or 0)
+        now = time.monotonic()
+        if key.rpm_limit or key.tpm_limit:
+            check_rate(self.buckets, "key:" + key.id, key.rpm_limit, key.tpm_limit, est, now)
+        tier = index.tiers.get(caller.tier)
+        if tier is not None and (tier.rpm_limit or tier.tpm_limit):
+            check_rate(
+                self.buckets, "user:" + key.user_id, tier.rpm_limit, tier.tpm_limit, est, now
+            )
+        ctx.tokens_charged = est
+        if power_level is not None and power_level not in self.caps:
+            raise ValidationFailed(
+                "x-power-level: use one of eco, balanced, precision", param="x-power-level"
+            )
+        need = _need(caller, inb, power_level, task_type)
+        chain = plan(
+            index, need, self.state.unavailable, self.caps, self.rng, self.settings.max_attempts
+        )
+        if self.state.credits:
+            d = chain[0].deployment
+            out = inb.max_tokens or self.settings.default_output_tokens
+            estimate = float(inb.prompt_tokens * d.input_price + out * d.output_price) / MTOK
+            ctx.reservation = self.budgets.reserve(key.user_id, key.id, estimate)
+        return chain
+
+    # --- upstream targets ---------------------------------------------------------------
+    def target(self, cand: Candidate, user_id: str | None) -> UpstreamTarget | None:
+        rev = self.state.config_revision
+        if rev != self._targets_rev:
+            self._targets.clear()
+            self._targets_rev = rev
+        byok_user = user_id if cand.byok else None
+        ck = (cand.deployment.id, cand.provider.revision, byok_user)
+        t = self._targets.get(ck)
+        if t is None:
+            p = cand.provider
+            if byok_user is not None:
+                token, trev = self.state.index.byok.get((byok_user, p.id), (None, 0))
+                key = self.state.secret(f"byok:{byok_user}:{p.id}", trev, token)
+            else:
+                key = self.state.secret(f"provider:{p.id}", p.revision, p.api_key_encrypted)
+            if key is None and (p.api_key_encrypted or byok_user):
+                return None
+            t = UpstreamTarget(p.kind, p.base_url, cand.deployment.upstream_model, key)
+            self._targets[ck] = t
+        return t
+
+    def _provider_limited(self, p: Any, tokens: int) -> bool:
+        now = time.monotonic()
+        if self.buckets.take("prov:" + p.id + ":rpm", p.rpm_limit, 1.0, now):
+            return True
+        if self.buckets.take("prov:" + p.id + ":tpm", p.tpm_limit, float(tokens), now):
+            self.buckets.adjust("prov:" + p.id + ":rpm", p.rpm_limit, -1.0)
+            return True
+        return False
+
+    async def attempts(self, ctx: RequestContext, chain: list[Candidate], call: Call[T]) -> T:
+        """Try the chain (then retry rounds with backoff) until one attempt succeeds."""
+        s = self.settings
+        inb = ctx.inbound
+        assert inb is not None
+        deadline = ctx.t0 + s.request_timeout_s
+        user_id = ctx.caller.key.user_id if ctx.caller else None
+        last: TurnoutError | None = None
+        tried = 0
+        for round_no in range(s.retry_rounds + 1):
+            retry_after: float | None = None
+            for cand in chain:
+                if tried >= s.max_attempts:
+                    break
+                p = cand.provider
+                now = time.perf_counter()
+                if now >= deadline:
+                    raise UpstreamTimeout(f"no upstream answered within {s.request_timeout_s:g}s")
+                if (p.rpm_limit or p.tpm_limit) and self._provider_limited(p, ctx.tokens_charged):
+                    ctx.attempt(cand, 429, "provider_rate_limited", 0.0)
+                    last = RateLimited(f"provider {p.name!r} is at its rate limit", retry_after=1)
+                    continue
+                adapter = adapter_for(p.kind)
+                target = self.target(cand, user_id)
+                if adapter is None or target is None or not adapter.supports(ctx.purpose):
+                    why = "no_adapter" if target is not None else "provider_key_unavailable"
+                    ctx.attempt(cand, None, why, 0.0)
+                    last = ServiceUnavailable(f"provider {p.name!r} cannot be called ({why})")
+                    continue
+                req = adapter.prepare(ctx.purpose, inb.body, target, stream=inb.stream)
+                timeout = min(p.timeout_s or s.request_timeout_s, deadline - now)
+                tried += 1
+                try:
+                    result = await call(adapter, req, cand, timeout)
+                except TurnoutError as err:
+                    ctx.attempt(cand, err.status, err.code, (time.perf_counter() - now) * 1000)
+                    self.metrics.failed_attempt(p.name)
+                    if not is_retryable(err):
+                        raise
+                    last = err
+                    ctx.fallbacks += 1
+                    if isinstance(err, RateLimited) and err.retry_after is not None:
+                        retry_after = max(retry_after or 0.0, err.retry_after)
+                    continue
+                ctx.attempt(cand, 200, None, (time.perf_counter() - now) * 1000)
+                ctx.served = cand
+                return result
+            if round_no >= s.retry_rounds or tried >= s.max_attempts or last is None:
+                break
+            delay = backoff_delay(round_no, s.retry_backoff_s, retry_after, s.retry_after_max_s)
+            if time.perf_counter() + delay >= deadline:
+                break
+            await asyncio.sleep(delay)
+        raise _exhausted(last, len(ctx.attempts))
+
+    # --- completion ---------------------------------------------------------------------
+    def finish(self, ctx: RequestContext) -> None:
+        """Release the reservation, settle token buckets and emit the usage record."""
+        self.budgets.release(ctx.reservation)
+        caller = ctx.caller
+        if caller is not None and ctx.served is not None:
+            inp, out, _, _ = ctx.tokens()
+            delta = inp + out - ctx.tokens_charged
+            key = caller.key
+            if key.tpm_limit and delta:
+                self.buckets.adjust("key:" + key.id + ":tpm", key.tpm_limit, delta)
+            p = ctx.served.provider
+            if p.tpm_limit and delta:
+                self.buckets.adjust("prov:" + p.id + ":tpm", p.tpm_limit, delta)
+        self.emitter.emit(ctx.record(time.perf_counter()))
+
+    @staticmethod
+    def estimate_output(ctx: RequestContext, body: bytes) -> None:
+        if ctx.usage is None or not ctx.usage.present:
+            ctx.output_chars = output_chars(body)
+
+
+def _need(caller: Caller, inb: Inbound, power_level: str | None, task_type: str | None) -> Need:
+    return Need(
+        purpose=inb.purpose,
+        model=inb.model,
+        tier=caller.tier,
+        tier_rank=caller.tier_rank,
+        prompt_tokens=inb.prompt_tokens,
+        max_tokens=inb.max_tokens or 0,
+        tools=inb.tools,
+        vision=inb.vision,
+        json_mode=inb.json_mode,
+        stream=inb.stream,
+        power_level=power_level,
+        task_type=task_type,
+        allowed=caller.key.allowed_models,
+        byok_providers=caller.byok_providers,
+    )
+
+
+def _exhausted(last: TurnoutError | None, n: int) -> TurnoutError:
+    if last is None:
+        return ServiceUnavailable("no upstream could be tried", code="no_healthy_upstream")
+    msg = f"all {n} upstream attempts failed; last: {last.message}"
+    if isinstance(last, RateLimited):
+        return RateLimited(msg, retry_after=last.retry_after, code="upstream_rate_limited")
+    if isinstance(last, UpstreamTimeout):
+        return UpstreamTimeout(msg)
+    if isinstance(last, ServiceUnavailable):
+        return ServiceUnavailable(msg, code=last.code)
+    return UpstreamError(msg, code=last.code if isinstance(last, UpstreamError) else None)

@@ -1,0 +1,57 @@
+"""Router settings (``TURNOUT_`` prefix), built in the app factory, never at import time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from turnout_common.settings import CommonSettings
+
+
+class RouterSettings(CommonSettings):
+    """Everything the data plane needs on top of :class:`CommonSettings`."""
+
+    service_name: str = "turnout-router"
+    router_server: Literal["embedded", "workers"] = "embedded"
+
+    # upstream behaviour
+    request_timeout_s: float = Field(600.0, gt=0, description="total time per request")
+    ttft_timeout_s: float = Field(60.0, gt=0, description="time to the first upstream byte")
+    connect_timeout_s: float = Field(5.0, gt=0)
+    max_attempts: int = Field(6, ge=1, description="upstream attempts per request, in all")
+    retry_rounds: int = Field(1, ge=0, description="extra passes over the chain after 429/5xx")
+    retry_backoff_s: float = Field(0.1, ge=0, description="base of the jittered backoff")
+    retry_after_max_s: float = Field(2.0, ge=0, description="longest Retry-After we honour")
+    upstream_pool_size: int = Field(1024, ge=1)
+
+    # power levels: max price per million tokens (the larger of input/output price)
+    eco_max_price_per_mtok: float = 1.0
+    balanced_max_price_per_mtok: float = 5.0
+    precision_max_price_per_mtok: float = 1_000_000.0
+
+    # defaults when a key / provider sets none (None = unlimited)
+    default_output_tokens: int = Field(256, ge=1, description="budget estimate w/o max_tokens")
+
+    # followers: a floor for their fetch wait (Tansu answers a waiting fetch only after it;
+    # three followers polling every 20 ms cost a few % of the core for nothing)
+    follow_fetch_min_wait_ms: int = Field(400, ge=1)
+
+    # usage emitter
+    usage_flush_interval_ms: int = Field(50, ge=1)
+    usage_batch_max: int = Field(2000, ge=1)
+    usage_send_timeout_s: float = Field(3.0, gt=0)
+    usage_replay_interval_s: float = Field(1.0, gt=0)
+    usage_topic: str = "turnout.usage.v1"
+
+    def price_caps(self) -> dict[str, float]:
+        return {
+            "eco": self.eco_max_price_per_mtok,
+            "balanced": self.balanced_max_price_per_mtok,
+            "precision": self.precision_max_price_per_mtok,
+        }
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.state_dir / "router-spool"

@@ -1,0 +1,104 @@
+"""Non-stream and SSE responses. Streams are passed through event by event (never buffered);
+a client disconnect cancels the upstream request and still yields a usage record."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import aiohttp
+import orjson
+from granian._granian import RSGIProtocolClosed as ProtocolClosed
+
+from turnout_router.adapters.base import Adapter, PreparedRequest, UsageCounts
+from turnout_router.context import RequestContext
+from turnout_router.routing import Candidate
+from turnout_router.service import Gateway
+
+SSE_HEADERS = [("cache-control", "no-cache"), ("x-accel-buffering", "no")]
+
+
+async def unary(gw: Gateway, ctx: RequestContext, chain: list[Candidate], proto: Any) -> None:
+    async def call(
+        adapter: Adapter, req: PreparedRequest, cand: Candidate, timeout: float
+    ) -> tuple[bytes, UsageCounts]:
+        _, body = await gw.client.fetch(req, adapter, timeout)
+        return adapter.parse(ctx.purpose, body, cand.deployment.name)
+
+    out, usage = await gw.attempts(ctx, chain, call)
+    ctx.usage = usage
+    gw.estimate_output(ctx, out)
+    proto.response_bytes(200, ctx.headers(), out)
+
+
+async def stream(gw: Gateway, ctx: RequestContext, chain: list[Candidate], proto: Any) -> None:
+    ttft = gw.settings.ttft_timeout_s
+
+    async def call(
+        adapter: Adapter, req: PreparedRequest, cand: Candidate, timeout: float
+    ) -> tuple[Adapter, aiohttp.ClientResponse, bytes]:
+        resp, first = await gw.client.open_stream(req, adapter, min(ttft, timeout))
+        return adapter, resp, first
+
+    adapter, resp, first = await gw.attempts(ctx, chain, call)
+    assert ctx.served is not None and ctx.inbound is not None
+    tr = adapter.stream(ctx.served.deployment.name, include_usage=ctx.inbound.include_usage)
+    transport = proto.response_stream(200, ctx.headers("text/event-stream") + SSE_HEADERS)
+    task = asyncio.current_task()
+    assert task is not None
+    flags = {"done": False, "aborted": False}
+
+    def on_disconnect(_: Any) -> None:
+        if not flags["done"]:
+            flags["aborted"] = True
+            task.cancel()
+
+    watcher = asyncio.ensure_future(proto.client_disconnect())
+    watcher.add_done_callback(on_disconnect)
+
+    async def send(events: list[bytes]) -> None:
+        for ev in events:
+            await transport.send_bytes(ev)
+        if events and ctx.ttft_ms is None:
+            ctx.ttft_ms = round((time.perf_counter() - ctx.t0) * 1000, 3)
+
+    remaining = max(0.001, ctx.t0 + gw.settings.request_timeout_s - time.perf_counter())
+    try:
+        async with asyncio.timeout(remaining):
+            await send(tr.feed(first))
+            async for data in resp.content.iter_any():
+                await send(tr.feed(data))
+            await send(tr.close())
+    except asyncio.CancelledError:
+        if not flags["aborted"]:
+            raise
+        task.uncancel()
+        _aborted(ctx)
+    except ProtocolClosed:
+        _aborted(ctx)
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        ctx.status, ctx.outcome, ctx.error_code = 502, "upstream_error", "stream_interrupted"
+        err = {
+            "error": {
+                "message": f"the upstream stream broke: {type(exc).__name__}",
+                "type": "upstream_error",
+                "param": None,
+                "code": "stream_interrupted",
+            }
+        }
+        try:
+            await transport.send_bytes(b"data: " + orjson.dumps(err) + b"\n\n")
+        except (ProtocolClosed, RuntimeError):
+            pass
+    finally:
+        flags["done"] = True
+        watcher.remove_done_callback(on_disconnect)
+        watcher.cancel()
+        resp.close()  # drops the upstream connection if it is still streaming
+        ctx.usage = tr.usage
+        ctx.output_chars = int(getattr(tr, "output_chars", 0))
+
+
+def _aborted(ctx: RequestContext) -> None:
+    ctx.status, ctx.outcome, ctx.error_code = 499, "client_abort", "client_closed_request"

@@ -1,0 +1,61 @@
+"""Health and config changes steer traffic within a second: down / circuit-open / disabled."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import openai
+
+from turnout_common.events import HealthEvent
+from turnout_common.topics import HEALTH
+
+ALICE_KEY = "tk-alice-test-key-000000000000000000000000"
+MSG = [{"role": "user", "content": "hi"}]
+
+
+async def served_by(router: Any, model: str) -> str:
+    c = openai.AsyncOpenAI(base_url=router.url + "/v1", api_key=ALICE_KEY, max_retries=0)
+    raw = await c.chat.completions.with_raw_response.create(model=model, messages=MSG)
+    return raw.headers["x-turnout-provider"]
+
+
+async def eventually(router: Any, model: str, provider: str, timeout: float = 1.0) -> None:
+    t0 = time.monotonic()
+    while await served_by(router, model) != provider:
+        assert time.monotonic() - t0 < timeout, f"{model} still not served by {provider}"
+        await asyncio.sleep(0.02)
+
+
+async def test_unhealthy_and_disabled_providers_are_skipped(
+    router: Any, world: Any, unique: str, producer: Any, fakes: Any
+) -> None:
+    url = fakes["three"][1].url + "/v1"
+    prov = world.provider(f"p-{unique}", url)
+    await world.put("provider", f"p-{unique}", prov)
+    await world.put(
+        "model",
+        f"m-{unique}",
+        world.model(f"m-{unique}", unique, f"p-{unique}", fallbacks=["backup"]),
+    )
+    t0 = time.monotonic()
+    while unique not in router.app.state.index.known_names:
+        assert time.monotonic() - t0 < 1.0, "a new model took more than a second"
+        await asyncio.sleep(0.01)
+    assert await served_by(router, unique) == f"p-{unique}"
+
+    async def health(status: str, circuit: str) -> None:
+        ev = HealthEvent(provider_id=f"p-{unique}", status=status, circuit=circuit)  # type: ignore[arg-type]
+        await producer.send(HEALTH.name, ev.to_bytes(), key=ev.provider_id.encode())
+
+    await health("down", "closed")
+    await eventually(router, unique, "p2")
+    await health("healthy", "closed")
+    await eventually(router, unique, f"p-{unique}")
+    await health("degraded", "open")
+    await eventually(router, unique, "p2")
+    await health("healthy", "half_open")  # trial traffic again
+    await eventually(router, unique, f"p-{unique}")
+    await world.put("provider", f"p-{unique}", {**prov, "enabled": False})
+    await eventually(router, unique, "p2")

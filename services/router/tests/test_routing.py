@@ -1,0 +1,244 @@
+"""Property tests for the pure routing engine (hypothesis) and a few exact cases."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from turnout_common.errors import NotFound, PermissionDenied, TurnoutError
+from turnout_router.entities import RoutingRule
+from turnout_router.routing import Need, plan
+from turnout_router.state import build_index
+
+NAMES = ["alpha", "beta", "gamma"]
+TIERS = ["free", "starter", "professional", "enterprise"]
+RANK = {t: i for i, t in enumerate(TIERS)}
+CAPS = {"eco": 1.0, "balanced": 5.0, "precision": 1e6}
+
+providers = st.lists(
+    st.fixed_dictionaries(
+        {
+            "enabled": st.booleans(),
+            "min_tier": st.sampled_from([None, *TIERS]),
+            "priority": st.integers(0, 2),
+            "weight": st.sampled_from([1, 2, 5]),
+        }
+    ),
+    min_size=1,
+    max_size=4,
+)
+models = st.lists(
+    st.fixed_dictionaries(
+        {
+            "name": st.sampled_from(NAMES),
+            "provider": st.integers(0, 3),
+            "enabled": st.booleans(),
+            "purposes": st.lists(st.sampled_from(["chat", "embeddings"]), min_size=1, unique=True),
+            "context_window": st.sampled_from([None, 100, 4000]),
+            "tools": st.booleans(),
+            "vision": st.booleans(),
+            "streaming": st.booleans(),
+            "price": st.sampled_from(["0.5", "3", "20"]),
+            "min_tier": st.sampled_from([None, *TIERS]),
+            "priority": st.integers(0, 2),
+            "fallbacks": st.lists(st.sampled_from(NAMES), max_size=2),
+        }
+    ),
+    min_size=1,
+    max_size=8,
+)
+needs = st.fixed_dictionaries(
+    {
+        "model": st.sampled_from([*NAMES, "auto"]),
+        "tier": st.sampled_from(TIERS),
+        "prompt_tokens": st.integers(0, 300),
+        "max_tokens": st.integers(0, 300),
+        "tools": st.booleans(),
+        "vision": st.booleans(),
+        "stream": st.booleans(),
+        "power_level": st.sampled_from([None, "eco", "balanced", "precision"]),
+        "purpose": st.sampled_from(["chat", "embeddings"]),
+        "allowed": st.sampled_from([None, frozenset(["alpha"]), frozenset(["alpha", "beta"])]),
+        "byok": st.sampled_from([frozenset(), frozenset(["p0"]), frozenset(["p1", "p2"])]),
+    }
+)
+
+
+def make_index(provs: list[dict[str, Any]], mods: list[dict[str, Any]]) -> Any:
+    entities: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
+    for i, p in enumerate(provs):
+        entities[("provider", f"p{i}")] = (
+            1,
+            {"id": f"p{i}", "name": f"p{i}", "kind": "vllm", "base_url": "http://x", **p},
+        )
+    for i, m in enumerate(mods):
+        data = {
+            "id": f"m{i}",
+            "name": m["name"],
+            "provider_id": f"p{m['provider'] % len(provs)}",
+            "upstream_model": "u",
+            "purposes": m["purposes"],
+            "context_window": m["context_window"],
+            "capabilities": {
+                "tools": m["tools"],
+                "vision": m["vision"],
+                "streaming": m["streaming"],
+                "json_mode": True,
+            },
+            "input_price_per_mtok": m["price"],
+            "output_price_per_mtok": m["price"],
+            "min_tier": m["min_tier"],
+            "enabled": m["enabled"],
+            "priority": m["priority"],
+            "fallbacks": m["fallbacks"],
+        }
+        entities[("model", f"m{i}")] = (1, data)
+    entities[("route", "chat")] = (1, {"purpose": "chat", "model": "alpha", "fallbacks": ["beta"]})
+    for t in TIERS:
+        entities[("tier", t)] = (1, {"name": t, "rank": RANK[t]})
+    return build_index(entities)
+
+
+@settings(max_examples=300, deadline=None)
+@given(providers, models, needs, st.sets(st.sampled_from(["p0", "p1", "p2", "p3"])), st.integers())
+def test_every_candidate_passes_every_filter(
+    provs: Any, mods: Any, n: dict[str, Any], down: set[str], seed: int
+) -> None:
+    index = make_index(provs, mods)
+    need = Need(
+        purpose=n["purpose"],
+        model=n["model"],
+        tier=n["tier"],
+        tier_rank=RANK[n["tier"]],
+        prompt_tokens=n["prompt_tokens"],
+        max_tokens=n["max_tokens"],
+        tools=n["tools"],
+        vision=n["vision"],
+        stream=n["stream"],
+        power_level=n["power_level"],
+        allowed=n["allowed"],
+        byok_providers=n["byok"],
+    )
+    failure: TurnoutError | None = None
+    try:
+        chain = plan(index, need, down, CAPS, random.Random(seed), max_attempts=6)
+    except TurnoutError as err:
+        failure = err
+    if failure is not None:
+        assert failure.status in (400, 403, 404, 503)
+        explicit = n["model"] != "auto"
+        if explicit and n["model"] not in index.known_names:
+            assert isinstance(failure, NotFound)
+        elif explicit and n["allowed"] is not None and n["model"] not in n["allowed"]:
+            assert isinstance(failure, PermissionDenied)
+        return
+    assert 1 <= len(chain) <= 6
+    assert len({c.deployment.id for c in chain}) == len(chain)
+    for c in chain:
+        d, p = c.deployment, c.provider
+        assert d.enabled and p.enabled and p.id not in down
+        assert need.purpose in d.purposes
+        assert RANK.get(d.min_tier or "free", 0) <= need.tier_rank
+        assert RANK.get(p.min_tier or "free", 0) <= need.tier_rank
+        assert d.tools or not need.tools
+        assert d.vision or not need.vision
+        assert d.streaming or not need.stream
+        assert d.context_window is None or need.total_tokens <= d.context_window
+        if need.power_level:
+            assert d.max_price <= CAPS[need.power_level]
+        if need.allowed is not None:
+            assert d.name in need.allowed
+        assert c.byok == (p.id in need.byok_providers)
+    # the requested name's own deployments come first, BYOK first, then by priority
+    if need.model != "auto" and chain[0].deployment.name == need.model:
+        head = [c for c in chain if c.deployment.name == need.model]
+        assert chain[: len(head)] == head
+        keys = [(0 if c.byok else 1, c.deployment.priority, c.provider.priority) for c in head]
+        assert keys == sorted(keys)
+
+
+def test_weighted_choice_among_equals() -> None:
+    index = make_index(
+        [
+            {"enabled": True, "min_tier": None, "priority": 0, "weight": 3},
+            {"enabled": True, "min_tier": None, "priority": 0, "weight": 1},
+        ],
+        [
+            {
+                "name": "alpha",
+                "provider": i,
+                "enabled": True,
+                "purposes": ["chat"],
+                "context_window": None,
+                "tools": True,
+                "vision": True,
+                "streaming": True,
+                "price": "1",
+                "min_tier": None,
+                "priority": 0,
+                "fallbacks": [],
+            }
+            for i in (0, 1)
+        ],
+    )
+    rng = random.Random(7)
+    need = Need(purpose="chat", model="alpha")
+    firsts = [plan(index, need, set(), CAPS, rng)[0].provider.id for _ in range(4000)]
+    share = firsts.count("p0") / len(firsts)
+    assert 0.70 < share < 0.80  # 3:1 weights -> 75 %
+
+
+def test_auto_uses_rules_then_route() -> None:
+    base = {
+        "name": "alpha",
+        "provider": 0,
+        "enabled": True,
+        "purposes": ["chat"],
+        "context_window": None,
+        "tools": True,
+        "vision": True,
+        "streaming": True,
+        "price": "1",
+        "min_tier": None,
+        "priority": 0,
+        "fallbacks": [],
+    }
+    index = make_index(
+        [{"enabled": True, "min_tier": None, "priority": 0, "weight": 1}],
+        [base, {**base, "name": "beta"}, {**base, "name": "gamma"}],
+    )
+    rng = random.Random(1)
+    chain = plan(index, Need(purpose="chat", model="auto"), set(), CAPS, rng)
+    assert [c.deployment.name for c in chain] == ["alpha", "beta"]  # the route
+    rule = {
+        "id": "r1",
+        "enabled": True,
+        "priority": 0,
+        "power_level": "eco",
+        "tier": None,
+        "task_type": "code",
+        "model": None,
+        "min_tokens": None,
+        "max_tokens": None,
+        "requires_byok": False,
+        "targets": ["gamma", "alpha"],
+    }
+    index.rules = (RoutingRule.from_data(rule),)
+    eco_code = Need(purpose="chat", model="auto", power_level="eco", task_type="code")
+    assert [c.deployment.name for c in plan(index, eco_code, set(), CAPS, rng)] == [
+        "gamma",
+        "alpha",
+    ]
+    eco_chat = Need(purpose="chat", model="auto", power_level="eco", task_type="chat")
+    assert plan(index, eco_chat, set(), CAPS, rng)[0].deployment.name == "alpha"
+
+
+def test_unknown_model_is_404() -> None:
+    index = make_index([{"enabled": True, "min_tier": None, "priority": 0, "weight": 1}], [])
+    with pytest.raises(NotFound) as info:
+        plan(index, Need(purpose="chat", model="nope"), set(), CAPS, random.Random())
+    assert info.value.code == "model_not_found"
