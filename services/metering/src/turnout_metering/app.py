@@ -1,14 +1,57 @@
-"""Skeleton app factory (replaced by the service's own issue)."""
+"""App factory: settings, runtime (DB, consumer, config follower, outbox relay), routers."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
-from turnout_common.web import install_error_handlers, ops_router
+from turnout_common.web import ReadinessCheck, install_error_handlers, ops_router
+from turnout_metering.api import credits, lab, usage
+from turnout_metering.clock import Clock
+from turnout_metering.runtime import Runtime
+from turnout_metering.settings import MeteringSettings
 
 
-def create_app() -> FastAPI:
-    app = FastAPI(title="turnout-metering")
+def _checks(runtime: Runtime) -> dict[str, ReadinessCheck]:
+    async def database() -> bool:
+        return (await runtime.ready())["database"]
+
+    async def consumer() -> bool:
+        return runtime.consumer is not None and runtime.consumer.running
+
+    async def config() -> bool:
+        return runtime.follower is not None and runtime.follower.running
+
+    return {"database": database, "consumer": consumer, "config": config}
+
+
+def create_app(
+    settings: MeteringSettings | None = None,
+    *,
+    clock: Clock | None = None,
+    runtime: Runtime | None = None,
+) -> FastAPI:
+    """With ``runtime`` given, the caller starts and stops it (tests); else the lifespan does."""
+    owned = runtime is None
+    rt = runtime or Runtime(settings or MeteringSettings(), clock)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if owned:
+            await rt.start(consume=None)
+        try:
+            yield
+        finally:
+            if owned:
+                await rt.stop()
+
+    app = FastAPI(title="turnout-metering", version="0.1.0", lifespan=lifespan)
+    app.state.runtime = rt
     install_error_handlers(app)
-    app.include_router(ops_router({}))
+    app.include_router(ops_router(_checks(rt)))
+    app.include_router(usage.router)
+    app.include_router(credits.router)
+    app.include_router(lab.router)
     return app

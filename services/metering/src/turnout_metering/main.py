@@ -16,8 +16,12 @@ def serve() -> None:
     """Run the service until SIGTERM/SIGINT (settings from the environment)."""
     import uvicorn
 
-    from turnout_common.settings import CommonSettings
+    from turnout_common.logs import setup_logging
     from turnout_metering.app import create_app
+    from turnout_metering.settings import MeteringSettings
 
-    settings = CommonSettings()
-    uvicorn.run(create_app(), host=settings.host, port=settings.metering_port, log_level="warning")
+    settings = MeteringSettings()
+    setup_logging(settings.log_level, json=settings.log_json, service="metering")
+    uvicorn.run(
+        create_app(settings), host=settings.host, port=settings.metering_port, log_level="warning"
+    )

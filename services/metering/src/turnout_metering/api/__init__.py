@@ -1,0 +1,1 @@
+"""HTTP routers of the metering API (prefix ``/api/v1``)."""

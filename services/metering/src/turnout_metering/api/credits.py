@@ -1,0 +1,62 @@
+"""``/api/v1/credits/{user}``: budget and balance, grants, the ledger."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+
+from turnout_common.errors import NotFound
+from turnout_metering import credit_repo
+from turnout_metering.credit_view import describe
+from turnout_metering.deps import AdminDep, PrincipalDep, RuntimeDep, scoped_user
+from turnout_metering.schemas import Credits, GrantIn, LedgerEntry, LedgerPage
+
+router = APIRouter(prefix="/api/v1/credits", tags=["credits"])
+UserPath = Annotated[str, Path(min_length=1, max_length=200)]
+
+
+@router.get("/{user_id}", response_model=Credits)
+async def get_credits(runtime: RuntimeDep, principal: PrincipalDep, user_id: UserPath) -> Credits:
+    """Monthly budget, spend this period, remaining, prepaid balance (checked against the
+    ledger) and the user's keys."""
+    scoped_user(principal, user_id)
+    return await describe(runtime, user_id)
+
+
+@router.post("/{user_id}/grant", response_model=LedgerEntry, status_code=201)
+async def grant(
+    runtime: RuntimeDep, admin: AdminDep, user_id: UserPath, body: GrantIn
+) -> LedgerEntry:
+    """Add prepaid credit (a ledger entry) and publish the user's new credit state."""
+    if user_id not in runtime.config.users:
+        raise NotFound(f"unknown user {user_id!r}: create it in config-api first")
+    row = await runtime.credits.grant(
+        user_id, body.amount_usd, body.reason, actor=f"{admin.kind}:{admin.subject}"
+    )
+    return LedgerEntry.model_validate(dict(row))
+
+
+@router.get("/{user_id}/ledger", response_model=LedgerPage)
+async def get_ledger(
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    user_id: UserPath,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> LedgerPage:
+    """Ledger entries, newest first, with the stored balance and the sum of all entries."""
+    scoped_user(principal, user_id)
+    async with runtime.pool.acquire() as conn:
+        rows, total, ledger_sum = await credit_repo.ledger_page(conn, user_id, limit, offset)
+        balance = (await credit_repo.balances_for(conn, [user_id])).get(user_id)
+    return LedgerPage(
+        user_id=user_id,
+        data=[LedgerEntry.model_validate(dict(r)) for r in rows],
+        total=total,
+        limit=limit,
+        offset=offset,
+        balance_usd=balance,
+        ledger_balance_usd=ledger_sum if total else Decimal(0),
+    )

@@ -1,0 +1,124 @@
+"""``/api/v1/usage``: listing with filters and pagination, CSV export, summaries."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date, datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Response
+
+from turnout_common.errors import BadRequest
+from turnout_metering import usage_repo
+from turnout_metering.deps import PrincipalDep, RuntimeDep, scoped_user
+from turnout_metering.schemas import GroupBy, UsagePage, UsageRecord, UsageSummary
+from turnout_metering.usage_repo import UsageFilter
+
+router = APIRouter(prefix="/api/v1", tags=["usage"])
+
+Outcome = Literal["success", "upstream_error", "rejected", "client_abort", "error"]
+CSV_MAX = 100_000
+
+
+def usage_filter(
+    principal: PrincipalDep,
+    user_id: str | None = None,
+    key_id: str | None = None,
+    model: str | None = None,
+    provider: str | None = None,
+    source: str | None = None,
+    outcome: Outcome | None = None,
+    status: Annotated[int | None, Query(ge=100, le=599)] = None,
+) -> UsageFilter:
+    return UsageFilter(
+        user_id=scoped_user(principal, user_id),
+        key_id=key_id,
+        model=model,
+        provider=provider,
+        source=source,
+        outcome=outcome,
+        status=status,
+    )
+
+
+FilterDep = Annotated[UsageFilter, Depends(usage_filter)]
+
+
+def to_csv(records: list[UsageRecord]) -> str:
+    out = io.StringIO()
+    names = [n for n in UsageRecord.model_fields if n != "attempts"]
+    writer = csv.writer(out)
+    writer.writerow(names)
+    for rec in records:
+        row = rec.model_dump(mode="json")
+        writer.writerow(["" if row[n] is None else row[n] for n in names])
+    return out.getvalue()
+
+
+async def list_usage(
+    runtime: RuntimeDep,
+    f: UsageFilter,
+    start: datetime | None,
+    end: datetime | None,
+    limit: int,
+    offset: int,
+    fmt: Literal["json", "csv"],
+) -> UsagePage | Response:
+    if start is not None and end is not None and end <= start:
+        raise BadRequest("'to' must be after 'from'", param="to")
+    if fmt == "json" and limit > 1000:
+        raise BadRequest("limit is at most 1000 for JSON (use format=csv to export)", param="limit")
+    async with runtime.pool.acquire() as conn:
+        rows, total = await usage_repo.list_usage(conn, f, start, end, limit, offset)
+    records = [UsageRecord.model_validate(dict(r)) for r in rows]
+    if fmt == "csv":
+        return Response(
+            to_csv(records),
+            media_type="text/csv; charset=utf-8",
+            headers={
+                "content-disposition": 'attachment; filename="usage.csv"',
+                "x-total-count": str(total),
+            },
+        )
+    return UsagePage(data=records, total=total, limit=limit, offset=offset)
+
+
+@router.get("/usage", response_model=UsagePage)
+async def get_usage(
+    runtime: RuntimeDep,
+    f: FilterDep,
+    start: Annotated[datetime | None, Query(alias="from")] = None,
+    end: Annotated[datetime | None, Query(alias="to")] = None,
+    limit: Annotated[int, Query(ge=1, le=CSV_MAX)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    fmt: Annotated[Literal["json", "csv"], Query(alias="format")] = "json",
+) -> UsagePage | Response:
+    """Usage records, newest first. Users see only their own; ``format=csv`` exports."""
+    return await list_usage(runtime, f, start, end, limit, offset, fmt)
+
+
+async def summarize(
+    runtime: RuntimeDep, f: UsageFilter, group_by: GroupBy, start: date | None, end: date | None
+) -> UsageSummary:
+    if f.status is not None:
+        raise BadRequest("summaries filter by outcome, not status", param="status")
+    if start is not None and end is not None and end < start:
+        raise BadRequest("'to' must not be before 'from'", param="to")
+    async with runtime.pool.acquire() as conn:
+        data, totals = await usage_repo.summary(conn, f, group_by, start, end)
+    return UsageSummary.model_validate(
+        {"group_by": group_by, "start": start, "end": end, "data": data, "totals": totals}
+    )
+
+
+@router.get("/usage/summary", response_model=UsageSummary)
+async def get_summary(
+    runtime: RuntimeDep,
+    f: FilterDep,
+    group_by: GroupBy = "model",
+    start: Annotated[date | None, Query(alias="from", description="UTC day, inclusive")] = None,
+    end: Annotated[date | None, Query(alias="to", description="UTC day, inclusive")] = None,
+) -> UsageSummary:
+    """Requests, tokens, cost and latency percentiles per group, from the daily rollups."""
+    return await summarize(runtime, f, group_by, start, end)

@@ -1,0 +1,209 @@
+"""The ``turnout.usage.v1`` consumer: poll a batch, commit it to the DB, then ack offsets.
+
+Offsets are committed only after the DB transaction committed; a crash in between means the
+batch is delivered again, which the idempotent write path absorbs. If the DB write fails the
+consumer seeks back to the batch's first offsets and retries with backoff (nothing skipped).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from decimal import Decimal
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
+from pydantic import ValidationError
+
+from turnout_common.broker import consumer_kwargs
+from turnout_common.events import UsageEvent
+from turnout_metering import metrics
+from turnout_metering.ingest import BatchResult
+from turnout_metering.ingestor import Ingestor
+from turnout_metering.settings import MeteringSettings
+
+log = logging.getLogger(__name__)
+
+Batch = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+
+
+_MAX_INT = 2**62
+_MAX_COST = Decimal("1e12")
+
+
+def problem(e: UsageEvent) -> str | None:
+    """Why a parsed record cannot be metered (it would poison the batch), else None."""
+    if not 0 < len(e.request_id) <= 200:
+        return "request_id empty or longer than 200 characters"
+    if not all(0 <= n < _MAX_INT for n in (e.input_tokens, e.output_tokens, e.cached_tokens)):
+        return "token counts must be >= 0 and < 2**62"
+    if not (e.cost_usd.is_finite() and 0 <= e.cost_usd < _MAX_COST):
+        return "cost_usd must be a finite amount >= 0"
+    if not (0 <= e.status < 1000 and 0 <= e.fallbacks < 2**31):
+        return "status or fallbacks out of range"
+    if not (math.isfinite(e.latency_ms) and e.latency_ms >= 0):
+        return "latency_ms must be finite and >= 0"
+    return None
+
+
+def parse(batch: Batch) -> list[UsageEvent]:
+    """Valid usage events of ``batch``; invalid records are counted, logged and skipped."""
+    events: list[UsageEvent] = []
+    for records in batch.values():
+        for rec in records:
+            if rec.value is None:
+                continue
+            try:
+                event = UsageEvent.model_validate_json(rec.value)
+                reason = problem(event)
+            except ValidationError as exc:
+                reason = f"{exc.error_count()} schema errors"
+            if reason is None:
+                events.append(event)
+                continue
+            metrics.RECORDS.labels("invalid").inc()
+            log.warning(
+                "skipping an invalid usage record at %s/%d@%d: %s",
+                rec.topic, rec.partition, rec.offset, reason,
+            )  # fmt: skip
+    return events
+
+
+async def parse_async(batch: Batch, chunk: int = 250) -> list[UsageEvent]:
+    """:func:`parse` in chunks, yielding to the loop so an in-flight DB write progresses."""
+    events: list[UsageEvent] = []
+    for tp, records in batch.items():
+        for start in range(0, len(records), chunk):
+            events += parse({tp: records[start : start + chunk]})
+            await asyncio.sleep(0)
+    return events
+
+
+class UsageConsumer:
+    def __init__(self, settings: MeteringSettings, ingestor: Ingestor) -> None:
+        self._settings = settings
+        self._ingestor = ingestor
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._positions: dict[TopicPartition, int] = {}
+        self.running = False
+        self.batches = 0
+
+    async def start(self) -> None:
+        s, k = self._settings, self._settings.kafka
+        self._consumer = AIOKafkaConsumer(
+            s.usage_topic,
+            bootstrap_servers=k.bootstrap,
+            client_id=f"{k.client_id}-metering",
+            group_id=s.metering_group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=s.metering_batch_max,
+            request_timeout_ms=k.request_timeout_ms,
+            **consumer_kwargs(k),
+        )
+        await self._consumer.start()
+
+    async def poll(self) -> Batch:
+        assert self._consumer is not None, "start() first"
+        s = self._settings
+        batch: Batch = await self._consumer.getmany(
+            timeout_ms=s.metering_poll_timeout_ms, max_records=s.metering_batch_max
+        )
+        for tp, records in batch.items():
+            if records:
+                self._positions[tp] = records[-1].offset + 1
+        return batch
+
+    async def handle(self, batch: Batch) -> BatchResult:
+        """Write the batch to the DB (one transaction). Does not ack."""
+        return await self._ingestor.ingest(parse(batch))
+
+    async def commit(self, batch: Batch) -> None:
+        assert self._consumer is not None
+        offsets = {tp: records[-1].offset + 1 for tp, records in batch.items() if records}
+        if offsets:
+            await self._consumer.commit(offsets)
+
+    def lag(self) -> int:
+        if self._consumer is None:
+            return 0
+        total = 0
+        for tp in self._consumer.assignment():
+            high = self._consumer.highwater(tp)
+            if high is not None:
+                total += max(0, high - self._positions.get(tp, high))
+        return total
+
+    async def _rewind(self, *batches: Batch) -> None:
+        """Seek every partition back to the first uncommitted offset of ``batches``."""
+        assert self._consumer is not None
+        first: dict[TopicPartition, int] = {}
+        for batch in batches:
+            for tp, records in batch.items():
+                if records:
+                    first[tp] = min(first.get(tp, records[0].offset), records[0].offset)
+        for tp, offset in first.items():
+            self._consumer.seek(tp, offset)
+            self._positions[tp] = offset
+
+    async def run(self) -> None:
+        """Poll -> write -> ack, pipelined: the next batch is parsed while the DB writes the
+        current one. Transactions never overlap; offsets are acked strictly after commit."""
+        backoff = 0.2
+        inflight: tuple[Batch, asyncio.Task[BatchResult]] | None = None
+        self.running = True
+        try:
+            while True:
+                batch = await self.poll()
+                events = await parse_async(batch) if batch else []
+                if inflight is not None:
+                    done, inflight = inflight, None
+                    if not await self._finish(*done):
+                        await self._rewind(done[0], batch)
+                        await asyncio.sleep(backoff)
+                        backoff = min(backoff * 2, 5.0)
+                        continue
+                    backoff = 0.2
+                if batch:
+                    task = asyncio.create_task(self._ingestor.ingest(events))
+                    inflight = (batch, task)
+                else:
+                    metrics.LAG.set(self.lag())
+        finally:
+            self.running = False
+            if inflight is not None:
+                inflight[1].cancel()
+                with contextlib.suppress(BaseException):
+                    await inflight[1]
+
+    async def _finish(self, batch: Batch, task: asyncio.Task[BatchResult]) -> bool:
+        try:
+            await task
+        except Exception as exc:  # DB down, deadlock, ...: the batch is read again
+            log.warning("usage batch failed (%s: %s); retrying", type(exc).__name__, exc)
+            return False
+        try:
+            await self.commit(batch)
+        except KafkaError as exc:  # e.g. partitions revoked by a rebalance meanwhile
+            log.warning("offset commit failed (%s); the batch will be redelivered", exc)
+        self.batches += 1
+        metrics.LAG.set(self.lag())
+        return True
+
+    def start_background(self) -> asyncio.Task[None]:
+        self._task = asyncio.create_task(self.run(), name="metering-usage-consumer")
+        return self._task
+
+    async def stop(self) -> None:
+        """Stop at once; an uncommitted batch is simply delivered again later."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None

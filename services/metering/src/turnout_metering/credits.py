@@ -1,0 +1,183 @@
+"""Budgets and prepaid credit: derive each subject's state, publish it, roll periods over.
+
+A subject's state is published on ``turnout.credit.v1`` (through the outbox, in the caller's
+transaction) only when it differs from the last published one, so a batch produces at most
+one event per subject, with ``seq`` growing per subject.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+
+from turnout_common.events import CreditEvent
+from turnout_metering import credit_repo as repo
+from turnout_metering import metrics
+from turnout_metering.clock import Clock, period_of, previous_period
+from turnout_metering.config_state import ConfigState, Subject
+from turnout_metering.outbox_bulk import enqueue_many
+
+
+def matters(old: Any, new: dict[str, Any]) -> bool:
+    """Whether ``new`` is worth publishing over ``old`` (the last published state).
+
+    Limit, period and blocked always matter; spend and balance only for a subject that has
+    a limit or a prepaid balance (an unlimited subject's spend is not the router's business).
+    """
+    if old is None:
+        return True
+    if any(old[f] != new[f] for f in ("period", "limit_usd", "blocked")):
+        return True
+    if (old["balance_usd"] is None) != (new["balance_usd"] is None):
+        return True
+    limited = new["limit_usd"] is not None or new["balance_usd"] is not None
+    return limited and any(old[f] != new[f] for f in ("spent_usd", "remaining_usd", "balance_usd"))
+
+
+class CreditService:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        schema: str,
+        config: ConfigState,
+        clock: Clock,
+        credit_topic: str,
+    ) -> None:
+        self._pool = pool
+        self._schema = schema
+        self._config = config
+        self._clock = clock
+        self._topic = credit_topic
+        digest = hashlib.sha256(f"turnout-rollover:{schema}".encode()).digest()
+        self._lock_id = int.from_bytes(digest[:8], "big", signed=True)
+        self._rolled: str | None = None
+
+    def period(self) -> str:
+        return period_of(self._clock.now())
+
+    def limit_of(self, subject: Subject) -> Decimal | None:
+        kind, ident = subject
+        if kind == "user":
+            user = self._config.users.get(ident)
+            return user.monthly_budget_usd if user else None
+        key = self._config.keys.get(ident)
+        return key.budget_usd if key else None
+
+    def state(
+        self, subject: Subject, spent: Decimal, balance: Decimal | None, period: str
+    ) -> dict[str, Any]:
+        limit = self.limit_of(subject)
+        remaining = None if limit is None else max(Decimal(0), limit - spent)
+        blocked = (limit is not None and spent >= limit) or (balance is not None and balance <= 0)
+        return {
+            "subject_type": subject[0],
+            "subject_id": subject[1],
+            "period": period,
+            "limit_usd": limit,
+            "spent_usd": spent,
+            "remaining_usd": remaining,
+            "balance_usd": balance,
+            "blocked": blocked,
+        }
+
+    async def refresh(
+        self, conn: asyncpg.Connection, subjects: Iterable[Subject], period: str
+    ) -> int:
+        """Publish the new state of every subject whose state changed (caller's transaction)."""
+        wanted = set(subjects)
+        if not wanted:
+            return 0
+        spent = await repo.spend_for(conn, wanted, period)
+        users = [i for t, i in wanted if t == "user"]
+        balances = await repo.balances_for(conn, users)
+        previous = await repo.states_for(conn, wanted)
+        changed: list[dict[str, Any]] = []
+        for subject in sorted(wanted):
+            balance = balances.get(subject[1]) if subject[0] == "user" else None
+            new = self.state(subject, spent.get(subject, Decimal(0)), balance, period)
+            if matters(previous.get(subject), new):
+                changed.append(new)
+        if not changed:
+            return 0
+        seqs = await repo.save_states(conn, changed)
+        events = [CreditEvent(**new, seq=seq) for new, seq in zip(changed, seqs, strict=True)]
+        await enqueue_many(
+            conn, self._schema, self._topic, [(e.key.encode(), e.to_bytes()) for e in events]
+        )
+        metrics.CREDIT_EVENTS.inc(len(events))
+        metrics.BLOCKED_EVENTS.inc(sum(1 for e in events if e.blocked))
+        return len(changed)
+
+    async def _tier_grant(self, conn: asyncpg.Connection, user_id: str, period: str) -> None:
+        credits = self._config.tier_credits(user_id)
+        if credits > 0:
+            user = self._config.users[user_id]
+            await repo.add_entry(
+                conn,
+                user_id,
+                "grant",
+                credits,
+                period,
+                reason=f"tier {user.tier} monthly credits",
+                ref=f"tier:{period}",
+            )
+
+    async def sync(self, subjects: Iterable[Subject]) -> int:
+        """After a config change: grant tier credits due this period, publish changed states."""
+        await self.rollover()
+        wanted = set(subjects)
+        period = self.period()
+        async with self._pool.acquire() as conn, conn.transaction():
+            for kind, ident in sorted(wanted):
+                if kind == "user" and ident in self._config.users:
+                    await self._tier_grant(conn, ident, period)
+            return await self.refresh(conn, wanted, period)
+
+    async def rollover(self) -> bool:
+        """At a new UTC month: expire last month's unused tier credit, grant this month's,
+        and publish every subject's state for the new period (spend starts at zero)."""
+        period = self.period()
+        if self._rolled == period:
+            return False
+        prev = previous_period(period)
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", self._lock_id)
+            if await conn.fetchval("SELECT 1 FROM periods WHERE period = $1", period):
+                self._rolled = period
+                return False
+            for user_id, balance in (await repo.balances_for_all(conn)).items():
+                left = min(
+                    max(balance, Decimal(0)), await repo.tier_credit_left(conn, user_id, prev)
+                )
+                if left > 0:
+                    await repo.add_entry(
+                        conn, user_id, "expiry", -left, prev,
+                        reason=f"unused tier credits of {prev}", ref=f"expire:{prev}",
+                    )  # fmt: skip
+            for user_id in sorted(self._config.users):
+                await self._tier_grant(conn, user_id, period)
+            subjects: set[Subject] = {("user", u) for u in self._config.users}
+            subjects |= {("key", k) for k in self._config.keys}
+            subjects |= {
+                (r[0], r[1])
+                for r in await conn.fetch("SELECT subject_type, subject_id FROM credit_state")
+            }
+            await self.refresh(conn, subjects, period)
+            await conn.execute("INSERT INTO periods (period) VALUES ($1)", period)
+        self._rolled = period
+        metrics.ROLLOVERS.inc()
+        return True
+
+    async def grant(self, user_id: str, amount: Decimal, reason: str, actor: str) -> asyncpg.Record:
+        period = self.period()
+        async with self._pool.acquire() as conn, conn.transaction():
+            row = await repo.add_entry(
+                conn, user_id, "grant", amount, period, reason=reason, actor=actor
+            )
+            assert row is not None
+            await self.refresh(conn, {("user", user_id)}, period)
+        return row

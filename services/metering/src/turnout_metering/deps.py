@@ -1,0 +1,61 @@
+"""FastAPI dependencies: the runtime and the caller (admin, or a user via its virtual key)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from turnout_common.auth import Principal, bearer_token, is_bootstrap_admin, token_hash
+from turnout_common.errors import AuthenticationFailed, PermissionDenied
+from turnout_metering.runtime import Runtime
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def get_principal(
+    runtime: RuntimeDep, authorization: Annotated[str | None, Header()] = None
+) -> Principal:
+    token = bearer_token(authorization)
+    if token is None:
+        raise AuthenticationFailed(
+            "missing credentials: send 'Authorization: Bearer <admin token or virtual key>'"
+        )
+    if is_bootstrap_admin(token, runtime.settings.admin_token):
+        return Principal("admin", "bootstrap")
+    digest = token_hash(token)
+    if runtime.config.is_admin_hash(digest):
+        return Principal("admin", "admin_token")
+    key = runtime.config.key_by_hash(digest)
+    if key is not None and not key.revoked:
+        if key.expires_at is None or key.expires_at > datetime.now(UTC):
+            return Principal("user", key.user_id, key.id)
+    raise AuthenticationFailed("invalid, revoked or expired token")
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def require_admin(principal: PrincipalDep) -> Principal:
+    if not principal.is_admin:
+        raise PermissionDenied("this action needs an admin token")
+    return principal
+
+
+AdminDep = Annotated[Principal, Depends(require_admin)]
+
+
+def scoped_user(principal: Principal, user_id: str | None) -> str | None:
+    """The user whose data the caller may see: admins any (None = all), users only their own."""
+    if principal.is_admin:
+        return user_id
+    if user_id is not None and user_id != principal.subject:
+        raise PermissionDenied("a virtual key may only read its own user's data")
+    return principal.subject

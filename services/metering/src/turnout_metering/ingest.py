@@ -1,0 +1,152 @@
+"""The write path: one transaction per batch of usage records, idempotent by request id.
+
+COPY the batch into a temp table, ``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` into the
+append-only log, and only the rows actually inserted (``RETURNING``, in one statement) update the
+daily rollup, spend per period and the prepaid-credit ledger. A redelivered or duplicated
+record therefore changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import orjson
+
+from turnout_common.events import UsageEvent
+from turnout_metering.config_state import Subject
+from turnout_metering.latency import bucket_index_sql, histogram_sql
+
+COLUMNS = (
+    "seq", "request_id", "event_id", "started_at", "period", "user_id", "key_id", "purpose",
+    "requested_model", "model", "upstream_model", "provider_id", "provider", "deployment_id",
+    "byok", "input_tokens", "output_tokens", "cached_tokens", "estimated", "cost_usd",
+    "latency_ms", "ttft_ms", "status", "outcome", "error_code", "stream", "fallbacks",
+    "attempts", "source",
+)  # fmt: skip
+_LOG_COLUMNS = ", ".join(c for c in COLUMNS if c not in ("seq", "attempts"))
+
+TEMP_DDL = """
+CREATE TEMP TABLE IF NOT EXISTS usage_in (
+    seq integer, request_id text, event_id uuid, started_at timestamptz, period text,
+    user_id text, key_id text, purpose text, requested_model text, model text,
+    upstream_model text, provider_id text, provider text, deployment_id text, byok boolean,
+    input_tokens bigint, output_tokens bigint, cached_tokens bigint, estimated boolean,
+    cost_usd numeric, latency_ms double precision, ttft_ms double precision, status integer,
+    outcome text, error_code text, stream boolean, fallbacks integer, attempts text, source text
+) ON COMMIT DELETE ROWS;
+"""
+
+_NEW_COLUMNS = (
+    "request_id, started_at, period, user_id, key_id, model, provider, source, outcome,"
+    " input_tokens, output_tokens, cached_tokens, cost_usd, latency_ms"
+)
+_DIMS = "day, user_id, key_id, model, provider, source, outcome"
+
+# One statement, one snapshot: every derived table is fed from ``ins``, the rows that were
+# actually inserted (a duplicate request id inserts nothing, so it changes nothing).
+WRITE = f"""
+WITH ins AS (
+    INSERT INTO usage_log ({_LOG_COLUMNS}, attempts)
+    SELECT DISTINCT ON (request_id) {_LOG_COLUMNS}, attempts::jsonb
+    FROM usage_in ORDER BY request_id, seq
+    ON CONFLICT (request_id) DO NOTHING
+    RETURNING {_NEW_COLUMNS}
+), rollup AS (
+    INSERT INTO usage_daily AS d ({_DIMS}, requests, errors, input_tokens, output_tokens,
+                                  cached_tokens, cost_usd, latency_sum_ms, lat_hist)
+    SELECT (started_at AT TIME ZONE 'UTC')::date, coalesce(user_id, ''), coalesce(key_id, ''),
+           coalesce(model, ''), coalesce(provider, ''), source, outcome,
+           count(*), count(*) FILTER (WHERE outcome <> 'success'), sum(input_tokens),
+           sum(output_tokens), sum(cached_tokens), sum(cost_usd), sum(latency_ms),
+           {histogram_sql("b")}
+    FROM (SELECT *, {bucket_index_sql("latency_ms")} AS b FROM ins) n
+    GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1, 2, 3, 4, 5, 6, 7
+    ON CONFLICT ({_DIMS}) DO UPDATE SET
+        requests = d.requests + EXCLUDED.requests,
+        errors = d.errors + EXCLUDED.errors,
+        input_tokens = d.input_tokens + EXCLUDED.input_tokens,
+        output_tokens = d.output_tokens + EXCLUDED.output_tokens,
+        cached_tokens = d.cached_tokens + EXCLUDED.cached_tokens,
+        cost_usd = d.cost_usd + EXCLUDED.cost_usd,
+        latency_sum_ms = d.latency_sum_ms + EXCLUDED.latency_sum_ms,
+        lat_hist = (SELECT array_agg(x + y ORDER BY i)
+                    FROM unnest(d.lat_hist, EXCLUDED.lat_hist) WITH ORDINALITY AS t(x, y, i))
+), spent AS (
+    INSERT INTO spend AS s (subject_type, subject_id, period, spent_usd, requests)
+    SELECT t, id, period, sum(cost), count(*) FROM (
+        SELECT 'user' AS t, user_id AS id, period, cost_usd AS cost FROM ins
+        WHERE user_id IS NOT NULL
+        UNION ALL
+        SELECT 'key', key_id, period, cost_usd FROM ins WHERE key_id IS NOT NULL
+    ) x
+    GROUP BY t, id, period ORDER BY t, id, period
+    ON CONFLICT (subject_type, subject_id, period) DO UPDATE SET
+        spent_usd = s.spent_usd + EXCLUDED.spent_usd,
+        requests = s.requests + EXCLUDED.requests,
+        updated_at = now()
+    RETURNING subject_type, subject_id
+), debit AS (  -- prepaid users (with a credit account): one debit entry per batch
+    SELECT n.user_id, sum(n.cost_usd) AS cost, count(*) AS n
+    FROM ins n JOIN credit_accounts a ON a.user_id = n.user_id
+    GROUP BY n.user_id HAVING sum(n.cost_usd) > 0
+), ledger AS (
+    INSERT INTO credit_ledger (user_id, kind, amount_usd, period, reason, requests)
+    SELECT user_id, 'debit', -cost, $1, 'usage', n FROM debit ORDER BY user_id
+), balance AS (
+    UPDATE credit_accounts a SET balance_usd = a.balance_usd - debit.cost, updated_at = now()
+    FROM debit WHERE a.user_id = debit.user_id
+)
+SELECT 'r' AS kind, request_id AS a, NULL AS b FROM ins
+UNION ALL
+SELECT 's', subject_type, subject_id FROM spent
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    received: int
+    inserted: list[UsageEvent]
+    touched: set[Subject]
+
+
+def _period(moment: datetime) -> str:
+    utc = moment.astimezone(UTC) if moment.utcoffset() else moment
+    return f"{utc.year:04d}-{utc.month:02d}"
+
+
+def _row(seq: int, e: UsageEvent) -> tuple[Any, ...]:
+    attempts = (
+        orjson.dumps([a.model_dump(mode="json") for a in e.attempts]) if e.attempts else b"[]"
+    )
+    return (
+        seq, e.request_id, e.event_id, e.started_at, _period(e.started_at), e.user_id,
+        e.key_id, e.purpose, e.requested_model, e.model, e.upstream_model, e.provider_id,
+        e.provider, e.deployment_id, e.byok, e.input_tokens, e.output_tokens, e.cached_tokens,
+        e.estimated, e.cost_usd, e.latency_ms, e.ttft_ms, e.status, e.outcome, e.error_code,
+        e.stream, e.fallbacks,
+        attempts.decode(), e.source,
+    )  # fmt: skip
+
+
+async def write_batch(
+    conn: asyncpg.Connection, events: Sequence[UsageEvent], *, period: str
+) -> BatchResult:
+    """Inside the caller's transaction: log the new records and update derived tables."""
+    await conn.execute(TEMP_DDL)
+    await conn.copy_records_to_table(
+        "usage_in", records=[_row(i, e) for i, e in enumerate(events)], columns=COLUMNS
+    )
+    rows = await conn.fetch(WRITE, period)
+    new_ids = {r[1] for r in rows if r[0] == "r"}
+    if not new_ids:
+        return BatchResult(len(events), [], set())
+    touched = {(r[1], r[2]) for r in rows if r[0] == "s"}
+    first: dict[str, UsageEvent] = {}
+    for e in events:
+        if e.request_id in new_ids:
+            first.setdefault(e.request_id, e)
+    return BatchResult(len(events), list(first.values()), touched)

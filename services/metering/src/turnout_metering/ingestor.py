@@ -1,0 +1,72 @@
+"""One batch of usage events -> one transaction: log, rollups, spend, ledger, outbox events."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Sequence
+from decimal import Decimal
+
+import asyncpg
+
+from turnout_common.events import UsageEvent
+from turnout_metering import metrics
+from turnout_metering.billing import billing_payload
+from turnout_metering.credits import CreditService
+from turnout_metering.ingest import BatchResult, write_batch
+from turnout_metering.outbox_bulk import enqueue_many
+
+
+class RateMeter:
+    """Records per second over a sliding window."""
+
+    def __init__(self, window_s: float = 10.0) -> None:
+        self._window = window_s
+        self._marks: deque[tuple[float, int]] = deque()
+
+    def add(self, count: int) -> float:
+        now = time.monotonic()
+        self._marks.append((now, count))
+        while self._marks and now - self._marks[0][0] > self._window:
+            self._marks.popleft()
+        span = max(now - self._marks[0][0], 1.0) if len(self._marks) > 1 else self._window
+        return sum(c for _, c in self._marks) / span
+
+
+class Ingestor:
+    def __init__(
+        self, pool: asyncpg.Pool, schema: str, credits: CreditService, billing_topic: str
+    ) -> None:
+        self._pool = pool
+        self._schema = schema
+        self._credits = credits
+        self._billing_topic = billing_topic
+        self.rate = RateMeter()
+
+    async def ingest(self, events: Sequence[UsageEvent]) -> BatchResult:
+        """Commit the batch (all or nothing); the caller acks the records only after this."""
+        started = time.perf_counter()
+        period = self._credits.period()
+        async with self._pool.acquire() as conn, conn.transaction():
+            result = await write_batch(conn, events, period=period)
+            if result.inserted:
+                await enqueue_many(
+                    conn,
+                    self._schema,
+                    self._billing_topic,
+                    [(e.request_id.encode(), billing_payload(e)) for e in result.inserted],
+                )
+                await self._credits.refresh(conn, result.touched, period)
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+        self._count(result)
+        return result
+
+    def _count(self, result: BatchResult) -> None:
+        new = len(result.inserted)
+        metrics.RECORDS.labels("inserted").inc(new)
+        metrics.RECORDS.labels("duplicate").inc(result.received - new)
+        metrics.BILLING_EVENTS.inc(new)
+        metrics.SPEND.inc(float(sum((e.cost_usd for e in result.inserted), Decimal(0))))
+        metrics.TOKENS.labels("input").inc(sum(e.input_tokens for e in result.inserted))
+        metrics.TOKENS.labels("output").inc(sum(e.output_tokens for e in result.inserted))
+        metrics.INGEST_RATE.set(self.rate.add(result.received))

@@ -1,0 +1,124 @@
+"""Request and response models of the metering API (money is a decimal string in JSON)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+GroupBy = Literal["model", "provider", "user", "key", "day", "source"]
+
+
+class UsageRecord(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    request_id: str
+    started_at: datetime
+    user_id: str | None
+    key_id: str | None
+    purpose: str
+    source: str
+    requested_model: str | None
+    model: str | None
+    upstream_model: str | None
+    provider: str | None
+    provider_id: str | None
+    byok: bool
+    input_tokens: int
+    output_tokens: int
+    cached_tokens: int
+    estimated: bool
+    cost_usd: Decimal
+    latency_ms: float
+    ttft_ms: float | None
+    status: int
+    outcome: str
+    error_code: str | None
+    stream: bool
+    fallbacks: int
+    attempts: list[dict[str, Any]]
+
+
+class UsagePage(BaseModel):
+    data: list[UsageRecord]
+    total: int
+    limit: int
+    offset: int
+
+
+class SummaryRow(BaseModel):
+    key: str | None
+    requests: int
+    errors: int
+    input_tokens: int
+    output_tokens: int
+    cached_tokens: int
+    cost_usd: Decimal
+    avg_latency_ms: float | None
+    p50_latency_ms: float | None
+    p95_latency_ms: float | None
+
+
+class UsageSummary(BaseModel):
+    group_by: GroupBy
+    start: date | None
+    end: date | None
+    data: list[SummaryRow]
+    totals: SummaryRow
+
+
+class KeyCredit(BaseModel):
+    key_id: str
+    budget_usd: Decimal | None
+    spent_usd: Decimal
+    remaining_usd: Decimal | None
+    blocked: bool
+
+
+class Credits(BaseModel):
+    user_id: str
+    tier: str | None
+    tier_monthly_credits_usd: Decimal
+    period: str
+    limit_usd: Decimal | None = Field(description="the user's monthly budget (null = none)")
+    spent_usd: Decimal
+    remaining_usd: Decimal | None
+    balance_usd: Decimal | None = Field(description="prepaid credit (null = no credit account)")
+    ledger_balance_usd: Decimal = Field(description="sum of every ledger entry")
+    ledger_consistent: bool
+    blocked: bool
+    keys: list[KeyCredit]
+
+
+class GrantIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    amount_usd: Decimal = Field(gt=0, le=Decimal("1000000"), decimal_places=9)
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class LedgerEntry(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    user_id: str
+    kind: Literal["grant", "debit", "adjustment", "expiry"]
+    amount_usd: Decimal
+    period: str
+    reason: str
+    ref: str | None
+    actor: str
+    requests: int
+    created_at: datetime
+
+
+class LedgerPage(BaseModel):
+    user_id: str
+    data: list[LedgerEntry]
+    total: int
+    limit: int
+    offset: int
+    balance_usd: Decimal | None
+    ledger_balance_usd: Decimal

@@ -1,0 +1,130 @@
+"""Read queries: the raw log for listings and exports, the daily rollup for summaries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import date, datetime
+from typing import Any
+
+import asyncpg
+
+from turnout_metering.latency import percentile, sum_histograms
+
+LIST_COLUMNS = (
+    "request_id, started_at, user_id, key_id, purpose, source, requested_model, model,"
+    " upstream_model, provider, provider_id, byok, input_tokens, output_tokens, cached_tokens,"
+    " estimated, cost_usd, latency_ms, ttft_ms, status, outcome, error_code, stream,"
+    " fallbacks, attempts"
+)
+GROUP_SQL = {
+    "model": "model",
+    "provider": "provider",
+    "user": "user_id",
+    "key": "key_id",
+    "day": "day::text",
+    "source": "source",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class UsageFilter:
+    user_id: str | None = None
+    key_id: str | None = None
+    model: str | None = None
+    provider: str | None = None
+    source: str | None = None
+    outcome: str | None = None
+    status: int | None = None
+
+
+def _where(f: UsageFilter, *, rollup: bool) -> tuple[list[str], list[Any]]:
+    clauses: list[str] = []
+    args: list[Any] = []
+    for field in fields(f):
+        value = getattr(f, field.name)
+        if value is None or (rollup and field.name == "status"):
+            continue
+        args.append(value)
+        clauses.append(f"{field.name} = ${len(args)}")
+    return clauses, args
+
+
+async def list_usage(
+    conn: asyncpg.Connection,
+    f: UsageFilter,
+    start: datetime | None,
+    end: datetime | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[asyncpg.Record], int]:
+    clauses, args = _where(f, rollup=False)
+    if start is not None:
+        args.append(start)
+        clauses.append(f"started_at >= ${len(args)}")
+    if end is not None:
+        args.append(end)
+        clauses.append(f"started_at < ${len(args)}")
+    where = " WHERE " + " AND ".join(clauses) if clauses else ""
+    total = await conn.fetchval(f"SELECT count(*) FROM usage_log{where}", *args)
+    n = len(args)
+    rows = await conn.fetch(
+        f"SELECT {LIST_COLUMNS} FROM usage_log{where}"
+        f" ORDER BY started_at DESC, request_id LIMIT ${n + 1} OFFSET ${n + 2}",
+        *args,
+        limit,
+        offset,
+    )
+    return list(rows), int(total)
+
+
+def _summary_row(key: str | None, r: asyncpg.Record, hist: list[int]) -> dict[str, Any]:
+    requests = int(r["requests"] or 0)
+    return {
+        "key": key,
+        "requests": requests,
+        "errors": int(r["errors"] or 0),
+        "input_tokens": int(r["input_tokens"] or 0),
+        "output_tokens": int(r["output_tokens"] or 0),
+        "cached_tokens": int(r["cached_tokens"] or 0),
+        "cost_usd": r["cost_usd"] or 0,
+        "avg_latency_ms": round(r["latency_sum_ms"] / requests, 3) if requests else None,
+        "p50_latency_ms": percentile(hist, 0.50),
+        "p95_latency_ms": percentile(hist, 0.95),
+    }
+
+
+async def summary(
+    conn: asyncpg.Connection,
+    f: UsageFilter,
+    group_by: str,
+    start: date | None,
+    end: date | None,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Aggregates from ``usage_daily`` (whole UTC days, ``start``..``end`` inclusive)."""
+    clauses, args = _where(f, rollup=True)
+    if start is not None:
+        args.append(start)
+        clauses.append(f"day >= ${len(args)}")
+    if end is not None:
+        args.append(end)
+        clauses.append(f"day <= ${len(args)}")
+    where = " WHERE " + " AND ".join(clauses) if clauses else ""
+    group = GROUP_SQL[group_by]
+    rows = await conn.fetch(
+        f"SELECT NULLIF({group}, '') AS k, sum(requests) AS requests, sum(errors) AS errors,"
+        " sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,"
+        " sum(cached_tokens) AS cached_tokens, sum(cost_usd) AS cost_usd,"
+        " sum(latency_sum_ms) AS latency_sum_ms, array_agg(lat_hist) AS hists"
+        f" FROM usage_daily{where} GROUP BY 1 ORDER BY 1 NULLS LAST",
+        *args,
+    )
+    data = [_summary_row(r["k"], r, sum_histograms(r["hists"])) for r in rows]
+    total = await conn.fetchrow(
+        "SELECT sum(requests) AS requests, sum(errors) AS errors,"
+        " sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,"
+        " sum(cached_tokens) AS cached_tokens, sum(cost_usd) AS cost_usd,"
+        f" sum(latency_sum_ms) AS latency_sum_ms FROM usage_daily{where}",
+        *args,
+    )
+    all_hists = sum_histograms([sum_histograms(r["hists"]) for r in rows])
+    return data, _summary_row(None, total, all_hists)
