@@ -1,0 +1,131 @@
+"""Active probes: the right request per provider kind, and how a response is classified.
+
+Keys are decrypted by the caller just before a probe and only ever placed in headers; no
+reason string, log line or stored row contains them.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+import httpx
+
+from turnout_common.events import HealthStatus
+
+Verdict = Literal["success", "failure", "neutral"]
+"""How a probe counts for the circuit: auth and config problems are neutral."""
+
+SELF_HOSTED = frozenset({"vllm", "ollama", "llamacpp", "openai_compatible"})
+DEFAULT_BASE_URLS = {
+    "openai": "https://api.openai.com/v1",
+    "openrouter": "https://openrouter.ai/api/v1",
+    "groq": "https://api.groq.com/openai/v1",
+    "together": "https://api.together.xyz/v1",
+    "mistral": "https://api.mistral.ai/v1",
+    "fireworks": "https://api.fireworks.ai/inference/v1",
+    "anthropic": "https://api.anthropic.com",
+    "google": "https://generativelanguage.googleapis.com",
+    "cohere": "https://api.cohere.com",
+}
+ANTHROPIC_VERSION = "2023-06-01"
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeRequest:
+    url: str
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    status: HealthStatus
+    verdict: Verdict
+    latency_ms: float | None
+    http_status: int | None
+    reason: str
+
+
+def _strip(url: str, *suffixes: str) -> str:
+    url = url.rstrip("/")
+    for suffix in suffixes:
+        if url.endswith(suffix):
+            return url[: -len(suffix)]
+    return url
+
+
+def probe_requests(kind: str, base_url: str | None, api_key: str | None) -> list[ProbeRequest]:
+    """The GETs that check a provider of ``kind``, in order (all must succeed)."""
+    base = (base_url or DEFAULT_BASE_URLS.get(kind, "")).rstrip("/")
+    if not base:
+        raise ValueError(f"a {kind} provider needs a base_url to be probed")
+    bearer = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    if kind == "vllm":
+        root = _strip(base, "/v1")
+        return [ProbeRequest(f"{root}/health", bearer), ProbeRequest(f"{root}/v1/models", bearer)]
+    if kind == "ollama":
+        return [ProbeRequest(f"{_strip(base, '/v1', '/api')}/api/tags", bearer)]
+    if kind == "llamacpp":
+        return [ProbeRequest(f"{_strip(base, '/v1')}/health", bearer)]
+    if kind == "anthropic":
+        headers = {
+            "anthropic-version": ANTHROPIC_VERSION,
+            **({"x-api-key": api_key} if api_key else {}),
+        }
+        return [ProbeRequest(f"{_strip(base, '/v1')}/v1/models", headers)]
+    if kind == "google":
+        headers = {"x-goog-api-key": api_key} if api_key else {}
+        return [ProbeRequest(f"{_strip(base, '/v1beta', '/v1')}/v1beta/models", headers)]
+    if kind == "cohere":
+        return [ProbeRequest(f"{_strip(base, '/v1', '/v2')}/v1/models", bearer)]
+    return [ProbeRequest(f"{base}/models", bearer)]  # openai and every OpenAI-compatible kind
+
+
+def classify(http_status: int, latency_ms: float, slow_ms: float) -> ProbeResult:
+    """Turn an HTTP answer into a health status."""
+    if 200 <= http_status < 300:
+        if latency_ms > slow_ms:
+            reason = f"slow: {latency_ms:.0f} ms > {slow_ms:.0f} ms"
+            return ProbeResult("degraded", "success", latency_ms, http_status, reason)
+        return ProbeResult("healthy", "success", latency_ms, http_status, "ok")
+    if http_status == 429:
+        return ProbeResult("degraded", "success", latency_ms, http_status, "rate limited (429)")
+    if http_status in (401, 403):
+        reason = f"HTTP {http_status}: the provider rejected the configured API key"
+        return ProbeResult("auth_failed", "neutral", latency_ms, http_status, reason)
+    if http_status >= 500:
+        return ProbeResult("down", "failure", latency_ms, http_status, f"HTTP {http_status}")
+    reason = f"HTTP {http_status}: unexpected answer (check base_url and kind)"
+    return ProbeResult("unknown", "neutral", latency_ms, http_status, reason)
+
+
+def unknown(reason: str) -> ProbeResult:
+    return ProbeResult("unknown", "neutral", None, None, reason)
+
+
+async def run_probe(
+    client: httpx.AsyncClient,
+    requests: list[ProbeRequest],
+    *,
+    timeout_s: float,
+    slow_ms: float,
+) -> ProbeResult:
+    """Send the probe requests in order; the first non-2xx decides. Latency is the total."""
+    started = time.perf_counter()
+    result = unknown("no probe requests")
+    for req in requests:
+        try:
+            resp = await client.get(req.url, headers=req.headers, timeout=timeout_s)
+        except httpx.TimeoutException:
+            elapsed = (time.perf_counter() - started) * 1000
+            return ProbeResult("down", "failure", elapsed, None, f"timeout after {timeout_s:g} s")
+        except httpx.HTTPError as exc:
+            elapsed = (time.perf_counter() - started) * 1000
+            reason = f"connect error: {type(exc).__name__}"
+            return ProbeResult("down", "failure", elapsed, None, reason)
+        elapsed = (time.perf_counter() - started) * 1000
+        result = classify(resp.status_code, elapsed, slow_ms)
+        if result.status not in ("healthy", "degraded") or resp.status_code == 429:
+            return result
+    return result

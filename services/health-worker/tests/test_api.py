@@ -1,0 +1,134 @@
+"""The admin API: auth, current state, history, passive stats; ops endpoints."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+
+from turnout_common.testing.upstream import start_fake_openai
+from turnout_health.testing import ADMIN, MINTED, Harness, provider_data, wait_until
+
+H = {"Authorization": f"Bearer {ADMIN}"}
+
+
+async def test_admin_auth(harness: Harness) -> None:
+    r = await harness.client.get("/api/v1/health/providers")
+    assert r.status_code == 401 and "Bearer" in r.json()["error"]["message"]
+    r = await harness.client.get(
+        "/api/v1/health/providers", headers={"Authorization": "Bearer nope-nope"}
+    )
+    assert r.status_code == 403
+    r = await harness.client.get(
+        "/api/v1/health/providers", headers={"Authorization": f"Bearer {MINTED}"}
+    )
+    assert r.status_code == 200  # minted token known from the snapshot's admin_token entity
+    await harness.publish_config(
+        "admin_token", "tok1", {"id": "tok1", "name": "ci", "token_hash": "x", "revoked": True}
+    )
+    await wait_until(lambda: not harness.app.state.turnout.registry.admin_token_hashes)
+    r = await harness.client.get(
+        "/api/v1/health/providers", headers={"Authorization": f"Bearer {MINTED}"}
+    )
+    assert r.status_code == 403
+
+
+async def test_providers_and_history(harness: Harness) -> None:
+    _, server = start_fake_openai("listed")
+    pid = str(uuid.uuid4())
+    try:
+        await harness.publish_config("provider", pid, provider_data(pid, server.url + "/v1"))
+        await harness.wait_event(pid, lambda e: e.status == "healthy")
+        r = await harness.client.get("/api/v1/health/providers", headers=H)
+        assert r.status_code == 200
+        row = next(p for p in r.json()["data"] if p["provider_id"] == pid)
+        assert row["status"] == "healthy" and row["circuit"] == "closed"
+        assert row["kind"] == "vllm" and row["latency_ms"] > 0 and row["last_probe_at"]
+        await wait_until(lambda: harness.app.state.worker.prober.probes >= 3)
+        r = await harness.client.get(f"/api/v1/health/providers/{pid}/history?limit=2", headers=H)
+        page = r.json()
+        assert len(page["data"]) == 2 and page["next_before"] == page["data"][-1]["id"]
+        older = await harness.client.get(
+            f"/api/v1/health/providers/{pid}/history?limit=2&before={page['next_before']}",
+            headers=H,
+        )
+        assert all(x["id"] < page["next_before"] for x in older.json()["data"])
+    finally:
+        server.stop()
+    r = await harness.client.get("/api/v1/health/providers/nope/history", headers=H)
+    assert r.status_code == 404 and "nope" in r.json()["error"]["message"]
+    r = await harness.client.get(f"/api/v1/health/providers/{pid}/history?limit=0", headers=H)
+    assert r.status_code == 422 and "limit" in r.json()["error"]["message"]
+
+
+async def test_passive_errors_open_the_circuit(harness: Harness) -> None:
+    """The router's own failed attempts trip the circuit even while probes still pass."""
+    _, server = start_fake_openai("passive")
+    pid = str(uuid.uuid4())
+    try:
+        await harness.publish_config("provider", pid, provider_data(pid, server.url + "/v1"))
+        await harness.wait_event(pid, lambda e: e.status == "healthy")
+        await harness.send_usage(pid, "dep-1", [502, 502, 200, 502, 502, 200])
+        await harness.wait_event(pid, lambda e: e.circuit == "open")
+        opened = next(e for e in harness.events_for(pid) if e.circuit == "open")
+        assert re.fullmatch(r"passive: \d/\d attempts failed in the last 5 s", opened.reason)
+        r = await harness.client.get("/api/v1/health/providers", headers=H)
+        row = next(p for p in r.json()["data"] if p["provider_id"] == pid)
+        assert row["status"] == "down"
+        # probes still pass, so the circuit half-opens and closes again after the cool-down
+        await harness.wait_event(pid, lambda e: e.reason.startswith("trial probe succeeded"))
+        await asyncio.sleep(1.0)  # old errors do not re-open the circuit that just closed
+        assert [e.circuit for e in harness.events_for(pid)][-1] == "closed"
+        assert harness.app.state.service.runtime(pid).circuit.state == "closed"
+    finally:
+        server.stop()
+
+
+async def test_ops_endpoints(harness: Harness) -> None:
+    assert (await harness.client.get("/healthz")).status_code == 200
+    r = await harness.client.get("/readyz")
+    assert r.status_code == 200, r.text
+    metrics = (await harness.client.get("/metrics")).text
+    assert "turnout_health_probe_latency_seconds_bucket" in metrics
+    assert "turnout_health_circuit_state{" in metrics
+    assert "turnout_health_leader 1.0" in metrics
+
+
+async def test_deployment_circuit_from_passive_signals(harness: Harness) -> None:
+    """One bad deployment opens its own circuit; the provider and its other deployment stay."""
+    _, server = start_fake_openai("deployments")
+    pid = str(uuid.uuid4())
+    try:
+        await harness.publish_config("provider", pid, provider_data(pid, server.url + "/v1"))
+        await harness.wait_event(pid, lambda e: e.status == "healthy")
+        await harness.send_usage(pid, "good", [200] * 7)
+        pool = harness.app.state.turnout.pool
+
+        async def good_counted() -> bool:
+            async with pool.acquire() as conn:
+                n = await conn.fetchval(
+                    "SELECT sum(requests) FROM passive_buckets WHERE provider_id = $1", pid
+                )
+            return n == 7
+
+        while not await good_counted():
+            await asyncio.sleep(0.05)
+        # usage partitions are consumed in any order: the good records are counted first, so
+        # the provider's error rate never reaches 50 % (at most 5/12)
+        await harness.send_usage(pid, "bad", [None, 503, 500, 502, 504])
+        await harness.wait_event(pid, lambda e: e.circuit == "open", deployment_id="bad")
+        opened = harness.events_for(pid, "bad")[0]
+        assert opened.auto_disabled and opened.reason.startswith("passive: 5/5")
+        await harness.wait_event(pid, lambda e: e.circuit == "half_open", deployment_id="bad")
+        await harness.send_usage(pid, "bad", [200])  # the router's trial traffic
+        await harness.wait_event(pid, lambda e: e.circuit == "closed", deployment_id="bad")
+        seen = [(e.status, e.circuit) for e in harness.events_for(pid, "bad")]
+        assert seen == [("down", "open"), ("unknown", "half_open"), ("healthy", "closed")]
+        assert harness.events_for(pid, "good") == []
+        assert [e.circuit for e in harness.events_for(pid)] == ["closed"]  # 5/12 < 50 %
+        r = await harness.client.get("/api/v1/health/providers", headers=H)
+        row = next(p for p in r.json()["data"] if p["provider_id"] == pid)
+        assert [d["deployment_id"] for d in row["deployments"]] == ["bad"]
+        assert {p["deployment_id"] for p in row["passive"]} == {"bad", "good"}
+    finally:
+        server.stop()
