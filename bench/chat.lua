@@ -1,0 +1,62 @@
+-- Adapted from ../shared/bench/loadgen/chat.lua (the reference harness), unchanged protocol.
+-- wrk script: POST an OpenAI chat-completions JSON body at fixed concurrency.
+-- Configured through environment variables (read in every wrk thread):
+--   BENCH_MODEL      model name                      (default gpt-4o-mini)
+--   BENCH_STREAM     1 = "stream":true + include_usage (default 0)
+--   BENCH_KEY        bearer token                    (default sk-bench)
+--   BENCH_HEADERS    extra headers "k: v|k2: v2"
+--   BENCH_VALIDATE   1 = check each body ("usage" / "[DONE]"), count bad ones
+--   BENCH_MAXTOK     max_tokens                      (default 20)
+-- done() prints one machine-readable line starting with RESULT.
+local model    = os.getenv("BENCH_MODEL") or "gpt-4o-mini"
+local stream   = os.getenv("BENCH_STREAM") == "1"
+local validate = os.getenv("BENCH_VALIDATE") == "1"
+local maxtok   = os.getenv("BENCH_MAXTOK") or "20"
+
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer " .. (os.getenv("BENCH_KEY") or "sk-bench")
+local extra = os.getenv("BENCH_HEADERS")
+if extra and #extra > 0 then
+  for pair in string.gmatch(extra, "[^|]+") do
+    local k, v = string.match(pair, "^%s*([^:]+):%s*(.-)%s*$")
+    if k then wrk.headers[k] = v end
+  end
+end
+
+local body = '{"model":"' .. model .. '","messages":['
+  .. '{"role":"system","content":"You are a helpful assistant. Answer briefly."},'
+  .. '{"role":"user","content":"Write one short sentence about benchmarking HTTP gateways under load, please."}],'
+  .. '"max_tokens":' .. maxtok .. ',"temperature":0.2'
+if stream then
+  body = body .. ',"stream":true,"stream_options":{"include_usage":true}'
+end
+wrk.body = body .. '}'
+
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+
+bad = 0
+if validate then
+  local marker = stream and "[DONE]" or '"usage"'
+  function response(status, headers, b)
+    if status ~= 200 or not string.find(b, marker, 1, true) then
+      bad = bad + 1
+      if bad <= 2 then io.stderr:write("BAD RESPONSE " .. status .. ": " .. string.sub(b, 1, 300) .. "\n") end
+    end
+  end
+end
+
+function done(summary, latency, requests)
+  local nbad = 0
+  for _, t in ipairs(threads) do nbad = nbad + (t:get("bad") or 0) end
+  local e = summary.errors
+  local secs = summary.duration / 1e6
+  io.write(string.format(
+    "RESULT reqs=%d rps=%.1f mean_ms=%.2f p50_ms=%.2f p90_ms=%.2f p99_ms=%.2f max_ms=%.2f "
+    .. "err_connect=%d err_read=%d err_write=%d err_status=%d err_timeout=%d bad_body=%d\n",
+    summary.requests, summary.requests / secs, latency.mean / 1000,
+    latency:percentile(50) / 1000, latency:percentile(90) / 1000,
+    latency:percentile(99) / 1000, latency.max / 1000,
+    e.connect, e.read, e.write, e.status, e.timeout, nbad))
+end
