@@ -17,6 +17,12 @@ app = typer.Typer(
 )
 keys_app = typer.Typer(help="Encryption keys: generate, rotate.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+config_app = typer.Typer(
+    help="Declarative config: apply a YAML file, export the current config.",
+    no_args_is_help=True,
+)
+app.add_typer(config_app, name="config")
+DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 @app.command()
@@ -42,7 +48,7 @@ def migrate(
     """Apply every service's schema migrations (idempotent, safe to run concurrently)."""
     from turnout.migrate import migrate_all
 
-    dsn = database_url or "postgresql://postgres@127.0.0.1:5432/postgres"
+    dsn = database_url or DEFAULT_DSN
     applied = asyncio.run(migrate_all(dsn, service or list(SERVICES)))
     for name in applied:
         typer.echo(f"applied {name}")
@@ -64,7 +70,7 @@ def keys_rotate(
     """Re-encrypt every stored secret under the newest key of TURNOUT_ENCRYPTION_KEYS."""
     from turnout.migrate import rotate_secrets
 
-    dsn = database_url or "postgresql://postgres@127.0.0.1:5432/postgres"
+    dsn = database_url or DEFAULT_DSN
     count = asyncio.run(rotate_secrets(dsn))
     typer.echo(f"re-encrypted {count} secrets under the newest key")
 
@@ -80,6 +86,40 @@ def up(
     from turnout.up import run_up
 
     raise typer.Exit(run_up(state_dir, demo=demo))
+
+
+@config_app.command("apply")
+def config_apply(
+    file: Annotated[Path, typer.Option("-f", "--file", exists=True, dir_okay=False)],
+    dry_run: Annotated[bool, typer.Option(help="print the diff, change nothing")] = False,
+    database_url: Annotated[str | None, typer.Option(envvar="TURNOUT_DATABASE_URL")] = None,
+) -> None:
+    """Make the config match FILE (idempotent); secrets must be ${ENV_VAR} references."""
+    from turnout.config_file import apply_file
+    from turnout_common.errors import TurnoutError
+
+    try:
+        diff = asyncio.run(apply_file(database_url or DEFAULT_DSN, file, dry_run=dry_run))
+    except TurnoutError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(2) from None
+    for line in diff:
+        typer.echo(line)
+    verb = "would change" if dry_run else "changed"
+    typer.echo(f"{verb} {len(diff)} entities" if diff else "nothing to change")
+
+
+@config_app.command("export")
+def config_export(
+    database_url: Annotated[str | None, typer.Option(envvar="TURNOUT_DATABASE_URL")] = None,
+) -> None:
+    """Print the current config in `apply`'s YAML format (secrets are never exported)."""
+    import yaml
+
+    from turnout.config_file import export_config
+
+    doc = asyncio.run(export_config(database_url or DEFAULT_DSN))
+    typer.echo(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
 
 
 def main() -> None:
