@@ -46,6 +46,8 @@ def parse(text: str) -> Results:
     return res
 
 
+KEEP_FROM = "## Profile findings"
+"""RESULTS.md keeps everything from this heading on when it is re-generated."""
 LIMITS = {"other_max_pct": 25.0}  # runs with more foreign CPU load than this are flagged "*"
 
 
@@ -138,11 +140,58 @@ def table(res: Results) -> list[str]:
 
         line(f"stream TTFT added p50 ms, c={c} (direct: TTFT p50)", ttft, 2, True)
     line("gateway CPU % at c=64", lambda t: num(res.wrk.get((t, "chat", 64)), "cpu"), 0)
+    line("gateway CPU µs per request, c=64", lambda t: cpu_us(res.wrk.get((t, "chat", 64))), 0)
+    line("one core's capacity, req/s (1 s ÷ CPU per request)",
+         lambda t: capacity(res.wrk.get((t, "chat", 64))), 0)  # fmt: skip
     line("RSS MB idle", lambda t: num(res.meta.get(t), "idle_rss_mb"), 0)
     line("RSS MB peak", lambda t: num(res.meta.get(t), "peak_rss_mb"), 0)
     line("time to ready, s", lambda t: num(res.meta.get(t), "ready_s"), 2)
     line("errors (all measured runs)", lambda t: _sum(res, t, "errors"), 0)
     line("max other CPU % (foreign load)", lambda t: _max(res, t, "other_cpu"), 0)
+    return out
+
+
+def cpu_us(row: Row | None) -> float | None:
+    """Gateway CPU time per completed request: less sensitive to foreign load than req/s."""
+    cpu, rps = num(row, "cpu"), num(row, "rps")
+    return None if cpu is None or not rps else cpu / 100 / rps * 1e6
+
+
+def capacity(row: Row | None) -> float | None:
+    us = cpu_us(row)
+    return None if not us else 1e6 / us
+
+
+# issue 8: (label, value getter, limit, True = at least / False = at most)
+Target = tuple[str, Callable[[Results], float | None], float, bool]
+
+
+def _added(res: Results, scen: str, c: int) -> float | None:
+    if scen == "ttft":
+        v, base = (num(res.ttft.get((t, c)), "ttft_p50_ms") for t in ("turnout", "direct"))
+    else:
+        v, base = (num(res.wrk.get((t, scen, c)), "p50_ms") for t in ("turnout", "direct"))
+    return None if v is None or base is None else v - base
+
+
+TARGETS_ISSUE8: list[Target] = [
+    ("chat req/s, c=64", lambda r: num(r.wrk.get(("turnout", "chat", 64)), "rps"), 2500, True),
+    ("added p50 ms, 50 ms upstream, c=1", lambda r: _added(r, "delay50", 1), 0.5, False),
+    ("added p50 ms, 50 ms upstream, c=16", lambda r: _added(r, "delay50", 16), 0.5, False),
+    ("stream TTFT added p50 ms, c=1", lambda r: _added(r, "ttft", 1), 1.0, False),
+    ("RSS MB peak", lambda r: num(r.meta.get("turnout"), "peak_rss_mb"), 100, False),
+    ("time to ready, s", lambda r: num(r.meta.get("turnout"), "ready_s"), 2.0, False),
+]
+
+
+def targets(res: Results) -> list[str]:
+    """Turnout against issue 8's targets (one core, auth + routing + usage events on)."""
+    out = ["| issue 8 target | limit | Turnout | met |", "|---|---:|---:|---|"]
+    for label, get, limit, at_least in TARGETS_ISSUE8:
+        v = get(res)
+        ok = "-" if v is None else "yes" if (v >= limit if at_least else v <= limit) else "NO"
+        cell = fmt(v, 2 if v is not None and abs(v) < 10 else 0)
+        out.append(f"| {label} | {'≥' if at_least else '≤'} {limit:g} | {cell} | {ok} |")
     return out
 
 
@@ -257,6 +306,8 @@ def render_md(res: Results, date: str, command: str) -> str:
         "",
         *notes(res),
         "",
+        *targets(res),
+        "",
         "## Every run",
         "",
         *details(res),
@@ -277,8 +328,12 @@ def main() -> None:
     res = parse(args.results.read_text())
     print("\n".join(table(res)))
     print("\n".join(["", *notes(res)]))
+    print("\n".join(["", *targets(res)]))
     if args.md is not None:
-        args.md.write_text(render_md(res, args.date, args.command))
+        # hand-written notes from KEEP_FROM on (profile findings...) survive a re-run
+        old = args.md.read_text() if args.md.exists() else ""
+        kept = old[old.index(KEEP_FROM) :] if KEEP_FROM in old else ""
+        args.md.write_text(render_md(res, args.date, args.command) + ("\n" + kept if kept else ""))
         print(f"\nwrote {args.md}")
 
 

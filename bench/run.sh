@@ -17,6 +17,7 @@
 #   ROUTER_READY_TIMEOUT [30]           seconds for Turnout's /readyz to return 200
 #   LITELLM_VENV [/tmp/turnout-bench/litellm-venv] LITELLM_VERSION [1.106.2]
 #   LITELLM_READY_TIMEOUT [120] RESULTS_MD [bench/RESULTS.md] RUN_DIR [/tmp/turnout-bench/run-PID]
+#   COMPILE_BYTECODE [1]                precompile the workspace venv first (as the image does)
 set -euo pipefail
 BENCH=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$BENCH")
@@ -56,6 +57,14 @@ if ! command -v wrk >/dev/null; then
 fi
 [[ -x $PY ]] || (cd "$ROOT" && uv sync --locked >/dev/null)
 "$PY" -c 'import uvloop, httptools, orjson, aiohttp' || { log "the workspace venv lacks uvloop/httptools/orjson/aiohttp"; exit 1; }
+# Deployed routers run compiled modules (deploy/Dockerfile sets UV_COMPILE_BYTECODE=1; pip
+# compiles LiteLLM's venv too). `uv sync` leaves none, and with PYTHONDONTWRITEBYTECODE=1 in
+# the shell every router start would compile ~600 modules from source (~1.5 s of "time to
+# ready"). compileall skips files whose .pyc is current, so this is quick after the first run.
+if [[ ${COMPILE_BYTECODE:-1} == 1 ]]; then
+  "$PY" -m compileall -q -j 0 "$("$PY" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" \
+    "$ROOT"/libs/*/src "$ROOT"/services/*/src "$ROOT/src" >/dev/null 2>&1 || log "  (compileall reported errors; continuing)"
+fi
 free_port() { "$PY" -c 'from turnout_common.devinfra import free_port; print(free_port())'; }
 BENCH_KEY=$("$PY" -c 'from turnout_common.crypto import new_virtual_key; print(new_virtual_key())')
 export BENCH_KEY
@@ -136,7 +145,7 @@ stage_turnout() {
     stop_group "$router_pid"; return 0
   fi
   local idle; idle=$(rss_mb "$router_pid")
-  meta turnout "ready_s=$(elapsed "$t0" "$t1") idle_rss_mb=${idle% *} version=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo dev)"
+  meta turnout "ready_s=$(elapsed "$t0" "$t1") idle_rss_mb=${idle% *} bytecode=$([[ ${COMPILE_BYTECODE:-1} == 1 ]] && echo compiled || echo source) version=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo dev)"
   WATCH_PIDS=$router_pid OWN_PIDS="$MOCK_PIDS $broker_pid $snap_pid $(cat "$RUN_DIR/tansu.pid")"
   COMPLETED=1  # the probe request
   run_suite turnout "$url/v1" bench-fast "$url/v1" bench-slow "$url/v1" bench-stream || true

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -118,3 +119,28 @@ def system(
             yield sys_
         finally:
             stop_system(sys_)
+
+
+@pytest.fixture(scope="session")
+def start_own_system(
+    tmp_path_factory: pytest.TempPathFactory, pg_server_dsn: str
+) -> Callable[..., contextlib.AbstractContextManager[System]]:
+    """``with start_own_system("name", extra_env) as system:`` another whole system, on a
+    database and a Tansu broker of its own (so its events never mix with ``system``'s)."""
+
+    @contextlib.contextmanager
+    def start(name: str, extra_env: dict[str, str] | None = None) -> Iterator[System]:
+        state = tmp_path_factory.mktemp(name)
+        broker = TansuBroker(log_path=state / "tansu.log")
+        broker.start()
+        try:
+            with fresh_database(pg_server_dsn, f"turnout_{name}") as dsn:
+                sys_ = start_system(state / "up", dsn, broker.bootstrap, extra_env)
+                try:
+                    yield sys_
+                finally:
+                    stop_system(sys_)
+        finally:
+            broker.stop()
+
+    return start

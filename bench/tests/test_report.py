@@ -4,9 +4,11 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
-from report import parse, render_md, table
+import pytest
+from report import main, parse, render_md, table, targets
 
 ROWS = """\
 direct\tmeta\tversion=mock_upstream
@@ -65,3 +67,38 @@ def test_contaminated_runs_are_flagged_and_empty_runs_have_no_percentiles() -> N
     assert "0.00" not in pct256
     chat64 = next(ln for ln in lines if ln.startswith("| chat req/s, c=64"))
     assert "*" not in chat64
+
+
+def test_cpu_per_request_and_issue8_targets() -> None:
+    rows = ROWS.replace("turnout\tmeta\terror=GET_/readyz_did_not_return_200_within_30s\n", "")
+    rows += (
+        "turnout\tmeta\tready_s=0.80 idle_rss_mb=75 peak_rss_mb=120\n"
+        "turnout\twrk\tscenario=chat conc=64 reqs=1 rps=4000.0 p50_ms=16 p90_ms=20 p99_ms=30 "
+        "max_ms=50 errors=0 cpu=100 rss_mb=80 other_cpu=2 calib_ms=200\n"
+        "turnout\twrk\tscenario=delay50 conc=1 reqs=10 rps=19.0 p50_ms=50.80 p90_ms=51 "
+        "p99_ms=52 max_ms=55 errors=0 cpu=2 rss_mb=80 other_cpu=1 calib_ms=210\n"
+    )
+    res = parse(rows)
+    cpu = next(ln for ln in table(res) if ln.startswith("| gateway CPU µs per request"))
+    assert "| 250 |" in cpu  # 100 % of a core / 4,000 req/s
+    lines = targets(res)
+    assert any(ln.startswith("| chat req/s, c=64 | ≥ 2500 | 4,000 | yes |") for ln in lines)
+    assert any(
+        ln.startswith("| added p50 ms, 50 ms upstream, c=1 | ≤ 0.5 | 0.30 | yes") for ln in lines
+    )
+    assert any(ln.startswith("| RSS MB peak | ≤ 100 | 120 | NO |") for ln in lines)
+    assert any(
+        ln.startswith("| added p50 ms, 50 ms upstream, c=16 | ≤ 0.5 | - | - |") for ln in lines
+    )
+
+
+def test_rerun_keeps_the_profile_findings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    md = tmp_path / "RESULTS.md"
+    md.write_text("# old table\n\n## Profile findings\n\nkept text\n")
+    tsv = tmp_path / "results.tsv"
+    tsv.write_text(ROWS)
+    monkeypatch.setattr(sys, "argv", ["report.py", str(tsv), "--md", str(md), "--command", "c"])
+    main()
+    text = md.read_text()
+    assert "# old table" not in text
+    assert text.index("## Every run") < text.index("## Profile findings\n\nkept text")

@@ -1,12 +1,18 @@
 """``turnout up --demo``: a local OpenAI-compatible simulator, configured through the admin API.
 
-A new user sees a routed, metered request within a minute, without any cloud key.
+A new user sees a routed, metered request within a minute, without any cloud key. The
+simulator listens on ``TURNOUT_DEMO_PORT`` (default 8090; a free port if that one is busy).
+Running ``--demo`` again against the same database and state dir is idempotent: the simulator
+provider is pointed at this run's URL, the chat route is only set when none exists, and the
+demo key in ``<state-dir>/demo_key`` is reused while config-api still accepts it.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -14,44 +20,93 @@ from typing import Any
 from turnout_common.testing.servers import LocalServer
 from turnout_common.testing.upstream import FakeOpenAI
 
+DEFAULT_PORT = 8090
+REPLY = "Hello from the Turnout demo simulator: this answer was routed and metered."
 _KEEP: list[LocalServer] = []
 
 
-def _call(config_url: str, token: str, method: str, path: str, body: dict[str, Any]) -> Any:
-    req = urllib.request.Request(  # noqa: S310 - local admin API
-        config_url + "/api/v1" + path,
+def _say(msg: str) -> None:
+    print(f"turnout up | demo: {msg}", flush=True)
+
+
+def _request(
+    url: str, token: str, method: str = "GET", body: dict[str, Any] | None = None
+) -> tuple[int, Any]:
+    req = urllib.request.Request(  # noqa: S310 - local URLs of this `turnout up`
+        url,
         method=method,
-        data=json.dumps(body).encode(),
+        data=json.dumps(body).encode() if body is not None else None,
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
     )
     try:
         with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310
-            return json.loads(resp.read() or b"null")
+            return int(resp.status), json.loads(resp.read() or b"null")
     except urllib.error.HTTPError as exc:
-        if exc.code == 409:  # already configured by an earlier `turnout up --demo`
-            return None
-        raise RuntimeError(f"demo setup: {method} {path} -> {exc.code} {exc.read()!r}") from exc
+        return exc.code, exc.read()
+
+
+def _call(config_url: str, token: str, method: str, path: str, body: dict[str, Any]) -> Any:
+    """One admin call; None on 409 (already configured by an earlier ``--demo``)."""
+    status, data = _request(config_url + "/api/v1" + path, token, method, body)
+    if status == 409:
+        return None
+    if status >= 300:
+        raise RuntimeError(f"demo setup: {method} {path} -> {status} {data!r}")
+    return data
+
+
+def _start_simulator() -> LocalServer:
+    port = int(os.environ.get("TURNOUT_DEMO_PORT", str(DEFAULT_PORT)))
+    fake = FakeOpenAI(name="simulator")
+    fake.behaviour.reply = REPLY
+    fake.behaviour.delay_s = 0.02
+    try:
+        server = LocalServer(fake.app, port=port).start()
+    except OSError:
+        server = LocalServer(fake.app).start()
+        _say(f"port {port} is busy (TURNOUT_DEMO_PORT); the simulator uses {server.port}")
+    _KEEP.append(server)
+    return server
+
+
+def _demo_key(cfg: str, tok: str, state_dir: Path) -> str:
+    """The key in ``demo_key`` if config-api still accepts it, else a new one (saved)."""
+    key_file = state_dir / "demo_key"
+    if key_file.exists():
+        key = key_file.read_text().strip()
+        # a virtual key may read its own keys: 200 proves it exists and is not revoked
+        if key and _request(cfg + "/api/v1/keys", key)[0] == 200:
+            return key
+    key = str(_call(cfg, tok, "POST", "/keys", {"user_id": "demo", "name": "demo"})["key"])
+    key_file.unlink(missing_ok=True)
+    key_file.touch(mode=0o600)
+    key_file.write_text(key)
+    return key
+
+
+def _wait_routable(router_url: str, key: str, timeout: float) -> bool:
+    """Until the router knows the key and the model (config reaches it over Kafka)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status, data = _request(router_url + "/v1/models", key)
+        if status == 200 and "demo-chat" in {m.get("id") for m in data.get("data", [])}:
+            return True
+        time.sleep(0.1)
+    return False
 
 
 def start_demo(info: dict[str, str], state_dir: Path) -> dict[str, str]:
-    port = int(os.environ.get("TURNOUT_DEMO_PORT", "8090"))
-    fake = FakeOpenAI(name="simulator")
-    fake.behaviour.delay_s = 0.02
-    server = LocalServer(fake.app, port=port).start()
-    _KEEP.append(server)
+    server = _start_simulator()
+    base_url = server.url + "/v1"
     cfg, tok = info["config_url"], info["admin_token"]
-    _call(
-        cfg,
-        tok,
-        "POST",
-        "/providers",
-        {
-            "name": "simulator",
-            "kind": "openai_compatible",
-            "base_url": server.url + "/v1",
-            "api_key": "sk-demo-simulator-0000",
-        },
-    )
+    provider = {
+        "name": "simulator",
+        "kind": "openai_compatible",
+        "base_url": base_url,
+        "api_key": "sk-demo-simulator-0000",
+    }
+    if _call(cfg, tok, "POST", "/providers", provider) is None:
+        _call(cfg, tok, "PATCH", "/providers/simulator", {"base_url": base_url})
     _call(
         cfg,
         tok,
@@ -82,15 +137,14 @@ def start_demo(info: dict[str, str], state_dir: Path) -> dict[str, str]:
             "output_price_per_mtok": 0,
         },
     )
-    _call(cfg, tok, "PUT", "/routes/chat", {"model": "demo-chat", "fallbacks": []})
+    status, routes = _request(cfg + "/api/v1/routes", tok)
+    if status == 200 and not any(r.get("purpose") == "chat" for r in routes):
+        _call(cfg, tok, "PUT", "/routes/chat", {"model": "demo-chat", "fallbacks": []})
     _call(
         cfg, tok, "POST", "/users", {"id": "demo", "tier": "professional", "monthly_budget_usd": 5}
     )
-    key_file = state_dir / "demo_key"
-    if key_file.exists():
-        key = key_file.read_text().strip()
-    else:
-        key = _call(cfg, tok, "POST", "/keys", {"user_id": "demo", "name": "demo"})["key"]
-        key_file.touch(mode=0o600)
-        key_file.write_text(key)
-    return {"demo_key": key, "simulator_url": server.url + "/v1"}
+    key = _demo_key(cfg, tok, state_dir)
+    if not _wait_routable(info["router_url"], key, timeout=30):
+        _say("the router does not know the demo key yet; it should in a moment")
+    _say(f"OpenAI-compatible simulator at {base_url} (provider 'simulator')")
+    return {"demo_key": key, "simulator_url": base_url}

@@ -23,13 +23,13 @@ import time
 import urllib.request
 from pathlib import Path
 from typing import IO
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
 from turnout.migrate import migrate_all
 from turnout.services import SERVICES
 from turnout_common.crypto import generate_key
+from turnout_common.db import can_connect, dsn_with_database
 from turnout_common.devinfra import EmbeddedPostgres, TansuBroker, port_open
 from turnout_common.testing.plugin import SMALL_KAFKA_TIMEOUTS
 
@@ -69,17 +69,7 @@ async def _ensure_database(server_dsn: str, name: str = "turnout") -> str:
             await conn.execute(f'CREATE DATABASE "{name}"')
     finally:
         await conn.close()
-    parts = urlsplit(server_dsn)
-    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
-
-
-async def _reachable(dsn: str) -> bool:
-    try:
-        conn = await asyncpg.connect(dsn, timeout=3)
-    except (OSError, asyncpg.PostgresError, TimeoutError):
-        return False
-    await conn.close()
-    return True
+    return dsn_with_database(server_dsn, name)
 
 
 def _pump(name: str, stream: IO[bytes]) -> None:
@@ -112,7 +102,7 @@ class Up:
         explicit = os.environ.get("TURNOUT_DATABASE_URL")
         if explicit:
             return explicit
-        if asyncio.run(_reachable(LOCAL_PG)):
+        if asyncio.run(can_connect(LOCAL_PG)):
             say("PostgreSQL: using the server on 127.0.0.1:5432 (database 'turnout')")
             return asyncio.run(_ensure_database(LOCAL_PG))
         say(f"PostgreSQL: starting embedded server, data in {self.state_dir / 'pgdata'}")

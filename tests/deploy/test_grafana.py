@@ -58,3 +58,95 @@ def test_panels_do_not_overlap_and_have_unique_ids() -> None:
             for y in range(g["y"], g["y"] + g["h"]):
                 assert (x, y) not in cells, panel["title"]
                 cells.add((x, y))
+
+
+def queried_series(dashboard: dict[str, Any]) -> set[str]:
+    """Every series name the dashboard's queries and variables select (labels stripped)."""
+    queries = exprs(dashboard["panels"])
+    queries += [str(v.get("definition", "")) for v in dashboard["templating"]["list"]]
+    names: set[str] = set()
+    for query in queries:
+        query = re.sub(r"\{[^}]*\}|\[[^\]]*\]|\bby\s*\([^)]*\)", "", query)
+        query = re.sub(r"label_values\(\s*([a-z0-9_:]+)\s*,[^)]*\)", r"\1", query)
+        names |= set(METRIC.findall(query))
+    return names
+
+
+class _Proto:
+    """Just enough of Granian's RSGI protocol for a GET."""
+
+    def __init__(self) -> None:
+        self.status = 0
+        self.body = b""
+
+    def response_bytes(self, status: int, _headers: list[tuple[str, str]], body: bytes) -> None:
+        self.status, self.body = status, body
+
+
+class _Scope:
+    def __init__(self, path: str) -> None:
+        self.path, self.method, self.headers = path, "GET", {}
+
+
+async def _scrape_router() -> str:
+    from turnout_router.app import RouterApp
+    from turnout_router.settings import RouterSettings
+
+    app = RouterApp(RouterSettings())
+    proto = _Proto()
+    await app.__rsgi__(_Scope("/metrics"), proto)
+    assert proto.status == 200
+    return proto.body.decode()
+
+
+def _scrape_fastapi_services() -> dict[str, str]:
+    from fastapi.testclient import TestClient
+
+    from turnout_common.crypto import generate_key
+    from turnout_common.settings import CommonSettings
+    from turnout_config_api.app import create_app as config_api
+    from turnout_config_api.settings import ConfigApiSettings
+    from turnout_health.app import create_app as health_worker
+    from turnout_metering.app import create_app as metering
+    from turnout_metering.settings import MeteringSettings
+
+    apps = {
+        "config-api": config_api(ConfigApiSettings(encryption_keys=generate_key())),
+        "health-worker": health_worker(CommonSettings(service_name="health-worker")),
+        "metering": metering(MeteringSettings()),
+    }
+    scraped = {}
+    for name, app in apps.items():  # no lifespan: nothing connects to a database or broker
+        client = TestClient(app)
+        assert client.get("/healthz").status_code == 200  # counted by turnout_http_*
+        resp = client.get("/metrics")
+        assert resp.status_code == 200, name
+        scraped[name] = resp.text
+    return scraped
+
+
+def exported_series(text: str) -> set[str]:
+    """Every series name a scrape declares, samples or not (a family may be empty yet)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    suffixes = {"counter": ("_total",), "histogram": SUFFIXES, "summary": ("_count", "_sum")}
+    names: set[str] = set()
+    for family in text_string_to_metric_families(text):
+        names.add(family.name)
+        names |= {family.name + s for s in suffixes.get(family.type, ())}
+        names |= {s.name for s in family.samples}
+    return names
+
+
+async def test_every_dashboard_metric_is_exported_by_a_service() -> None:
+    dashboard = json.loads(DASHBOARD.read_text())
+    wanted = queried_series(dashboard)
+    assert "gen_ai_server_request_duration_seconds_bucket" in wanted
+    scrapes = {"router": await _scrape_router(), **_scrape_fastapi_services()}
+    exported = {name: exported_series(text) for name, text in scrapes.items()}
+    everything = set().union(*exported.values())
+    assert not wanted - everything, f"queried but exported by no service: {wanted - everything}"
+    for service, names in exported.items():  # every service serves the shared HTTP series
+        assert "turnout_http_requests_total" in names, service
+    assert 'service="router"' not in scrapes["router"]  # nothing observed yet
+    assert 'service="metering"' in scrapes["metering"]

@@ -9,6 +9,8 @@ from turnout_common.errors import (
     NotFound,
     RateLimited,
     TurnoutError,
+    UpstreamAuthFailed,
+    UpstreamError,
     UpstreamTimeout,
 )
 from turnout_common.web import install_error_handlers
@@ -26,12 +28,19 @@ from turnout_common.web import install_error_handlers
         ),
         (InsufficientQuota("no budget"), 429, "insufficient_quota", "insufficient_quota"),
         (UpstreamTimeout("slow"), 504, "timeout_error", "upstream_timeout"),
+        (UpstreamAuthFailed("key refused"), 502, "upstream_error", "upstream_auth_failed"),
     ],
 )
 def test_openai_error_shape(exc: TurnoutError, status: int, etype: str, code: str) -> None:
     assert exc.status == status
     body = exc.to_dict()
     assert body == {"error": {"message": exc.message, "type": etype, "param": None, "code": code}}
+
+
+def test_upstream_auth_failure_is_an_upstream_error_not_the_callers() -> None:
+    err = UpstreamAuthFailed("openai upstream: invalid api key", code="upstream_permission_denied")
+    assert isinstance(err, UpstreamError) and not isinstance(err, AuthenticationFailed)
+    assert err.to_dict()["error"]["code"] == "upstream_permission_denied"
 
 
 def test_rate_limited_sets_retry_after() -> None:

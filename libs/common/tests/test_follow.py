@@ -2,11 +2,13 @@
 
 import asyncio
 
+import pytest
 from aiohttp import web
 
 from turnout_common.broker import Producer, ensure_topics
+from turnout_common.devinfra import free_port
 from turnout_common.events import ConfigEvent
-from turnout_common.follow import ConfigFollower, TopicFollower
+from turnout_common.follow import ConfigFollower, TopicFollower, fetch_snapshot
 from turnout_common.settings import KafkaSettings
 from turnout_common.testing.servers import LocalServer
 from turnout_common.topics import CONFIG, Topic
@@ -80,3 +82,38 @@ async def test_config_follower_bootstraps_then_follows(kafka_settings: KafkaSett
     assert tokens == ["Bearer tok"]
     ids = [e.entity_id for e in got]
     assert ids[0] == "alice" and "bob" in ids and "old" not in ids
+
+
+async def test_snapshot_retries_within_its_time_budget() -> None:
+    calls: list[int] = []
+
+    async def snapshot(_: web.Request) -> web.Response:
+        calls.append(1)
+        if len(calls) < 3:
+            return web.json_response({"error": "starting"}, status=503)
+        return web.json_response({"revision": 1, "entities": []})
+
+    app = web.Application()
+    app.router.add_get("/api/v1/snapshot", snapshot)
+    with LocalServer(app) as srv:
+        assert await fetch_snapshot(srv.url, "tok", timeout_s=5, delay=0.01) == {
+            "revision": 1,
+            "entities": [],
+        }
+        assert len(calls) == 3
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(RuntimeError, match=r"within 0\.5s"):
+        await fetch_snapshot(f"http://127.0.0.1:{free_port()}", "tok", timeout_s=0.5, delay=0.05)
+    assert 0.4 < loop.time() - started < 3
+
+
+async def test_config_follower_stops_its_consumer_when_the_snapshot_fails(
+    kafka_settings: KafkaSettings,
+) -> None:
+    await ensure_topics(kafka_settings, [CONFIG])
+    url = f"http://127.0.0.1:{free_port()}"
+    follower = ConfigFollower(kafka_settings, url, "tok", print, snapshot_timeout_s=0.3)
+    with pytest.raises(RuntimeError, match="config snapshot"):
+        await follower.start()
+    assert follower._follower._consumer is None

@@ -12,7 +12,7 @@ from turnout_common.broker import Producer, ensure_topics
 from turnout_common.db import create_pool
 from turnout_common.devinfra import TansuBroker
 from turnout_common.migrations import migrate_dsn
-from turnout_common.outbox import OutboxRelay, enqueue
+from turnout_common.outbox import OutboxRecord, OutboxRelay, enqueue, enqueue_many
 from turnout_common.settings import KafkaSettings
 from turnout_common.topics import Topic
 
@@ -83,6 +83,36 @@ async def test_committed_rows_are_relayed_in_order_and_rolled_back_never(
         await producer.stop()
     got = await consume_all(kafka_settings, unique_topic, f"g-{uuid.uuid4().hex}", 5)
     assert got == [f"v{i}".encode() for i in range(5)]
+
+
+async def test_enqueue_many_adds_rows_in_order_in_the_callers_transaction(pool) -> None:
+    pg, schema = pool
+    sent: list[OutboxRecord] = []
+
+    async def send(records):
+        sent.extend(records)
+
+    async with pg.acquire() as conn:
+        async with conn.transaction():
+            await enqueue(conn, schema, "t", "first", b"0")
+            rows = [(f"k{i}", f"{i}".encode()) for i in range(1, 4)] + [(None, None)]
+            assert await enqueue_many(conn, schema, "t", rows, {"h": "v"}) == 4
+            assert await enqueue_many(conn, schema, "t", []) == 0
+        with contextlib.suppress(RuntimeError):
+            async with conn.transaction():
+                await enqueue_many(conn, schema, "t", [(b"rolled", b"never")])
+                raise RuntimeError("abort the change")
+    relay = OutboxRelay(pg, schema, send)
+    assert await relay.drain() == 5
+    assert [(r.key, r.payload) for r in sent] == [
+        (b"first", b"0"),
+        (b"k1", b"1"),
+        (b"k2", b"2"),
+        (b"k3", b"3"),
+        (None, None),
+    ]
+    assert [r.headers for r in sent] == [{}] + [{"h": "v"}] * 4
+    assert [r.topic for r in sent] == ["t"] * 5
 
 
 async def test_change_committed_while_broker_down_is_delivered_after(

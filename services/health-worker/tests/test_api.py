@@ -92,6 +92,7 @@ async def test_ops_endpoints(harness: Harness) -> None:
     assert "turnout_health_probe_latency_seconds_bucket" in metrics
     assert "turnout_health_circuit_state{" in metrics
     assert "turnout_health_leader 1.0" in metrics
+    assert 'route="/readyz",service="health-worker",status="200"' in metrics
 
 
 async def test_deployment_circuit_from_passive_signals(harness: Harness) -> None:
@@ -115,7 +116,7 @@ async def test_deployment_circuit_from_passive_signals(harness: Harness) -> None
             await asyncio.sleep(0.05)
         # usage partitions are consumed in any order: the good records are counted first, so
         # the provider's error rate never reaches 50 % (at most 5/12)
-        await harness.send_usage(pid, "bad", [None, 503, 500, 502, 504])
+        await harness.send_usage(pid, "bad", [503, 503, 500, 502, 504])
         await harness.wait_event(pid, lambda e: e.circuit == "open", deployment_id="bad")
         opened = harness.events_for(pid, "bad")[0]
         assert opened.auto_disabled and opened.reason.startswith("passive: 5/5")

@@ -10,6 +10,7 @@ from decimal import Decimal
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from turnout_metering.app import create_app
 from turnout_metering.runtime import Runtime
@@ -146,4 +147,13 @@ async def test_lab_and_ops(client: httpx.AsyncClient, runtime: Runtime) -> None:
     assert ready.status_code == 200, ready.text
     metrics = (await client.get("/metrics")).text
     assert "turnout_metering_usage_records_total" in metrics
-    assert "turnout_metering_consumer_lag" in metrics
+    samples = {
+        (s.name, tuple(sorted(s.labels.items())))
+        for family in text_string_to_metric_families(metrics)
+        for s in family.samples
+    }
+    names_labels = {(name, dict(labels).get("service")) for name, labels in samples}
+    assert "# TYPE turnout_consumer_lag gauge" in metrics  # samples once a poll returned
+    assert ("turnout_http_requests_total", "metering") in names_labels
+    models = {dict(labels).get("gen_ai_request_model") for name, labels in samples}
+    assert "gpt-4o-mini" in models

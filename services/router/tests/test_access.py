@@ -139,7 +139,8 @@ async def test_budget_blocked_by_credit_event(
         seq=5,
     )
     await producer.send(CREDIT.name, ev.to_bytes(), key=ev.key.encode())
-    await until(lambda: f"user:{user}" in router.app.state.credits)
+    # (before metering's first event the router holds the user's budget itself, seq -1)
+    await until(lambda: router.app.state.credits[f"user:{user}"].seq == 5)
     with pytest.raises(openai.RateLimitError) as info:
         await c.chat.completions.create(model="primary", messages=MSG)
     assert info.value.code == "insufficient_quota"

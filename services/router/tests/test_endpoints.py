@@ -140,4 +140,4 @@ async def test_ops(router: Any, path: str) -> None:
         assert r.status == 200
         text = await r.text()
     if path == "/metrics":
-        assert "turnout_router_requests_total" in text
+        assert "turnout_http_requests_total" in text

@@ -45,17 +45,31 @@ async def test_unhealthy_and_disabled_providers_are_skipped(
         await asyncio.sleep(0.01)
     assert await served_by(router, unique) == f"p-{unique}"
 
-    async def health(status: str, circuit: str) -> None:
-        ev = HealthEvent(provider_id=f"p-{unique}", status=status, circuit=circuit)  # type: ignore[arg-type]
+    async def health(status: str, circuit: str, auto_disabled: bool) -> None:
+        ev = HealthEvent(
+            provider_id=f"p-{unique}",
+            status=status,  # type: ignore[arg-type]
+            circuit=circuit,  # type: ignore[arg-type]
+            auto_disabled=auto_disabled,
+        )
         await producer.send(HEALTH.name, ev.to_bytes(), key=ev.provider_id.encode())
 
-    await health("down", "closed")
+    await health("down", "open", auto_disabled=True)
     await eventually(router, unique, "p2")
-    await health("healthy", "closed")
+    await health("healthy", "closed", auto_disabled=False)
     await eventually(router, unique, f"p-{unique}")
-    await health("degraded", "open")
+    await health("degraded", "open", auto_disabled=True)
     await eventually(router, unique, "p2")
-    await health("healthy", "half_open")  # trial traffic again
+    await health("healthy", "half_open", auto_disabled=False)  # trial traffic again
     await eventually(router, unique, f"p-{unique}")
+    # a system provider is reported down / open but never disabled (SPEC §2)
+    await health("down", "open", auto_disabled=False)
+    # one partition: once a later event (for another provider) is applied, so is that one
+    marker = HealthEvent(provider_id=f"marker-{unique}", status="down", auto_disabled=True)
+    await producer.send(HEALTH.name, marker.to_bytes(), key=marker.provider_id.encode())
+    while f"marker-{unique}" not in router.app.state.unavailable:
+        await asyncio.sleep(0.01)
+    assert router.app.state.health_of(f"p-{unique}") == ("down", "open")
+    assert await served_by(router, unique) == f"p-{unique}"
     await world.put("provider", f"p-{unique}", {**prov, "enabled": False})
     await eventually(router, unique, "p2")

@@ -1,5 +1,9 @@
 """Kafka helpers: a faststream broker factory, a plain producer, topic creation.
 
+Importing this module does not import faststream or OpenTelemetry (about a second and 10 MB):
+only :func:`make_broker` needs faststream and :func:`trace_headers` OpenTelemetry, so the data
+plane can use :class:`Producer`, :func:`ensure_topics` and :func:`wait_for_broker` without them.
+
 Written against the Kafka protocol. On the Tansu broker used in dev and tests, idempotent
 producers and transactions are unavailable (SPEC §4), so exactly-once *effects* come from
 idempotent consumers; every timeout that Tansu makes slow is a setting (``KafkaSettings``).
@@ -8,19 +12,23 @@ idempotent consumers; every timeout that Tansu makes slow is a setting (``KafkaS
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
-from faststream.kafka import KafkaBroker
-from opentelemetry import propagate, trace
 
-from turnout_common.outbox import OutboxRecord
 from turnout_common.settings import KafkaSettings
 from turnout_common.topics import ALL_TOPICS, Topic
+
+if TYPE_CHECKING:
+    from faststream.kafka import KafkaBroker
+    from opentelemetry.trace import TracerProvider
+
+    from turnout_common.outbox import OutboxRecord
 
 log = logging.getLogger(__name__)
 
@@ -28,11 +36,12 @@ log = logging.getLogger(__name__)
 def make_broker(
     settings: KafkaSettings,
     *,
-    tracer_provider: trace.TracerProvider | None = None,
+    tracer_provider: TracerProvider | None = None,
     client_id: str | None = None,
     **kwargs: Any,
 ) -> KafkaBroker:
     """A faststream ``KafkaBroker`` with OpenTelemetry (trace context in message headers)."""
+    from faststream.kafka import KafkaBroker
     from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 
     middlewares = list(kwargs.pop("middlewares", ()))
@@ -57,8 +66,33 @@ def consumer_kwargs(settings: KafkaSettings) -> dict[str, Any]:
     }
 
 
+def make_consumer(
+    settings: KafkaSettings,
+    *topics: str,
+    group_id: str | None,
+    client_suffix: str,
+    **kwargs: Any,
+) -> AIOKafkaConsumer:
+    """An aiokafka consumer with manual commits and every timeout taken from ``settings``.
+
+    ``group_id=None`` reads without a consumer group (followers assign partitions themselves).
+    """
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.bootstrap,
+        "client_id": f"{settings.client_id}-{client_suffix}",
+        "group_id": group_id,
+        "enable_auto_commit": False,
+        "request_timeout_ms": settings.request_timeout_ms,
+        **consumer_kwargs(settings),
+    }
+    options.update(kwargs)
+    return AIOKafkaConsumer(*topics, **options)
+
+
 def trace_headers() -> list[tuple[str, bytes]]:
     """The current trace context as Kafka headers (W3C traceparent)."""
+    from opentelemetry import propagate
+
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
     return [(k, v.encode()) for k, v in carrier.items()]
@@ -86,7 +120,13 @@ class Producer:
         self._started = False
 
     async def start(self) -> None:
-        await self._producer.start()
+        """Connect; if that fails, the client is closed before the error propagates."""
+        try:
+            await self._producer.start()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self._producer.stop()
+            raise
         self._started = True
 
     async def stop(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import orjson
@@ -16,6 +17,22 @@ def check_schema(schema: str) -> str:
     if not _SCHEMA_RE.match(schema):
         raise ValueError(f"invalid schema name {schema!r}")
     return schema
+
+
+def dsn_with_database(dsn: str, database: str) -> str:
+    """``dsn`` pointing at another database of the same server."""
+    parts = urlsplit(dsn)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + database, parts.query, parts.fragment))
+
+
+async def can_connect(dsn: str, timeout: float = 3.0) -> bool:
+    """Whether a server answers at ``dsn`` (and lets us in)."""
+    try:
+        conn = await asyncpg.connect(dsn, timeout=timeout)
+    except (OSError, asyncpg.PostgresError, TimeoutError):
+        return False
+    await conn.close()
+    return True
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:

@@ -97,6 +97,13 @@ class TansuBroker:
                 raise TimeoutError("Tansu did not start listening in time")
             time.sleep(0.05)
 
+    def kill(self) -> None:
+        """Crash it (SIGKILL, no graceful drain): what it held in memory is gone at once."""
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
     def stop(self, timeout: float = 10.0) -> None:
         proc, self._proc = self._proc, None
         if proc is None or proc.poll() is not None:

@@ -110,6 +110,14 @@ class UpstreamError(TurnoutError):
     default_code = "bad_gateway"
 
 
+class UpstreamAuthFailed(UpstreamError):
+    """The upstream refused the *provider's* key (401/403): a deployment problem, not the
+    client's. 502, so the router falls back to another deployment and the client is never
+    told its own (valid) Turnout key is wrong."""
+
+    default_code = "upstream_auth_failed"
+
+
 class ServiceUnavailable(TurnoutError):
     status = 503
     type = "server_error"

@@ -19,8 +19,10 @@ from typing import Any
 import aiohttp
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from turnout_common.broker import make_consumer
 from turnout_common.events import ConfigEvent
 from turnout_common.settings import KafkaSettings
+from turnout_common.tasks import cancel
 from turnout_common.topics import CONFIG
 
 log = logging.getLogger(__name__)
@@ -53,15 +55,8 @@ class TopicFollower:
 
     async def start(self) -> None:
         """Connect and position; :meth:`run` (or :meth:`start_background`) then consumes."""
-        s = self._settings
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=s.bootstrap,
-            client_id=f"{s.client_id}-{self._name}",
-            group_id=None,
-            enable_auto_commit=False,
-            fetch_max_wait_ms=s.fetch_max_wait_ms,
-            request_timeout_ms=s.request_timeout_ms,
-            auto_offset_reset="earliest",
+        consumer = make_consumer(
+            self._settings, group_id=None, client_suffix=self._name, auto_offset_reset="earliest"
         )
         await consumer.start()
         self._consumer = consumer
@@ -108,28 +103,54 @@ class TopicFollower:
         return self._task
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
         if self._consumer is not None:
-            await self._consumer.stop()
-            self._consumer = None
+            consumer, self._consumer = self._consumer, None
+            await stop_consumer(consumer)
+
+
+async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
+    """Stop an aiokafka consumer. Its fetcher's close awaits the fetch task it cancelled, so
+    a fetch that was retrying (e.g. after a request timeout) leaks a CancelledError out of
+    ``stop()``; swallow that one, never a cancellation of the caller itself."""
+    try:
+        await consumer.stop()
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+        log.warning("kafka consumer: a cancelled fetch surfaced while stopping; ignored")
 
 
 async def fetch_snapshot(
-    config_url: str, token: str, *, retries: int = 50, delay: float = 0.2
+    config_url: str,
+    token: str,
+    *,
+    timeout_s: float = 10.0,
+    retries: int | None = None,
+    delay: float = 0.2,
 ) -> dict[str, Any]:
-    """``GET {config_url}/api/v1/snapshot`` with retries (config-api may still be starting)."""
+    """``GET {config_url}/api/v1/snapshot``, retrying for up to ``timeout_s`` seconds.
+
+    config-api may still be starting, so connection errors, timeouts and non-200 answers are
+    retried every ``delay`` seconds until the budget (or ``retries`` attempts) is spent; a
+    401/403 fails at once (a wrong token does not get better).
+    """
     url = config_url.rstrip("/") + "/api/v1/snapshot"
     headers = {"Authorization": f"Bearer {token}"}
     last: Exception | None = None
-    timeout = aiohttp.ClientTimeout(total=10)
-    async with aiohttp.ClientSession(timeout=timeout) as session:
-        for _ in range(retries):
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    attempts = 0
+    async with aiohttp.ClientSession() as session:
+        while True:
+            attempts += 1
+            remaining = max(deadline - loop.time(), 0.1)
             try:
-                async with session.get(url, headers=headers) as resp:
+                async with session.get(
+                    url, headers=headers, timeout=aiohttp.ClientTimeout(total=remaining)
+                ) as resp:
                     if resp.status == 200:
                         data: dict[str, Any] = await resp.json()
                         return data
@@ -138,11 +159,35 @@ async def fetch_snapshot(
                         raise last
             except (aiohttp.ClientError, TimeoutError) as exc:
                 last = exc
+            if loop.time() + delay > deadline or (retries is not None and attempts >= retries):
+                break
             await asyncio.sleep(delay)
-    raise RuntimeError(f"could not fetch the config snapshot from {url}: {last}")
+    raise RuntimeError(
+        f"could not fetch the config snapshot from {url} within {timeout_s:g}s"
+        f" ({attempts} attempts; TURNOUT_SNAPSHOT_TIMEOUT_S): {last}"
+    )
 
 
 ConfigHandler = Callable[[ConfigEvent], Awaitable[None] | None]
+
+
+class Revisions:
+    """Per ``(entity, entity_id)``, the highest config revision applied (docs/CONTRACTS.md).
+
+    A snapshot and the topic overlap, and delivery is at-least-once, so a consumer applies an
+    event only if :meth:`accept` says it is newer than what it holds.
+    """
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[str, str], int] = {}
+
+    def accept(self, event: ConfigEvent) -> bool:
+        """True (and remembered) if ``event`` is newer than any applied for its entity."""
+        ident = (event.entity, event.entity_id)
+        if self._seen.get(ident, -1) >= event.revision:
+            return False
+        self._seen[ident] = event.revision
+        return True
 
 
 class ConfigFollower:
@@ -159,10 +204,12 @@ class ConfigFollower:
         handler: ConfigHandler,
         *,
         name: str = "config",
+        snapshot_timeout_s: float = 10.0,
     ) -> None:
         self._config_url = config_url
         self._token = token
         self._handler = handler
+        self._snapshot_timeout_s = snapshot_timeout_s
         self._follower = TopicFollower(
             settings, CONFIG.name, self._on_record, from_beginning=False, name=name
         )
@@ -183,10 +230,18 @@ class ConfigFollower:
         await self._apply(ConfigEvent.model_validate_json(value))
 
     async def start(self) -> None:
-        await self._follower.start()  # end offsets recorded BEFORE the snapshot
-        snap = await fetch_snapshot(self._config_url, self._token)
-        for item in snap.get("entities", []):
-            await self._apply(ConfigEvent.model_validate(item))
+        """Record the end offsets, apply the snapshot, then follow; stops itself on failure."""
+        try:
+            await self._follower.start()  # end offsets recorded BEFORE the snapshot
+            snap = await fetch_snapshot(
+                self._config_url, self._token, timeout_s=self._snapshot_timeout_s
+            )
+            for item in snap.get("entities", []):
+                await self._apply(ConfigEvent.model_validate(item))
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self._follower.stop()
+            raise
         self.snapshot_revision = int(snap.get("revision", 0))
         self._follower.start_background()
 

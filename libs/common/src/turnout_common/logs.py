@@ -91,5 +91,5 @@ def setup_logging(level: str = "INFO", *, json: bool = False, service: str = "tu
     )
     root.addHandler(handler)
     root.setLevel(level)
-    for noisy in ("aiokafka", "faststream", "uvicorn.access", "asyncio"):
+    for noisy in ("aiokafka", "faststream", "uvicorn.access", "asyncio", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

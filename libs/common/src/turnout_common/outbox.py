@@ -1,9 +1,10 @@
 """The transactional outbox.
 
-A service writes its change and the event row in ONE database transaction
-(:func:`enqueue`); a relay (:class:`OutboxRelay`) sends pending rows to Kafka in id order and
-marks them sent only after the broker acknowledged them. Delivery is at-least-once (a crash
-between the ack and the mark re-sends), so consumers are idempotent (event id / revision).
+A service writes its change and the event row(s) in ONE database transaction
+(:func:`enqueue`, or :func:`enqueue_many` for many rows in one statement); a relay
+(:class:`OutboxRelay`) sends pending rows to Kafka in id order and marks them sent only after
+the broker acknowledged them. Delivery is at-least-once (a crash between the ack and the mark
+re-sends), so consumers are idempotent (event id / revision).
 Several relays may run: a per-schema advisory lock lets one send at a time, preserving order.
 """
 
@@ -20,6 +21,7 @@ from typing import Any
 import asyncpg
 
 from turnout_common.db import check_schema
+from turnout_common.metrics import OUTBOX_PENDING
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +79,34 @@ async def enqueue(
     return row_id
 
 
+async def enqueue_many(
+    conn: asyncpg.Connection,
+    schema: str,
+    topic: str,
+    records: Sequence[tuple[str | bytes | None, bytes | None]],
+    headers: dict[str, str] | None = None,
+) -> int:
+    """Add ``(key, payload)`` events, in order, inside the caller's transaction.
+
+    One INSERT for all of them (:func:`enqueue` costs a round trip per row); ``headers`` go
+    on every row. Returns how many rows were added.
+    """
+    if not records:
+        return 0
+    check_schema(schema)
+    await conn.execute(
+        f"INSERT INTO {schema}.outbox (topic, key, payload, headers)"
+        " SELECT $1, k, p, $4::jsonb"
+        " FROM unnest($2::bytea[], $3::bytea[]) WITH ORDINALITY AS t(k, p, i) ORDER BY i",
+        topic,
+        [k.encode() if isinstance(k, str) else k for k, _ in records],
+        [p for _, p in records],
+        headers or {},
+    )
+    await conn.execute("SELECT pg_notify($1, '')", _channel(schema))
+    return len(records)
+
+
 class OutboxRelay:
     """Relays pending outbox rows of one schema to Kafka."""
 
@@ -89,6 +119,7 @@ class OutboxRelay:
         batch_size: int = 500,
         poll_interval: float = 1.0,
         retain_sent_hours: float = 24.0,
+        service: str | None = None,
     ) -> None:
         self._pool = pool
         self._schema = check_schema(schema)
@@ -100,6 +131,8 @@ class OutboxRelay:
         digest = hashlib.sha256(f"turnout-outbox:{schema}".encode()).digest()
         self._lock_id = int.from_bytes(digest[:8], "big", signed=True)
         self.sent_total = 0
+        self._pending_gauge = OUTBOX_PENDING.labels(service or schema)
+        self._gauge_at = -1.0
 
     async def relay_once(self) -> int:
         """Send one batch; returns how many rows were sent (0 if none or another relay holds it)."""
@@ -140,6 +173,13 @@ class OutboxRelay:
             )
             return n
 
+    async def _update_gauge(self, now: float) -> None:
+        """``turnout_outbox_pending``, at most once a second (one indexed count)."""
+        if now - self._gauge_at >= 1.0:
+            self._gauge_at = now
+            with contextlib.suppress(Exception):
+                self._pending_gauge.set(await asyncio.wait_for(self.pending(), 2.0))
+
     async def purge_sent(self) -> int:
         async with self._pool.acquire() as conn:
             status: str = await conn.execute(
@@ -166,6 +206,7 @@ class OutboxRelay:
                         await listener.add_listener(_channel(self._schema), self._notified)
                     self._wake.clear()
                     await self.drain()
+                    await self._update_gauge(loop.time())
                     backoff = 0.2
                     if loop.time() - last_purge > 600:
                         last_purge = loop.time()
@@ -179,6 +220,7 @@ class OutboxRelay:
                         exc.__class__.__name__,
                         backoff,
                     )
+                    await self._update_gauge(loop.time())
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 5.0)
                     continue

@@ -5,6 +5,8 @@ Settings are built in each app factory (``CommonSettings()``), never at import t
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
@@ -45,6 +47,7 @@ class CommonSettings(BaseSettings):
     health_port: int = 8082
     metering_port: int = 8083
     config_url: str = "http://127.0.0.1:8081"
+    snapshot_timeout_s: float = Field(10.0, gt=0)
     otel_enabled: bool = False
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
 
@@ -59,3 +62,17 @@ class CommonSettings(BaseSettings):
             return []
         raw = self.encryption_keys.get_secret_value()
         return [k.strip() for k in raw.replace("\n", ",").split(",") if k.strip()]
+
+    def tracing_requested(self, environ: Mapping[str, str] | None = None) -> bool:
+        """Whether to trace (OpenTelemetry): ``TURNOUT_OTEL_ENABLED=true``, or the standard
+        variables name an OTLP endpoint (``OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT``) or a traces
+        exporter (``OTEL_TRACES_EXPORTER``, e.g. ``console``). ``OTEL_SDK_DISABLED=true`` and
+        ``OTEL_TRACES_EXPORTER=none`` turn it off. Services check this once, at start."""
+        env = os.environ if environ is None else environ
+        exporters = env.get("OTEL_TRACES_EXPORTER", "").strip().lower()
+        if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true" or exporters == "none":
+            return False
+        endpoint = env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or env.get(
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+        )
+        return self.otel_enabled or bool(endpoint) or bool(exporters)

@@ -1,33 +1,62 @@
 """OpenTelemetry and Prometheus setup.
 
-Traces: an SDK tracer provider per service; the OTLP exporter is configured by the standard
-``OTEL_*`` variables (enabled when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set). Metrics: the
-prometheus_client default registry, exposed at ``/metrics``.
+Traces: an SDK tracer provider per service, made only when tracing is on
+(:meth:`turnout_common.settings.CommonSettings.tracing_requested`) or injected by a test. Its
+exporters follow the standard variables: ``OTEL_TRACES_EXPORTER`` (``otlp``, the default;
+``console``; ``none``; comma-separated), the OTLP exporter's own ``OTEL_EXPORTER_OTLP_*``,
+``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES`` and ``OTEL_TRACES_SAMPLER[_ARG]``.
+OpenTelemetry is imported inside :func:`setup_tracing`, so a service that does not trace never
+loads it. Metrics: the prometheus_client default registry, exposed at ``/metrics``.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+from typing import TYPE_CHECKING
 
-from opentelemetry import trace
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+
+log = logging.getLogger(__name__)
+
 METRICS_CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+def trace_exporter_names() -> list[str]:
+    """The traces exporters the environment asks for (``OTEL_TRACES_EXPORTER``)."""
+    names = [n.strip().lower() for n in os.environ.get("OTEL_TRACES_EXPORTER", "otlp").split(",")]
+    return [n for n in names if n and n != "none"]
 
 
 def setup_tracing(
     service: str, *, extra_processors: tuple[SpanProcessor, ...] = (), set_global: bool = True
 ) -> TracerProvider:
-    provider = TracerProvider(resource=Resource.create({"service.name": service}))
-    if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get(
-        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
-    ):
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    """A tracer provider for ``service`` (``OTEL_SERVICE_NAME`` wins) with the exporters of
+    :func:`trace_exporter_names` behind batch processors; call ``shutdown()`` to flush."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    attributes = {} if os.environ.get("OTEL_SERVICE_NAME") else {"service.name": service}
+    provider = TracerProvider(resource=Resource.create(attributes))
+    for name in trace_exporter_names():
+        if name == "otlp":
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+            protocol = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or os.environ.get(
+                "OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"
+            )
+            if protocol != "http/protobuf":
+                log.warning("OTLP protocol %r is not installed; using http/protobuf", protocol)
+            provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        elif name == "console":
+            provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
+        else:
+            log.warning("unknown OTEL_TRACES_EXPORTER %r ignored (use otlp, console, none)", name)
     for processor in extra_processors:
         provider.add_span_processor(processor)
     if set_global:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -11,9 +11,12 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from turnout_common.errors import TurnoutError, ValidationFailed
+from turnout_common.metrics import HttpMetricsMiddleware
+from turnout_common.settings import CommonSettings
 from turnout_common.telemetry import METRICS_CONTENT_TYPE, metrics_payload
 
 ReadinessCheck = Callable[[], Awaitable[bool]]
+S = TypeVar("S", bound=CommonSettings)
 
 _HTTP_TYPES = {
     401: "authentication_error",
@@ -67,6 +70,11 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, on_http)
 
 
+def install_http_metrics(app: FastAPI, service: str) -> None:
+    """Count every request as ``turnout_http_requests_total`` / ``..._duration_seconds``."""
+    app.add_middleware(HttpMetricsMiddleware, service=service)
+
+
 def ops_router(
     checks: Mapping[str, ReadinessCheck] | Callable[[], Mapping[str, ReadinessCheck]],
 ) -> APIRouter:
@@ -92,3 +100,13 @@ def ops_router(
         return Response(metrics_payload(), media_type=METRICS_CONTENT_TYPE)
 
     return router
+
+
+def serve(create_app: Callable[[S], FastAPI], settings: S, *, port: int, service: str) -> None:
+    """Run an admin-plane service under uvicorn until SIGTERM/SIGINT (``turnout serve``)."""
+    import uvicorn
+
+    from turnout_common.logs import setup_logging
+
+    setup_logging(settings.log_level, json=settings.log_json, service=service)
+    uvicorn.run(create_app(settings), host=settings.host, port=port, log_level="warning")

@@ -15,7 +15,8 @@ from turnout_common.crypto import KeyRing
 from turnout_common.logs import setup_logging
 from turnout_common.migrations import migrate_dsn
 from turnout_common.outbox import OutboxRelay
-from turnout_common.web import install_error_handlers, ops_router
+from turnout_common.tasks import cancel
+from turnout_common.web import install_error_handlers, install_http_metrics, ops_router
 from turnout_config_api.api import admin, keys, models, providers, routing, users
 from turnout_config_api.changes import SCHEMA
 from turnout_config_api.db_errors import install_db_error_handlers
@@ -60,7 +61,11 @@ def create_app(settings: ConfigApiSettings | None = None) -> FastAPI:
         http = httpx.AsyncClient(follow_redirects=False)
         sender = RelaySender(settings.kafka)
         relay = OutboxRelay(
-            pool, SCHEMA, sender.send, poll_interval=settings.outbox_poll_interval_s
+            pool,
+            SCHEMA,
+            sender.send,
+            poll_interval=settings.outbox_poll_interval_s,
+            service="config-api",
         )
         state = AppState(
             settings, ring, pool, http, oidc=_oidc(settings), relay=relay, sender=sender
@@ -70,9 +75,7 @@ def create_app(settings: ConfigApiSettings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            state.relay_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await state.relay_task
+            await cancel(state.relay_task)
             await sender.close()
             await http.aclose()
             await pool.close()
@@ -87,7 +90,7 @@ def create_app(settings: ConfigApiSettings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     install_db_error_handlers(app)
-
+    install_http_metrics(app, "config-api")
     app.add_middleware(ApiMiddleware)
 
     def checks() -> dict[str, Callable[[], Awaitable[bool]]]:

@@ -14,17 +14,9 @@ def migrations() -> list[Migration]:
 
 def serve() -> None:
     """Run the service until SIGTERM/SIGINT (settings from the environment)."""
-    import uvicorn
-
-    from turnout_common.logs import setup_logging
+    from turnout_common.web import serve as run
     from turnout_config_api.app import create_app
     from turnout_config_api.settings import ConfigApiSettings
 
     settings = ConfigApiSettings()
-    setup_logging(settings.log_level, json=settings.log_json, service="config-api")
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.config_api_port,
-        log_level="warning",
-    )
+    run(create_app, settings, port=settings.config_api_port, service="config-api")

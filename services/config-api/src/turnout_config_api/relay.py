@@ -32,12 +32,13 @@ class RelaySender:
     async def connect(self) -> None:
         backoff = 0.2
         while self._producer is None:
-            producer = Producer(self._settings, client_id=f"{self._settings.client_id}-config-api")
             try:
                 await self._ensure_topics()
-                await producer.start()
+                producer = Producer(
+                    self._settings, client_id=f"{self._settings.client_id}-config-api"
+                )
+                await producer.start()  # closes its client itself when it fails
             except Exception as exc:
-                await _discard(producer)
                 log.warning(
                     "broker not reachable (%s); retrying in %.1fs", exc.__class__.__name__, backoff
                 )
@@ -71,14 +72,6 @@ class RelaySender:
                 await asyncio.wait_for(producer.stop(), 5)
             except Exception as exc:
                 log.debug("producer stop failed: %s", exc.__class__.__name__)
-
-
-async def _discard(producer: Producer) -> None:
-    """Close a producer whose start failed (``Producer.stop`` skips never-started ones)."""
-    try:
-        await producer._producer.stop()
-    except Exception as exc:
-        log.debug("producer close failed: %s", exc.__class__.__name__)
 
 
 async def run_relay(relay: OutboxRelay, sender: RelaySender) -> None:

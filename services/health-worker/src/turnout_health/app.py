@@ -20,8 +20,14 @@ from turnout_common.follow import ConfigFollower
 from turnout_common.migrations import migrate_dsn
 from turnout_common.outbox import OutboxRelay
 from turnout_common.settings import CommonSettings
+from turnout_common.tasks import cancel
 from turnout_common.topics import CONFIG, HEALTH, USAGE
-from turnout_common.web import ReadinessCheck, install_error_handlers, ops_router
+from turnout_common.web import (
+    ReadinessCheck,
+    install_error_handlers,
+    install_http_metrics,
+    ops_router,
+)
 from turnout_health import api, repository
 from turnout_health.deps import AppState
 from turnout_health.leader import LeaderLease
@@ -50,6 +56,7 @@ def create_app(
 
     app = FastAPI(title="turnout-health-worker", lifespan=lifespan)
     install_error_handlers(app)
+    install_http_metrics(app, "health-worker")
 
     def current_checks() -> Mapping[str, ReadinessCheck]:
         return checks
@@ -92,7 +99,9 @@ async def _start(
     producer = Producer(kafka, client_id=f"{kafka.client_id}-health")
     await producer.start()
     stack.push_async_callback(producer.stop)
-    relay = OutboxRelay(pool, schema, producer.send_outbox, poll_interval=0.5)
+    relay = OutboxRelay(
+        pool, schema, producer.send_outbox, poll_interval=0.5, service="health-worker"
+    )
     relay_task = _background(stack, relay.run())
 
     registry = ConfigRegistry()
@@ -106,6 +115,7 @@ async def _start(
         settings.admin_token.get_secret_value(),
         on_config,
         name="health-config",
+        snapshot_timeout_s=settings.snapshot_timeout_s,
     )
     await follower.start()
     stack.push_async_callback(follower.stop)
@@ -146,11 +156,5 @@ def _background(
     stack: contextlib.AsyncExitStack, coro: Coroutine[Any, Any, None]
 ) -> asyncio.Task[None]:
     task = asyncio.create_task(coro)
-    stack.push_async_callback(_cancel, task)
+    stack.push_async_callback(cancel, task)
     return task
-
-
-async def _cancel(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task

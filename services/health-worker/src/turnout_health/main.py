@@ -14,14 +14,9 @@ def migrations() -> list[Migration]:
 
 def serve() -> None:
     """Run the service until SIGTERM/SIGINT (settings from the environment)."""
-    import uvicorn
-
-    from turnout_common.logs import setup_logging
     from turnout_common.settings import CommonSettings
+    from turnout_common.web import serve as run
     from turnout_health.app import create_app
 
     settings = CommonSettings(service_name="health-worker")
-    setup_logging(settings.log_level, json=settings.log_json, service="health-worker")
-    uvicorn.run(
-        create_app(settings), host=settings.host, port=settings.health_port, log_level="warning"
-    )
+    run(create_app, settings, port=settings.health_port, service="health-worker")

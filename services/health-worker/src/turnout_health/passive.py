@@ -8,15 +8,16 @@ worker judges the sum of every replica's share.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer
 from pydantic import ValidationError
 
+from turnout_common.broker import make_consumer
 from turnout_common.events import Attempt, UsageEvent
 from turnout_common.settings import KafkaSettings
+from turnout_common.tasks import cancel
 from turnout_common.topics import USAGE
 from turnout_health.repository import PassiveCount
 
@@ -26,9 +27,14 @@ Flush = Callable[[list[PassiveCount]], Awaitable[None]]
 
 
 def attempt_failed(attempt: Attempt) -> bool:
-    """Connect errors, timeouts and 5xx count against a provider; 4xx and 429 do not."""
+    """Connect errors, timeouts and 5xx count against a provider; 4xx and 429 do not.
+
+    The router maps every upstream failure (connect error, timeout included) to a status; an
+    attempt without one is the router's own problem (no adapter, an undecryptable provider
+    key), which says nothing about the provider's health.
+    """
     if attempt.status is None:
-        return attempt.error is not None
+        return False
     return attempt.status >= 500
 
 
@@ -97,18 +103,12 @@ class UsageConsumer:
         return self._consumer is not None and bool(self._consumer.assignment())
 
     async def start(self) -> None:
-        k = self._kafka
-        self._consumer = AIOKafkaConsumer(
+        self._consumer = make_consumer(
+            self._kafka,
             USAGE.name,
-            bootstrap_servers=k.bootstrap,
-            client_id=f"{k.client_id}-health-usage",
             group_id=self._group,
-            enable_auto_commit=False,
+            client_suffix="health-usage",
             auto_offset_reset="latest",
-            session_timeout_ms=k.session_timeout_ms,
-            heartbeat_interval_ms=k.heartbeat_interval_ms,
-            fetch_max_wait_ms=k.fetch_max_wait_ms,
-            request_timeout_ms=k.request_timeout_ms,
         )
         await self._consumer.start()
         self._task = asyncio.create_task(self._run(), name="health:usage")
@@ -142,11 +142,8 @@ class UsageConsumer:
             log.warning("usage flush failed (%s); records will be re-read", type(exc).__name__)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
         if self._consumer is not None:
             await self._consumer.stop()
             self._consumer = None

@@ -11,6 +11,7 @@ import asyncpg
 import httpx
 
 from turnout_common.crypto import DecryptionError, KeyRing
+from turnout_common.tasks import cancel
 from turnout_health import metrics, repository
 from turnout_health.probes import SELF_HOSTED, ProbeResult, probe_requests, run_probe, unknown
 from turnout_health.registry import ConfigRegistry, ProviderConfig
@@ -138,9 +139,6 @@ class Prober:
             await repository.purge_passive(conn, max(3 * s.passive_window_s, 3600.0))
 
     async def stop(self) -> None:
-        tasks = list(self._tasks.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel(*self._tasks.values())
         self._tasks.clear()
         self._next_due.clear()

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from turnout_common.events import ConfigEvent
+from turnout_common.follow import Revisions
 
 _TRACKED = ("provider", "admin_token")
 
@@ -47,16 +48,14 @@ class ConfigRegistry:
         self.providers: dict[str, ProviderConfig] = {}
         self.admin_token_hashes: set[str] = set()
         self._token_by_id: dict[str, str] = {}
-        self._revisions: dict[tuple[str, str], int] = {}
+        self._revisions = Revisions()
 
     def apply(self, event: ConfigEvent) -> bool:
         """Apply one event; False if it is untracked, stale or malformed."""
         if event.entity not in _TRACKED:
             return False
-        ident = (event.entity, event.entity_id)
-        if self._revisions.get(ident, -1) >= event.revision:
+        if not self._revisions.accept(event):
             return False
-        self._revisions[ident] = event.revision
         data = event.data if event.op == "upsert" else None
         if event.entity == "provider":
             self._apply_provider(event.entity_id, data)

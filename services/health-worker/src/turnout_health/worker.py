@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 
 import asyncpg
 
+from turnout_common.tasks import cancel
 from turnout_health import metrics
 from turnout_health.leader import LeaderLease
 from turnout_health.prober import Prober
@@ -59,10 +59,7 @@ class Worker:
         return next_lease_check
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
         await self.prober.stop()
         await self.lease.release()

@@ -4,14 +4,23 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
-from turnout_common.web import ReadinessCheck, install_error_handlers, ops_router
+from turnout_common.web import (
+    ReadinessCheck,
+    install_error_handlers,
+    install_http_metrics,
+    ops_router,
+)
 from turnout_metering.api import credits, lab, usage
 from turnout_metering.clock import Clock
 from turnout_metering.runtime import Runtime
 from turnout_metering.settings import MeteringSettings
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
 
 
 def _checks(runtime: Runtime) -> dict[str, ReadinessCheck]:
@@ -32,10 +41,12 @@ def create_app(
     *,
     clock: Clock | None = None,
     runtime: Runtime | None = None,
+    tracer_provider: TracerProvider | None = None,
 ) -> FastAPI:
-    """With ``runtime`` given, the caller starts and stops it (tests); else the lifespan does."""
+    """With ``runtime`` given, the caller starts and stops it (tests); else the lifespan does.
+    ``tracer_provider`` turns tracing on (else the ``OTEL_*`` environment may)."""
     owned = runtime is None
-    rt = runtime or Runtime(settings or MeteringSettings(), clock)
+    rt = runtime or Runtime(settings or MeteringSettings(), clock, tracer_provider=tracer_provider)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -50,6 +61,7 @@ def create_app(
     app = FastAPI(title="turnout-metering", version="0.1.0", lifespan=lifespan)
     app.state.runtime = rt
     install_error_handlers(app)
+    install_http_metrics(app, "metering")
     app.include_router(ops_router(_checks(rt)))
     app.include_router(usage.router)
     app.include_router(credits.router)

@@ -13,6 +13,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from turnout_common.events import ConfigEvent
+from turnout_common.follow import Revisions
 
 TRACKED = frozenset({"user", "virtual_key", "tier", "admin_token"})
 
@@ -79,7 +80,7 @@ class ConfigState:
         self.keys: dict[str, VirtualKey] = {}
         self.tiers: dict[str, Tier] = {}
         self.admin_tokens: dict[str, AdminToken] = {}
-        self._revisions: dict[tuple[str, str], int] = {}
+        self._revisions = Revisions()
         self._keys_by_hash: dict[str, str] = {}
         self.on_change: Callable[[set[Subject]], None] | None = None
 
@@ -87,10 +88,8 @@ class ConfigState:
         """Apply one event; returns False if it is not tracked or older than what we hold."""
         if event.entity not in TRACKED:
             return False
-        ident = (event.entity, event.entity_id)
-        if self._revisions.get(ident, -1) >= event.revision:
+        if not self._revisions.accept(event):
             return False
-        self._revisions[ident] = event.revision
         data = event.data if event.op == "upsert" else None
         changed = self._store(event.entity, event.entity_id, data)
         if changed and self.on_change is not None:

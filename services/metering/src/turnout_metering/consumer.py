@@ -12,17 +12,22 @@ import contextlib
 import logging
 import math
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
-from turnout_common.broker import consumer_kwargs
+from turnout_common.broker import make_consumer
 from turnout_common.events import UsageEvent
+from turnout_common.tasks import cancel
 from turnout_metering import metrics
 from turnout_metering.ingest import BatchResult
 from turnout_metering.ingestor import Ingestor
 from turnout_metering.settings import MeteringSettings
+
+if TYPE_CHECKING:
+    from turnout_metering.tracing import MeteringTracing
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +87,16 @@ async def parse_async(batch: Batch, chunk: int = 250) -> list[UsageEvent]:
 
 
 class UsageConsumer:
-    def __init__(self, settings: MeteringSettings, ingestor: Ingestor) -> None:
+    def __init__(
+        self,
+        settings: MeteringSettings,
+        ingestor: Ingestor,
+        *,
+        tracing: MeteringTracing | None = None,
+    ) -> None:
         self._settings = settings
         self._ingestor = ingestor
+        self._tracing = tracing
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
         self._positions: dict[TopicPartition, int] = {}
@@ -92,17 +104,14 @@ class UsageConsumer:
         self.batches = 0
 
     async def start(self) -> None:
-        s, k = self._settings, self._settings.kafka
-        self._consumer = AIOKafkaConsumer(
+        s = self._settings
+        self._consumer = make_consumer(
+            s.kafka,
             s.usage_topic,
-            bootstrap_servers=k.bootstrap,
-            client_id=f"{k.client_id}-metering",
             group_id=s.metering_group,
-            enable_auto_commit=False,
+            client_suffix="metering",
             auto_offset_reset="earliest",
             max_poll_records=s.metering_batch_max,
-            request_timeout_ms=k.request_timeout_ms,
-            **consumer_kwargs(k),
         )
         await self._consumer.start()
 
@@ -115,11 +124,40 @@ class UsageConsumer:
         for tp, records in batch.items():
             if records:
                 self._positions[tp] = records[-1].offset + 1
+        await self._reread_lost_logs(batch)
         return batch
+
+    async def _reread_lost_logs(self, batch: Batch) -> None:
+        """Seek to the beginning of any idle partition whose position is past its end.
+
+        That means the broker lost its log (Tansu restarted with memory storage, or the topic
+        was re-created): Kafka answers such a fetch with OFFSET_OUT_OF_RANGE and aiokafka then
+        resets to ``earliest``, but Tansu answers with no records, so the consumer would wait
+        there (and later skip whatever the new log holds below it). Re-read records are
+        idempotent (request id)."""
+        assert self._consumer is not None
+        for tp in self._consumer.assignment():
+            high = self._consumer.highwater(tp)
+            if high is None or batch.get(tp):
+                continue
+            position = await self._consumer.position(tp)
+            if position > high:
+                log.warning(
+                    "%s[%d]: position %d is past the end (%d): the broker lost its log; "
+                    "reading the partition again from its beginning",
+                    tp.topic, tp.partition, position, high,
+                )  # fmt: skip
+                await self._consumer.seek_to_beginning(tp)
+                self._positions.pop(tp, None)
 
     async def handle(self, batch: Batch) -> BatchResult:
         """Write the batch to the DB (one transaction). Does not ack."""
-        return await self._ingestor.ingest(parse(batch))
+        return await self._ingest(batch, parse(batch))
+
+    async def _ingest(self, batch: Batch, events: list[UsageEvent]) -> BatchResult:
+        if self._tracing is None:
+            return await self._ingestor.ingest(events)
+        return await self._tracing.ingest(batch, events, self._ingestor.ingest)
 
     async def commit(self, batch: Batch) -> None:
         assert self._consumer is not None
@@ -128,13 +166,16 @@ class UsageConsumer:
             await self._consumer.commit(offsets)
 
     def lag(self) -> int:
+        """Records not consumed yet over every assigned partition; sets ``turnout_consumer_lag``."""
         if self._consumer is None:
             return 0
         total = 0
         for tp in self._consumer.assignment():
             high = self._consumer.highwater(tp)
             if high is not None:
-                total += max(0, high - self._positions.get(tp, high))
+                behind = max(0, high - self._positions.get(tp, high))
+                metrics.observe_lag(tp.topic, tp.partition, behind)
+                total += behind
         return total
 
     async def _rewind(self, *batches: Batch) -> None:
@@ -168,10 +209,10 @@ class UsageConsumer:
                         continue
                     backoff = 0.2
                 if batch:
-                    task = asyncio.create_task(self._ingestor.ingest(events))
+                    task = asyncio.create_task(self._ingest(batch, events))
                     inflight = (batch, task)
                 else:
-                    metrics.LAG.set(self.lag())
+                    self.lag()
         finally:
             self.running = False
             if inflight is not None:
@@ -190,7 +231,7 @@ class UsageConsumer:
         except KafkaError as exc:  # e.g. partitions revoked by a rebalance meanwhile
             log.warning("offset commit failed (%s); the batch will be redelivered", exc)
         self.batches += 1
-        metrics.LAG.set(self.lag())
+        self.lag()
         return True
 
     def start_background(self) -> asyncio.Task[None]:
@@ -199,11 +240,8 @@ class UsageConsumer:
 
     async def stop(self) -> None:
         """Stop at once; an uncommitted batch is simply delivered again later."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
         if self._consumer is not None:
             await self._consumer.stop()
             self._consumer = None

@@ -16,7 +16,11 @@ async def describe(runtime: Runtime, user_id: str) -> Credits:
     user = config.users.get(user_id)
     keys = sorted(k.id for k in config.keys.values() if k.user_id == user_id)
     subjects = {("user", user_id)} | {("key", k) for k in keys}
-    async with runtime.pool.acquire() as conn:
+    # one snapshot: an ingest commits spend, balance and ledger together
+    async with (
+        runtime.pool.acquire() as conn,
+        conn.transaction(isolation="repeatable_read", readonly=True),
+    ):
         spent = await repo.spend_for(conn, subjects, period)
         balance = (await repo.balances_for(conn, [user_id])).get(user_id)
         _, _, ledger_sum = await repo.ledger_page(conn, user_id, 0, 0)

@@ -5,16 +5,15 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Sequence
-from decimal import Decimal
 
 import asyncpg
 
 from turnout_common.events import UsageEvent
+from turnout_common.outbox import enqueue_many
 from turnout_metering import metrics
 from turnout_metering.billing import billing_payload
 from turnout_metering.credits import CreditService
 from turnout_metering.ingest import BatchResult, write_batch
-from turnout_metering.outbox_bulk import enqueue_many
 
 
 class RateMeter:
@@ -66,7 +65,7 @@ class Ingestor:
         metrics.RECORDS.labels("inserted").inc(new)
         metrics.RECORDS.labels("duplicate").inc(result.received - new)
         metrics.BILLING_EVENTS.inc(new)
-        metrics.SPEND.inc(float(sum((e.cost_usd for e in result.inserted), Decimal(0))))
+        metrics.observe_cost(result.inserted)
         metrics.TOKENS.labels("input").inc(sum(e.input_tokens for e in result.inserted))
         metrics.TOKENS.labels("output").inc(sum(e.output_tokens for e in result.inserted))
         metrics.INGEST_RATE.set(self.rate.add(result.received))

@@ -14,14 +14,9 @@ def migrations() -> list[Migration]:
 
 def serve() -> None:
     """Run the service until SIGTERM/SIGINT (settings from the environment)."""
-    import uvicorn
-
-    from turnout_common.logs import setup_logging
+    from turnout_common.web import serve as run
     from turnout_metering.app import create_app
     from turnout_metering.settings import MeteringSettings
 
     settings = MeteringSettings()
-    setup_logging(settings.log_level, json=settings.log_json, service="metering")
-    uvicorn.run(
-        create_app(settings), host=settings.host, port=settings.metering_port, log_level="warning"
-    )
+    run(create_app, settings, port=settings.metering_port, service="metering")

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
@@ -17,6 +16,7 @@ from turnout_common.events import ConfigEvent
 from turnout_common.follow import ConfigFollower
 from turnout_common.migrations import migrate_dsn
 from turnout_common.outbox import OutboxRelay
+from turnout_common.tasks import cancel
 from turnout_common.topics import ALL_TOPICS, Topic
 from turnout_metering.clock import Clock, SystemClock
 from turnout_metering.config_state import ConfigState, Subject
@@ -25,11 +25,23 @@ from turnout_metering.credits import CreditService
 from turnout_metering.ingestor import Ingestor
 from turnout_metering.settings import MeteringSettings
 
+if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
+
+    from turnout_metering.tracing import MeteringTracing
+
 log = logging.getLogger(__name__)
 
 
 class Runtime:
-    def __init__(self, settings: MeteringSettings, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        settings: MeteringSettings,
+        clock: Clock | None = None,
+        *,
+        tracer_provider: TracerProvider | None = None,
+    ) -> None:
+        """``tracer_provider`` turns tracing on (else the ``OTEL_*`` environment may)."""
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
         self.schema = settings.metering_schema
@@ -45,6 +57,11 @@ class Runtime:
         self.follower: ConfigFollower | None = None
         self.relay: OutboxRelay | None = None
         self._producer: Producer | None = None
+        self.tracing: MeteringTracing | None = None
+        if tracer_provider is not None or settings.tracing_requested():
+            from turnout_metering.tracing import MeteringTracing
+
+            self.tracing = MeteringTracing.create(settings, tracer_provider)
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -88,7 +105,9 @@ class Runtime:
         await ensure_topics(s.kafka, topics)
         self._producer = Producer(s.kafka, client_id=f"{s.kafka.client_id}-metering")
         await self._producer.start()
-        self.relay = OutboxRelay(self._pool, self.schema, self._producer.send_outbox)
+        self.relay = OutboxRelay(
+            self._pool, self.schema, self._producer.send_outbox, service="metering"
+        )
         self._spawn(self.relay.run(), "outbox-relay")
         if consume is None:  # serving: bootstrap config in the background, keep retrying
             self._spawn(self._bootstrap_forever(), "bootstrap")
@@ -100,7 +119,11 @@ class Runtime:
         s = self.settings
         assert s.admin_token is not None
         self.follower = ConfigFollower(
-            s.kafka, s.config_url, s.admin_token.get_secret_value(), self._apply_config
+            s.kafka,
+            s.config_url,
+            s.admin_token.get_secret_value(),
+            self._apply_config,
+            snapshot_timeout_s=s.snapshot_timeout_s,
         )
         try:
             await self.follower.start()
@@ -125,7 +148,7 @@ class Runtime:
 
     async def start_consumer(self) -> UsageConsumer:
         ingestor = Ingestor(self.pool, self.schema, self.credits, self.settings.billing_topic)
-        self.consumer = UsageConsumer(self.settings, ingestor)
+        self.consumer = UsageConsumer(self.settings, ingestor, tracing=self.tracing)
         await self.consumer.start()
         self.consumer.start_background()
         return self.consumer
@@ -175,11 +198,7 @@ class Runtime:
     async def stop(self) -> None:
         if self.consumer is not None:
             await self.consumer.stop()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel(*self._tasks)
         self._tasks.clear()
         if self.follower is not None:
             await self.follower.stop()
@@ -188,3 +207,5 @@ class Runtime:
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
+        if self.tracing is not None:
+            self.tracing.shutdown()

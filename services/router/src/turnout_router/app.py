@@ -6,10 +6,11 @@ import asyncio
 import gc
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from turnout_common.broker import ensure_topics
 from turnout_common.crypto import KeyRing
 from turnout_common.errors import NotFound, ServiceUnavailable, TurnoutError
 from turnout_common.topics import CONFIG, CREDIT, HEALTH, USAGE
@@ -24,9 +25,13 @@ from turnout_router.service import Gateway
 from turnout_router.settings import RouterSettings
 from turnout_router.state import RouterState
 from turnout_router.streaming import stream, unary
-from turnout_router.topics import ensure_topics
 from turnout_router.upstream import UpstreamClient
 from turnout_router.usage import UsageEmitter
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
+
+    from turnout_router.tracing import RouterTracing
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +47,13 @@ JSON = [("content-type", "application/json")]
 class RouterApp:
     """``__rsgi__`` serves requests; ``__rsgi_init__`` starts followers, client and emitter."""
 
-    def __init__(self, settings: RouterSettings | None = None) -> None:
+    def __init__(
+        self,
+        settings: RouterSettings | None = None,
+        *,
+        tracer_provider: TracerProvider | None = None,
+    ) -> None:
+        """``tracer_provider`` turns tracing on (else the ``OTEL_*`` environment may)."""
         self.settings = s = settings or RouterSettings()
         keys = s.encryption_key_list()
         self.state = RouterState(KeyRing(keys) if keys else None)
@@ -63,6 +74,11 @@ class RouterApp:
         )
         self.followers = Followers(s, self.state)
         self.gateway = Gateway(s, self.state, self.client, self.emitter, self.metrics, self.budgets)
+        self.tracing: RouterTracing | None = None  # None: no span work on the request path
+        if tracer_provider is not None or s.tracing_requested():
+            from turnout_router.tracing import RouterTracing
+
+            self.tracing = RouterTracing.create(s, tracer_provider)
         self.started = False
         self._startup: asyncio.Task[None] | None = None
         self.metrics.gauges["turnout_router_usage_pending"] = lambda: self.emitter.pending
@@ -107,6 +123,8 @@ class RouterApp:
         await self.followers.stop()
         await self.emitter.stop()
         await self.client.close()
+        if self.tracing is not None:
+            self.tracing.shutdown()
 
     @property
     def ready(self) -> bool:
@@ -150,6 +168,8 @@ class RouterApp:
         gw = self.gateway
         h = scope.headers
         ctx = gw.new_context(purpose, scope.path, h.get("x-turnout-source"))
+        if self.tracing is not None:
+            self.tracing.begin(ctx, h)
         try:
             raw = await proto()
             if not self.started:
@@ -194,10 +214,12 @@ class RouterApp:
             )
 
 
-def create_app(settings: RouterSettings | None = None) -> RouterApp:
+def create_app(
+    settings: RouterSettings | None = None, *, tracer_provider: TracerProvider | None = None
+) -> RouterApp:
     """The app factory Granian calls (``turnout_router.app:create_app``, factory mode)."""
     from turnout_common.logs import setup_logging
 
     settings = settings or RouterSettings()
     setup_logging(settings.log_level, json=settings.log_json, service="router")
-    return RouterApp(settings)
+    return RouterApp(settings, tracer_provider=tracer_provider)

@@ -9,6 +9,9 @@ from turnout_common.errors import AuthenticationFailed, PermissionDenied
 from turnout_router.entities import User, VirtualKey
 from turnout_router.state import Index
 
+TOKEN_MEMO_MAX = 10_000
+"""Distinct valid tokens remembered per config index (cleared when full)."""
+
 
 @dataclass(slots=True)
 class Caller:
@@ -34,11 +37,16 @@ def authenticate(index: Index, authorization: str | None, now: float) -> Caller:
         raise AuthenticationFailed(
             "missing API key: send 'Authorization: Bearer <your Turnout key>'"
         )
-    digest = hash_virtual_key(token)
-    caller: Caller | None = index.callers.get(digest)
+    caller: Caller | None = index.by_token.get(token)
     if caller is None:
-        caller = _caller(index, digest)
-        index.callers[digest] = caller
+        digest = hash_virtual_key(token)
+        caller = index.callers.get(digest)
+        if caller is None:
+            caller = _caller(index, digest)  # raises for unknown, revoked or disabled keys
+            index.callers[digest] = caller
+        if len(index.by_token) >= TOKEN_MEMO_MAX:
+            index.by_token.clear()
+        index.by_token[token] = caller
     key = caller.key
     if key.expires_at is not None and key.expires_at <= now:
         raise AuthenticationFailed("this API key has expired", code="key_expired")

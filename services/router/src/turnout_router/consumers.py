@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 import orjson
 
@@ -23,7 +24,13 @@ def on_health(state: RouterState, _key: bytes | None, value: bytes | None) -> No
     subject = str(ev["provider_id"])
     if ev.get("deployment_id"):
         subject += ":" + str(ev["deployment_id"])
-    state.apply_health(subject, str(ev.get("status", "unknown")), str(ev.get("circuit", "closed")))
+    auto = ev.get("auto_disabled")
+    state.apply_health(
+        subject,
+        str(ev.get("status", "unknown")),
+        str(ev.get("circuit", "closed")),
+        None if auto is None else bool(auto),
+    )
 
 
 def on_credit(state: RouterState, _key: bytes | None, value: bytes | None) -> None:
@@ -36,6 +43,7 @@ def on_credit(state: RouterState, _key: bytes | None, value: bytes | None) -> No
         int(ev.get("seq") or 0),
         bool(ev.get("blocked", False)),
         float(remaining) if remaining is not None else None,
+        float(ev.get("spent_usd") or 0),
     )
 
 
@@ -50,7 +58,13 @@ class Followers:
         def on_config(event: ConfigEvent) -> None:
             state.apply_config(event)
 
-        self.config = ConfigFollower(kafka, settings.config_url, token, on_config)
+        self.config = ConfigFollower(
+            kafka,
+            settings.config_url,
+            token,
+            on_config,
+            snapshot_timeout_s=settings.snapshot_timeout_s,
+        )
         self.health = TopicFollower(
             kafka, HEALTH.name, lambda k, v: on_health(state, k, v), name="router-health"
         )
@@ -60,12 +74,18 @@ class Followers:
         self._state = state
 
     async def start(self) -> None:
+        """Start all three, each retried until it works: config-api or the broker may be down
+        while this router starts (``/readyz`` says 503 meanwhile, and the router never gives
+        up: a start-up failure must not leave a live but never-ready process behind)."""
+
         async def state_topic(f: TopicFollower) -> None:
             await f.start()
             f.start_background()
 
         await asyncio.gather(
-            self.config.start(), state_topic(self.health), state_topic(self.credit)
+            _until_started("config snapshot", self.config.start, self.config.stop),
+            _until_started(HEALTH.name, lambda: state_topic(self.health), self.health.stop),
+            _until_started(CREDIT.name, lambda: state_topic(self.credit), self.credit.stop),
         )
         self._state.config_loaded = True
 
@@ -79,3 +99,26 @@ class Followers:
                 await f.stop()
             except Exception:
                 log.exception("stopping a follower failed")
+
+
+async def _until_started(
+    what: str,
+    start: Callable[[], Awaitable[None]],
+    cleanup: Callable[[], Awaitable[None]],
+    *,
+    delay_s: float = 1.0,
+    max_delay_s: float = 5.0,
+) -> None:
+    """``start()`` until it succeeds, with backoff; ``cleanup()`` after each failure."""
+    while True:
+        try:
+            await start()
+            return
+        except Exception as exc:
+            log.warning("router: starting %s failed (%s); retrying in %gs", what, exc, delay_s)
+            try:
+                await cleanup()
+            except Exception:
+                log.exception("router: cleaning up after %s failed", what)
+        await asyncio.sleep(delay_s)
+        delay_s = min(delay_s * 2, max_delay_s)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from turnout_router.adapters.base import Purpose, UsageCounts
 from turnout_router.auth import Caller
 from turnout_router.inputs import Inbound
 from turnout_router.limits import Reservation
 from turnout_router.routing import Candidate
+
+if TYPE_CHECKING:
+    from turnout_router.tracing import RequestTrace
 
 
 @dataclass(slots=True)
@@ -34,6 +37,7 @@ class RequestContext:
     ttft_ms: float | None = None
     reservation: Reservation | None = None
     tokens_charged: int = 0
+    trace: RequestTrace | None = None  # set only while tracing is on (turnout_router.tracing)
 
     def headers(self, content_type: str = "application/json") -> list[tuple[str, str]]:
         h = [

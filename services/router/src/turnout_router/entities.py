@@ -199,10 +199,18 @@ class User:
     id: str
     tier: str
     enabled: bool
+    # the monthly budget: the remaining budget until metering's first credit event arrives
+    budget_usd: float | None = None
 
     @classmethod
     def from_data(cls, d: dict[str, Any]) -> User:
-        return cls(str(d["id"]), str(d.get("tier") or "free"), bool(d.get("enabled", True)))
+        budget = d.get("monthly_budget_usd")
+        return cls(
+            str(d["id"]),
+            str(d.get("tier") or "free"),
+            bool(d.get("enabled", True)),
+            float(budget) if budget is not None else None,
+        )
 
 
 @dataclass(slots=True, frozen=True)

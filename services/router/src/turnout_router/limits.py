@@ -3,9 +3,10 @@
 Budgets. Metering publishes ``turnout.credit.v1`` state per ``user:<id>`` / ``key:<id>``
 (``blocked``, ``remaining_usd``). This replica refuses a blocked subject, and it holds an
 in-flight *reservation* of each admitted request's estimated cost, plus the cost it has
-served since the subject's latest credit event, so concurrent requests cannot all pass a
+served that metering has not yet reflected (``unreflected``: what it charged, less each later
+credit event's increase of ``spent_usd``), so concurrent requests cannot all pass a
 nearly-spent budget: a request is admitted only while
-``remaining_usd - spent_since_event - reserved - estimate >= 0``.
+``remaining_usd - unreflected - reserved - estimate >= 0``.
 
 Cross-replica bound: replicas do not see each other's reservations. With N replicas the
 worst-case overspend of one subject is N x (its in-flight estimated cost on a replica + what
@@ -18,7 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from turnout_common.errors import InsufficientQuota, RateLimited
-from turnout_router.state import RouterState
+from turnout_router.entities import User
+from turnout_router.state import Credit, RouterState
 
 
 class Buckets:
@@ -83,26 +85,40 @@ class Budgets:
     def __init__(self, state: RouterState) -> None:
         self._state = state
         self.reserved: dict[str, float] = {}
-        self.spent_since: dict[str, tuple[int, float]] = {}
+        # subject -> (credit seq, its spent_usd, cost served here not reflected in it)
+        self.unreflected: dict[str, tuple[int, float, float]] = {}
 
-    def reserve(self, user_id: str, key_id: str, estimate: float) -> Reservation | None:
+    def _unreflected(self, s: str, c: Credit) -> float:
+        held = self.unreflected.get(s)
+        if held is None:
+            return 0.0
+        seq, spent, amount = held
+        if seq != c.seq:
+            # metering's newer event reflects (part of) what this replica served since
+            amount = max(0.0, amount - max(0.0, c.spent_usd - spent))
+            self.unreflected[s] = (c.seq, c.spent_usd, amount)
+        return amount
+
+    def reserve(
+        self, user_id: str, key_id: str, estimate: float, user: User | None = None
+    ) -> Reservation | None:
         credits = self._state.credits
-        if not credits:
-            return None
         subjects = ("user:" + user_id, "key:" + key_id)
         limited: list[str] = []
         for s in subjects:
             c = credits.get(s)
             if c is None:
-                continue
+                if s[0] != "u" or user is None or user.budget_usd is None:
+                    continue
+                # a user metering has not published yet (just created): the whole budget
+                c = credits[s] = Credit(-1, False, user.budget_usd, 0.0)
             if c.blocked:
                 raise InsufficientQuota(
                     f"the budget of this {s.split(':')[0]} is used up; ask an admin to grant "
                     "credits or raise the budget",
                 )
             if c.remaining_usd is not None:
-                spent = self.spent_since.get(s)
-                used = spent[1] if spent is not None and spent[0] == c.seq else 0.0
+                used = self._unreflected(s, c)
                 if c.remaining_usd - used - self.reserved.get(s, 0.0) - estimate < 0:
                     raise InsufficientQuota(
                         f"the remaining budget of this {s.split(':')[0]} "
@@ -125,14 +141,20 @@ class Budgets:
             else:
                 self.reserved[s] = left
 
-    def charge(self, user_id: str | None, key_id: str | None, cost: float) -> None:
-        """Count ``cost`` against the subjects until metering's next credit event."""
+    def charge(
+        self,
+        user_id: str | None,
+        key_id: str | None,
+        cost: float,
+        reservation: Reservation | None = None,
+    ) -> None:
+        """Release the request's reservation and count its actual ``cost`` against the
+        subjects until a credit event reflects it."""
+        self.release(reservation)
         if cost <= 0 or not self._state.credits:
             return
         for s in (f"user:{user_id}", f"key:{key_id}"):
             c = self._state.credits.get(s)
             if c is None or c.remaining_usd is None:
                 continue
-            held = self.spent_since.get(s)
-            base = held[1] if held is not None and held[0] == c.seq else 0.0
-            self.spent_since[s] = (c.seq, base + cost)
+            self.unreflected[s] = (c.seq, c.spent_usd, self._unreflected(s, c) + cost)

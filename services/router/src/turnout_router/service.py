@@ -105,11 +105,12 @@ class Gateway:
         chain = plan(
             index, need, self.state.unavailable, self.caps, self.rng, self.settings.max_attempts
         )
-        if self.state.credits:
+        user = caller.user
+        if self.state.credits or (user is not None and user.budget_usd is not None):
             d = chain[0].deployment
             out = inb.max_tokens or self.settings.default_output_tokens
             estimate = float(inb.prompt_tokens * d.input_price + out * d.output_price) / MTOK
-            ctx.reservation = self.budgets.reserve(key.user_id, key.id, estimate)
+            ctx.reservation = self.budgets.reserve(key.user_id, key.id, estimate, user)
         return chain
 
     # --- upstream targets ---------------------------------------------------------------
@@ -145,6 +146,8 @@ class Gateway:
 
     async def attempts(self, ctx: RequestContext, chain: list[Candidate], call: Call[T]) -> T:
         """Try the chain (then retry rounds with backoff) until one attempt succeeds."""
+        if ctx.trace is not None:
+            call = ctx.trace.wrap(ctx, call)  # a CLIENT span per attempt
         s = self.settings
         inb = ctx.inbound
         assert inb is not None
@@ -179,7 +182,7 @@ class Gateway:
                     result = await call(adapter, req, cand, timeout)
                 except TurnoutError as err:
                     ctx.attempt(cand, err.status, err.code, (time.perf_counter() - now) * 1000)
-                    self.metrics.failed_attempt(p.name)
+                    self.metrics.failed_attempt(p.name, err.code or "")
                     if not is_retryable(err):
                         raise
                     last = err
@@ -200,8 +203,7 @@ class Gateway:
 
     # --- completion ---------------------------------------------------------------------
     def finish(self, ctx: RequestContext) -> None:
-        """Release the reservation, settle token buckets and emit the usage record."""
-        self.budgets.release(ctx.reservation)
+        """Settle token buckets and emit the usage record (which settles the reservation)."""
         caller = ctx.caller
         if caller is not None and ctx.served is not None:
             inp, out, _, _ = ctx.tokens()
@@ -212,7 +214,15 @@ class Gateway:
             p = ctx.served.provider
             if p.tpm_limit and delta:
                 self.buckets.adjust("prov:" + p.id + ":tpm", p.tpm_limit, delta)
-        self.emitter.emit(ctx.record(time.perf_counter()))
+        record = ctx.record(time.perf_counter())
+        if ctx.reservation is not None:
+            # held until the emitter prices the record and charges it (Budgets.charge), so
+            # there is no window where the request counts neither as reserved nor as spent
+            record["_reservation"] = ctx.reservation
+        if ctx.trace is not None:
+            ctx.trace.finish(ctx, record)  # span attributes; the record's trace context
+        self.metrics.observe_usage(record)
+        self.emitter.emit(record)
 
     @staticmethod
     def estimate_output(ctx: RequestContext, body: bytes) -> None:

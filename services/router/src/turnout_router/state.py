@@ -45,6 +45,9 @@ class Index:
     """Memo: (purpose, name) -> the name, its fallbacks and the route's fallbacks."""
     callers: dict[str, Any] = field(default_factory=dict)
     """Memo: key hash -> :class:`turnout_router.auth.Caller` (valid for this index only)."""
+    by_token: dict[str, Any] = field(default_factory=dict)
+    """Memo: bearer token -> Caller of a valid key, so a request skips the SHA-256 (bounded;
+    only tokens that authenticated; valid for this index only, like ``callers``)."""
 
     def tier_rank(self, tier: str | None) -> int:
         if tier is None:
@@ -101,6 +104,7 @@ class Credit:
     seq: int
     blocked: bool
     remaining_usd: float | None
+    spent_usd: float = 0.0
 
 
 class RouterState:
@@ -163,9 +167,14 @@ class RouterState:
         return plain
 
     # --- health -------------------------------------------------------------------------
-    def apply_health(self, subject: str, status: str, circuit: str) -> None:
+    def apply_health(
+        self, subject: str, status: str, circuit: str, auto_disabled: bool | None = None
+    ) -> None:
+        """Skip what the health-worker auto-disabled; system providers are never disabled
+        (SPEC §2), whatever their state. Events without the flag: skip down / open."""
         self._health[subject] = (status, circuit)
-        if status == "down" or circuit == "open":
+        skip = auto_disabled if auto_disabled is not None else status == "down" or circuit == "open"
+        if skip:
             self.unavailable.add(subject)
         else:
             self.unavailable.discard(subject)
@@ -174,9 +183,11 @@ class RouterState:
         return self._health.get(subject)
 
     # --- credit -------------------------------------------------------------------------
-    def apply_credit(self, key: str, seq: int, blocked: bool, remaining: float | None) -> bool:
+    def apply_credit(
+        self, key: str, seq: int, blocked: bool, remaining: float | None, spent: float = 0.0
+    ) -> bool:
         held = self.credits.get(key)
         if held is not None and held.seq > seq:
             return False
-        self.credits[key] = Credit(seq, blocked, remaining)
+        self.credits[key] = Credit(seq, blocked, remaining, spent)
         return True

@@ -7,6 +7,17 @@ task wakes every ``usage_flush_interval_ms``, prices and serialises the buffered
 acknowledge in time, the batch is appended to an fsync'd JSONL file under
 ``<state_dir>/router-spool/`` and replayed (oldest file first) once the broker is back.
 Delivery is at-least-once; metering de-duplicates by ``request_id``.
+
+A broker that loses its log (a restart with memory storage such as Tansu's, a topic deleted and
+re-created, an unclean leader election) acknowledges new records at offsets *below* ones it
+acknowledged before. Tansu also acknowledges, and drops, records sent to a topic it no longer
+has (and such "phantom" records later collide with the re-created topic's). So every
+(re)connection first makes sure the topic exists; after a quiet spell (``idle_check_s``, when
+a restart may have gone unnoticed) a send starts with a metadata round trip, which lets the
+broker re-create a lost topic before anything is written to it; and acknowledged offsets are
+checked: when a partition's offset goes backwards the batch counts as not delivered, the
+records acknowledged in the last ``resend_window_s`` (which the lost log may have held before
+any consumer read them) are spooled again, and everything is re-sent over a new connection.
 """
 
 from __future__ import annotations
@@ -18,7 +29,8 @@ import logging
 import os
 import random
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -26,15 +38,19 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaProducer
+from aiokafka.structs import RecordMetadata
 
+from turnout_common.broker import ensure_topics
 from turnout_common.settings import KafkaSettings
+from turnout_common.topics import USAGE, Topic
 
 log = logging.getLogger(__name__)
 
 NANO = Decimal("0.000000001")
 MTOK = Decimal(1_000_000)
-Record = tuple[bytes, bytes]
-"""(key, value) of one serialised usage event."""
+Record = tuple[bytes, bytes, dict[str, str] | None]
+"""(key, value, headers) of one serialised usage event; the headers are its W3C trace context
+(``traceparent``…), present only when the router traces (:mod:`turnout_router.tracing`)."""
 
 
 def fast_uuid4(rng: random.Random) -> str:
@@ -85,7 +101,13 @@ class Spool:
         path = self.dir / f"{time.time_ns():020d}-{os.getpid()}-{next(self._seq):06d}.jsonl"
         tmp = path.with_suffix(".part")
         lines = b"".join(
-            b'{"key":' + orjson.dumps(k.decode()) + b',"value":' + v + b"}\n" for k, v in records
+            b'{"key":'
+            + orjson.dumps(k.decode())
+            + (b',"headers":' + orjson.dumps(h) if h else b"")
+            + b',"value":'
+            + v
+            + b"}\n"
+            for k, v, h in records
         )
         with open(tmp, "wb") as fh:
             fh.write(lines)
@@ -105,8 +127,17 @@ class Spool:
         for line in path.read_bytes().splitlines():
             if line.strip():
                 item = orjson.loads(line)
-                out.append((item["key"].encode(), orjson.dumps(item["value"])))
+                out.append((item["key"].encode(), orjson.dumps(item["value"]), item.get("headers")))
         return out
+
+
+class BrokerLostLog(Exception):
+    """The broker acknowledged records below offsets it had acknowledged before."""
+
+    def __init__(self, message: str, *, stale: bool = False) -> None:
+        super().__init__(message)
+        self.stale = stale
+        """the send started before a loss was noticed (by another send): just send it again"""
 
 
 class UsageEmitter:
@@ -122,7 +153,9 @@ class UsageEmitter:
         batch_max: int = 2000,
         send_timeout_s: float = 3.0,
         replay_interval_s: float = 1.0,
-        on_cost: Callable[[str | None, str | None, float], None] | None = None,
+        resend_window_s: float = 10.0,
+        idle_check_s: float = 0.25,
+        on_cost: Callable[[str | None, str | None, float, Any], None] | None = None,
     ) -> None:
         self._kafka = kafka
         self.topic = topic
@@ -131,6 +164,9 @@ class UsageEmitter:
         self._batch_max = batch_max
         self._send_timeout = send_timeout_s
         self._replay_interval = replay_interval_s
+        self._resend_window = resend_window_s
+        self._idle_check = idle_check_s
+        self._last_ack = 0.0  # monotonic time of the last acknowledged send
         self._on_cost = on_cost
         self._buf: list[dict[str, Any]] = []
         self._rng = random.Random()
@@ -141,8 +177,13 @@ class UsageEmitter:
         self._healthy = False
         self._tasks: list[asyncio.Task[None]] = []
         self._connecting: asyncio.Task[bool] | None = None
+        self._ends: dict[int, int] = {}  # partition -> offset after our last acknowledged batch
+        self._epoch = 0  # +1 whenever the broker lost its log
+        self._recent: deque[tuple[float, list[Record]]] = deque()  # acknowledged, monotonic
         self.sent = 0
         self.spooled = 0
+        self.resent = 0
+        self.log_losses = 0
 
     @property
     def running(self) -> bool:
@@ -202,9 +243,18 @@ class UsageEmitter:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(producer.stop(), 1.0)
             return False
+        await self._ensure_topic()
         self._producer = producer
         self._healthy = True
         return True
+
+    async def _ensure_topic(self) -> None:
+        """Create the topic if the broker does not have it (e.g. it restarted and lost it)."""
+        topic = USAGE if self.topic == USAGE.name else Topic(self.topic, 4, False, "usage")
+        try:
+            await asyncio.wait_for(ensure_topics(self._kafka, [topic]), self._send_timeout)
+        except Exception as exc:  # e.g. no permission to create topics: the offsets check stays
+            log.warning("usage: could not make sure topic %s exists (%s)", self.topic, exc)
 
     async def _disconnect(self) -> None:
         producer, self._producer = self._producer, None
@@ -229,36 +279,90 @@ class UsageEmitter:
             cost = float(dec)
         else:
             rec["cost_usd"] = "0"
-        if cost and self._on_cost is not None:
-            self._on_cost(rec.get("user_id"), rec.get("key_id"), cost)
+        reservation = rec.pop("_reservation", None)
+        trace = rec.pop("_trace", None)
+        if (cost or reservation is not None) and self._on_cost is not None:
+            self._on_cost(rec.get("user_id"), rec.get("key_id"), cost, reservation)
         started = rec.get("started_at")
         if isinstance(started, float):
             rec["started_at"] = datetime.fromtimestamp(started, UTC)
         rec["event_id"] = fast_uuid4(self._rng)
         rec["schema_version"] = 1
         rec["occurred_at"] = now
-        return rec["request_id"].encode(), orjson.dumps(rec)
+        return rec["request_id"].encode(), orjson.dumps(rec), trace
 
     async def _send(self, records: list[Record]) -> None:
         producer = self._producer
         if producer is None:
             raise ConnectionError("no producer")
+        if time.monotonic() - self._last_ack > self._idle_check:
+            if not await asyncio.wait_for(producer.client.force_metadata_update(), 2.0):
+                raise ConnectionError("metadata refresh failed")  # reconnect, ensure the topic
         parts = sorted(await asyncio.wait_for(producer.partitions_for(self.topic), 2.0))
         # one batch per flush, partitions in turn: keys are unique request ids, so per-key
         # placement does not matter (metering de-duplicates by request_id on any partition)
         self._partition = (self._partition + 1) % len(parts)
         p = parts[self._partition]
+        epoch = self._epoch
         futures = []
-        batch = producer.create_batch()
-        for key, value in records:
-            if batch.append(key=key, value=value, timestamp=None) is None:
+        counts = []
+        batch, n = producer.create_batch(), 0
+        for key, value, trace in records:
+            headers = [(k, v.encode()) for k, v in trace.items()] if trace else None
+            if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
                 futures.append(await producer.send_batch(batch, self.topic, partition=p))
-                batch = producer.create_batch()
-                batch.append(key=key, value=value, timestamp=None)
+                counts.append(n)
+                batch, n = producer.create_batch(), 0
+                batch.append(key=key, value=value, timestamp=None, headers=headers)
+            n += 1
         futures.append(await producer.send_batch(batch, self.topic, partition=p))
+        counts.append(n)
         for fut in futures:  # if we give up waiting, a late failure must not be left unread
             fut.add_done_callback(_consume_outcome)
-        await asyncio.gather(*futures)
+        acks = await asyncio.gather(*futures)
+        if epoch != self._epoch:  # in flight while another send found the log lost
+            raise BrokerLostLog("acknowledged around a broker log loss", stale=True)
+        self._check_offsets(p, acks, counts)
+
+    def _check_offsets(self, p: int, acks: Sequence[RecordMetadata], counts: list[int]) -> None:
+        """Remember where partition ``p`` ends; raise if the broker's log went backwards."""
+        end = self._ends.get(p)
+        first, last = acks[0].offset, acks[-1].offset + counts[-1]
+        if end is not None and first < end:
+            self._ends = {}  # the whole log is gone, not just this partition's
+            self._epoch += 1
+            raise BrokerLostLog(
+                f"{self.topic}[{p}] acknowledged offset {first} after {end}: the broker lost "
+                "its log (restarted without storage, or the topic was re-created)"
+            )
+        self._ends[p] = max(end or 0, last)
+        self._last_ack = time.monotonic()
+
+    def _remember(self, records: list[Record]) -> None:
+        """Keep acknowledged records for ``resend_window_s`` in case the broker loses them."""
+        now = time.monotonic()
+        recent = self._recent
+        recent.append((now, records))
+        while recent and recent[0][0] < now - self._resend_window:
+            recent.popleft()
+
+    async def _respool_recent(self) -> None:
+        """Spool the recently acknowledged records again (the lost log may have held them)."""
+        recent, self._recent = self._recent, deque()
+        chunk: list[Record] = []
+        total = 0
+        for _, records in recent:
+            chunk.extend(records)
+            if len(chunk) >= self._batch_max:
+                await asyncio.to_thread(self.spool.write, chunk)
+                total += len(chunk)
+                chunk = []
+        if chunk:
+            await asyncio.to_thread(self.spool.write, chunk)
+            total += len(chunk)
+        self.resent += total
+        if total:
+            log.warning("usage: re-sending %d recently acknowledged records", total)
 
     async def _deliver(self, records: list[Record]) -> bool:
         if self._connecting is not None and not self._connecting.done():
@@ -267,11 +371,19 @@ class UsageEmitter:
             return False
         try:
             await asyncio.wait_for(self._send(records), self._send_timeout)
+        except BrokerLostLog as exc:
+            if not exc.stale:
+                self.log_losses += 1
+                log.warning("usage: %s; re-creating the topic and re-sending", exc)
+                await self._disconnect()  # the next connection makes sure the topic exists
+                await self._respool_recent()
+            return False
         except Exception as exc:
             log.warning("usage: send failed (%s); spooling %d records", exc, len(records))
             await self._disconnect()
             return False
         self.sent += len(records)
+        self._remember(records)
         return True
 
     async def flush(self) -> None:

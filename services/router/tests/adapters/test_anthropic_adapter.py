@@ -11,11 +11,11 @@ from turnout_common.errors import (
     BadRequest,
     ContextLengthExceeded,
     RateLimited,
+    UpstreamAuthFailed,
     UpstreamError,
 )
 from turnout_router.adapters.anthropic import ADAPTER, AnthropicAdapter
 from turnout_router.adapters.base import UpstreamTarget
-from turnout_router.adapters.upstream_errors import UpstreamAuthFailed
 
 from .conftest import Golden, split_at
 

@@ -7,10 +7,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from turnout_common.errors import BadRequest, ContextLengthExceeded, RateLimited, UpstreamError
+from turnout_common.errors import (
+    BadRequest,
+    ContextLengthExceeded,
+    RateLimited,
+    UpstreamAuthFailed,
+    UpstreamError,
+)
 from turnout_router.adapters.base import UpstreamTarget
 from turnout_router.adapters.cohere import ADAPTER, CohereAdapter
-from turnout_router.adapters.upstream_errors import UpstreamAuthFailed
 
 from .conftest import Golden, split_at
 

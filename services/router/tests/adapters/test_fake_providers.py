@@ -9,7 +9,7 @@ import aiohttp
 import orjson
 import pytest
 
-from turnout_common.errors import BadRequest, RateLimited, TurnoutError
+from turnout_common.errors import BadRequest, RateLimited, TurnoutError, UpstreamAuthFailed
 from turnout_common.testing.fake_providers import (
     FakeAnthropic,
     FakeCohere,
@@ -20,7 +20,6 @@ from turnout_common.testing.servers import LocalServer
 from turnout_common.testing.upstream import UpstreamBehaviour
 from turnout_router.adapters import anthropic, cohere, gemini
 from turnout_router.adapters.base import Adapter, Purpose, UpstreamTarget, UsageCounts
-from turnout_router.adapters.upstream_errors import UpstreamAuthFailed
 
 from .conftest import Golden
 

@@ -10,11 +10,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from turnout_common.errors import BadRequest, ContextLengthExceeded, RateLimited, UpstreamError
+from turnout_common.errors import (
+    BadRequest,
+    ContextLengthExceeded,
+    RateLimited,
+    UpstreamAuthFailed,
+    UpstreamError,
+)
 from turnout_router.adapters.base import UpstreamTarget
 from turnout_router.adapters.gemini import ADAPTER, GeminiAdapter
 from turnout_router.adapters.translation import encode_vector
-from turnout_router.adapters.upstream_errors import UpstreamAuthFailed
 
 from .conftest import Golden, split_at
 

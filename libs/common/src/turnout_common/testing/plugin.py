@@ -17,11 +17,11 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 
+from turnout_common.db import can_connect, dsn_with_database
 from turnout_common.devinfra import EmbeddedPostgres, TansuBroker
 from turnout_common.settings import KafkaSettings
 
@@ -32,20 +32,6 @@ SMALL_KAFKA_TIMEOUTS = {
     "linger_ms": 5,
     "request_timeout_ms": 5000,
 }
-
-
-def _with_database(dsn: str, database: str) -> str:
-    parts = urlsplit(dsn)
-    return urlunsplit((parts.scheme, parts.netloc, "/" + database, parts.query, parts.fragment))
-
-
-async def _can_connect(dsn: str) -> bool:
-    try:
-        conn = await asyncpg.connect(dsn, timeout=3)
-    except (OSError, asyncpg.PostgresError, TimeoutError):
-        return False
-    await conn.close()
-    return True
 
 
 def _testcontainers() -> bool:
@@ -66,7 +52,7 @@ def pg_server_dsn() -> Iterator[str]:
             yield pg.get_connection_url(driver=None)
         return
     local = "postgresql://postgres@127.0.0.1:5432/postgres"
-    if asyncio.run(_can_connect(local)):
+    if asyncio.run(can_connect(local)):
         yield local
         return
     embedded = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="turnout-pg-")))
@@ -90,7 +76,7 @@ def fresh_database(server_dsn: str, prefix: str) -> Iterator[str]:
 
     asyncio.run(run(f'CREATE DATABASE "{name}"'))
     try:
-        yield _with_database(server_dsn, name)
+        yield dsn_with_database(server_dsn, name)
     finally:
         with contextlib.suppress(Exception):
             asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

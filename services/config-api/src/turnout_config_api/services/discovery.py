@@ -8,7 +8,7 @@ import asyncpg
 import httpx
 
 from turnout_common.crypto import KeyRing
-from turnout_common.errors import UpstreamError
+from turnout_common.errors import UpstreamAuthFailed, UpstreamError
 from turnout_config_api import prices
 from turnout_config_api.changes import Actor
 from turnout_config_api.probes import Probe, probe
@@ -42,7 +42,8 @@ async def discover(
 ) -> DiscoverResult:
     row, result = await check_provider(pool, ring, http, ref, timeout)
     if not result.ok:
-        raise UpstreamError(
+        error = UpstreamAuthFailed if result.status == "auth_failed" else UpstreamError
+        raise error(
             f"cannot list models of provider {row['name']!r}: {result.message}",
             code="discovery_failed",
         )

@@ -48,7 +48,10 @@ async def get_ledger(
 ) -> LedgerPage:
     """Ledger entries, newest first, with the stored balance and the sum of all entries."""
     scoped_user(principal, user_id)
-    async with runtime.pool.acquire() as conn:
+    async with (
+        runtime.pool.acquire() as conn,
+        conn.transaction(isolation="repeatable_read", readonly=True),
+    ):
         rows, total, ledger_sum = await credit_repo.ledger_page(conn, user_id, limit, offset)
         balance = (await credit_repo.balances_for(conn, [user_id])).get(user_id)
     return LedgerPage(

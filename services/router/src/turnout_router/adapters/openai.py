@@ -21,6 +21,7 @@ from turnout_common.errors import (
     NotFound,
     RateLimited,
     TurnoutError,
+    UpstreamAuthFailed,
     UpstreamError,
 )
 from turnout_router.adapters.base import (
@@ -255,7 +256,7 @@ class OpenAIAdapter:
         if status == 429:
             return RateLimited(text, retry_after=_retry_after(headers))
         if status in (401, 403):
-            return UpstreamError(text, code="upstream_auth_failed")
+            return UpstreamAuthFailed(text)
         if status >= 500:
             return UpstreamError(text)
         if "context_length" in low or "context length" in low or "maximum context" in low:

@@ -15,18 +15,11 @@ from turnout_common.errors import (
     ContextLengthExceeded,
     RateLimited,
     TurnoutError,
+    UpstreamAuthFailed,
     UpstreamError,
     UpstreamTimeout,
 )
 from turnout_common.logs import redact
-
-
-class UpstreamAuthFailed(UpstreamError):
-    """The upstream refused the *provider's* key (401/403): a deployment problem, not the
-    client's. 502 so the router falls back to another deployment and the client is never
-    told its own (valid) Turnout key is wrong."""
-
-    default_code = "upstream_auth_failed"
 
 
 def retry_after(headers: Mapping[str, str]) -> float | None:

@@ -1,0 +1,77 @@
+"""Prometheus series every service shares (default registry, served at ``/metrics``).
+
+Defined once here, labelled by ``service``, so that several services in one process (tests)
+never register a name twice. Names are those ``deploy/grafana/turnout.json`` queries and
+``deploy/README.md`` lists; the router renders the same HTTP names itself.
+"""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import Counter, Gauge, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+HTTP_REQUESTS = Counter(
+    "turnout_http_requests",
+    "HTTP requests by service, method, route template and status",
+    ["service", "method", "route", "status"],
+)
+HTTP_DURATION = Histogram(
+    "turnout_http_request_duration_seconds",
+    "HTTP request duration by service, method and route template",
+    ["service", "method", "route"],
+    buckets=HTTP_BUCKETS,
+)
+CONSUMER_LAG = Gauge(
+    "turnout_consumer_lag",
+    "Records a consumer group has not consumed yet, per topic partition",
+    ["service", "topic", "partition"],
+)
+OUTBOX_PENDING = Gauge(
+    "turnout_outbox_pending",
+    "Committed outbox rows the broker has not acknowledged yet",
+    ["service"],
+)
+
+UNMATCHED = "unmatched"
+"""The ``route`` label of requests no route matched (keeps the label set bounded)."""
+
+
+class HttpMetricsMiddleware:
+    """ASGI middleware counting requests by route *template* (``/api/v1/providers/{ref}``).
+
+    Install it inside any middleware that copies the scope, or the template is not seen.
+    """
+
+    def __init__(self, app: ASGIApp, service: str) -> None:
+        self.app = app
+        self.service = service
+
+    @staticmethod
+    def _route(scope: Scope) -> str:
+        """The matched route's template, which routing leaves in the (shared) scope."""
+        path = getattr(scope.get("route"), "path", None)
+        return path if isinstance(path, str) else UNMATCHED
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route, method = self._route(scope), scope["method"]
+            HTTP_REQUESTS.labels(self.service, method, route, str(status)).inc()
+            HTTP_DURATION.labels(self.service, method, route).observe(time.perf_counter() - started)
