@@ -59,7 +59,7 @@ fi
 "$PY" -c 'import uvloop, httptools, orjson, aiohttp' || { log "the workspace venv lacks uvloop/httptools/orjson/aiohttp"; exit 1; }
 # Deployed routers run compiled modules (deploy/Dockerfile sets UV_COMPILE_BYTECODE=1; pip
 # compiles LiteLLM's venv too). `uv sync` leaves none, and with PYTHONDONTWRITEBYTECODE=1 in
-# the shell every router start would compile ~600 modules from source (~1.5 s of "time to
+# the shell every router start would compile ~600 modules from source (~1.8 s more "time to
 # ready"). compileall skips files whose .pyc is current, so this is quick after the first run.
 if [[ ${COMPILE_BYTECODE:-1} == 1 ]]; then
   "$PY" -m compileall -q -j 0 "$("$PY" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" \

@@ -85,8 +85,13 @@ async def test_records_survive_a_broker_restart_the_producer_did_not_notice(
     settings = KafkaSettings.model_validate(
         {"bootstrap": broker.bootstrap, "client_id": "log-loss-test", **SMALL_KAFKA_TIMEOUTS}
     )
-    emitter = UsageEmitter(
-        settings, USAGE.name, tmp_path / "spool", flush_interval_s=0.01, replay_interval_s=0.2
+    emitter = UsageEmitter(  # idle_check_s=0: every send starts with a metadata round trip
+        settings,
+        USAGE.name,
+        tmp_path / "spool",
+        flush_interval_s=0.01,
+        replay_interval_s=0.2,
+        idle_check_s=0,
     )
     try:
         await ensure_topics(settings, (USAGE,))

@@ -49,7 +49,8 @@ def tansu_binary() -> Path:
 class TansuBroker:
     """A Kafka-protocol broker (Tansu, memory storage) as a subprocess on a fixed port.
 
-    ``stop()`` + ``start()`` restarts it on the same port (all data is lost: memory storage).
+    ``stop()`` (or ``kill()``) + ``start()`` restarts it on the same port (all data is lost:
+    memory storage).
     """
 
     def __init__(

@@ -70,6 +70,8 @@ class RouterApp:
             batch_max=s.usage_batch_max,
             send_timeout_s=s.usage_send_timeout_s,
             replay_interval_s=s.usage_replay_interval_s,
+            resend_window_s=s.usage_resend_window_s,
+            resend_max_bytes=int(s.usage_resend_max_mb * (1 << 20)),
             on_cost=self.budgets.charge,
         )
         self.followers = Followers(s, self.state)

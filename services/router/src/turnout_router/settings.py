@@ -43,6 +43,9 @@ class RouterSettings(CommonSettings):
     usage_batch_max: int = Field(2000, ge=1)
     usage_send_timeout_s: float = Field(3.0, gt=0)
     usage_replay_interval_s: float = Field(1.0, gt=0)
+    # acknowledged usage kept to re-send if the broker loses its log (0 turns it off)
+    usage_resend_window_s: float = Field(10.0, ge=0)
+    usage_resend_max_mb: float = Field(8.0, ge=0)
     usage_topic: str = "turnout.usage.v1"
 
     def price_caps(self) -> dict[str, float]:

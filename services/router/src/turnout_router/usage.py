@@ -154,6 +154,7 @@ class UsageEmitter:
         send_timeout_s: float = 3.0,
         replay_interval_s: float = 1.0,
         resend_window_s: float = 10.0,
+        resend_max_bytes: int = 8 << 20,
         idle_check_s: float = 0.25,
         on_cost: Callable[[str | None, str | None, float, Any], None] | None = None,
     ) -> None:
@@ -165,6 +166,8 @@ class UsageEmitter:
         self._send_timeout = send_timeout_s
         self._replay_interval = replay_interval_s
         self._resend_window = resend_window_s
+        self._resend_max_bytes = resend_max_bytes
+        self._recent_bytes = 0
         self._idle_check = idle_check_s
         self._last_ack = 0.0  # monotonic time of the last acknowledged send
         self._on_cost = on_cost
@@ -289,7 +292,9 @@ class UsageEmitter:
         rec["event_id"] = fast_uuid4(self._rng)
         rec["schema_version"] = 1
         rec["occurred_at"] = now
-        return rec["request_id"].encode(), orjson.dumps(rec), trace
+        # an exact-size copy: orjson's own buffer keeps ~16 KiB of capacity per record, which
+        # adds up in the batch, the spool queue and the resend window
+        return rec["request_id"].encode(), bytes(memoryview(orjson.dumps(rec))), trace
 
     async def _send(self, records: list[Record]) -> None:
         producer = self._producer
@@ -339,16 +344,24 @@ class UsageEmitter:
         self._last_ack = time.monotonic()
 
     def _remember(self, records: list[Record]) -> None:
-        """Keep acknowledged records for ``resend_window_s`` in case the broker loses them."""
+        """Keep acknowledged records for ``resend_window_s`` (at most ``resend_max_bytes``)
+        in case the broker loses them."""
+        if self._resend_window <= 0 or self._resend_max_bytes <= 0:
+            return
         now = time.monotonic()
         recent = self._recent
         recent.append((now, records))
-        while recent and recent[0][0] < now - self._resend_window:
-            recent.popleft()
+        self._recent_bytes += sum(len(r[1]) for r in records)
+        while recent and (
+            recent[0][0] < now - self._resend_window or self._recent_bytes > self._resend_max_bytes
+        ):
+            _, old = recent.popleft()
+            self._recent_bytes -= sum(len(r[1]) for r in old)
 
     async def _respool_recent(self) -> None:
         """Spool the recently acknowledged records again (the lost log may have held them)."""
         recent, self._recent = self._recent, deque()
+        self._recent_bytes = 0
         chunk: list[Record] = []
         total = 0
         for _, records in recent:
