@@ -6,6 +6,7 @@ handed out in commit order: the outbox (and so the topic) sees them strictly inc
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,3 +71,29 @@ async def record(
         revision,
     )
     return event
+
+
+async def record_deletes(
+    conn: asyncpg.Connection,
+    actor: Actor,
+    revision: int,
+    entity: ConfigEntity,
+    rows: Iterable[asyncpg.Record],
+    entity_id: Callable[[asyncpg.Record], str],
+    shape: Callable[[asyncpg.Record], dict[str, Any]],
+) -> int:
+    """Audit and tombstone each cascade-deleted row, one revision each; returns the next
+    revision to use."""
+    for row in rows:
+        await record(
+            conn,
+            actor,
+            revision=revision,
+            entity=entity,
+            entity_id=entity_id(row),
+            action="delete",
+            before=shape(row),
+            after=None,
+        )
+        revision = await next_revision(conn)
+    return revision

@@ -9,7 +9,7 @@ import asyncpg
 from turnout_common.crypto import KeyRing, key_hint
 from turnout_common.errors import Conflict, NotFound
 from turnout_config_api import shapes
-from turnout_config_api.changes import Actor, next_revision, record
+from turnout_config_api.changes import Actor, next_revision, record, record_deletes
 from turnout_config_api.kinds import resolve_base_url
 from turnout_config_api.schemas.providers import ProviderCreate, ProviderOut, ProviderUpdate
 from turnout_config_api.services.common import (
@@ -124,30 +124,14 @@ async def delete(pool: asyncpg.Pool, actor: Actor, ref: str) -> None:
             conn, f"provider {current['name']!r}", await exclusive_names(conn, provider_id=pid)
         )
         rev = await next_revision(conn)
-        for m in await conn.fetch("DELETE FROM models WHERE provider_id = $1 RETURNING *", pid):
-            await record(
-                conn,
-                actor,
-                revision=rev,
-                entity="model",
-                entity_id=m["id"],
-                action="delete",
-                before=shapes.model(m),
-                after=None,
-            )
-            rev = await next_revision(conn)
-        for b in await conn.fetch("DELETE FROM byok_keys WHERE provider_id = $1 RETURNING *", pid):
-            await record(
-                conn,
-                actor,
-                revision=rev,
-                entity="byok_key",
-                entity_id=shapes.byok_entity_id(b),
-                action="delete",
-                before=shapes.byok_key(b),
-                after=None,
-            )
-            rev = await next_revision(conn)
+        models = await conn.fetch("DELETE FROM models WHERE provider_id = $1 RETURNING *", pid)
+        rev = await record_deletes(
+            conn, actor, rev, "model", models, lambda m: m["id"], shapes.model
+        )
+        byok = await conn.fetch("DELETE FROM byok_keys WHERE provider_id = $1 RETURNING *", pid)
+        rev = await record_deletes(
+            conn, actor, rev, "byok_key", byok, shapes.byok_entity_id, shapes.byok_key
+        )
         await conn.execute("DELETE FROM providers WHERE id = $1", pid)
         await record(
             conn,

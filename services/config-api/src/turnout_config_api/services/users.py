@@ -6,7 +6,7 @@ import asyncpg
 
 from turnout_common.errors import Conflict, NotFound
 from turnout_config_api import shapes
-from turnout_config_api.changes import Actor, next_revision, record
+from turnout_config_api.changes import Actor, next_revision, record, record_deletes
 from turnout_config_api.schemas.users import TierPut, UserCreate, UserUpdate
 from turnout_config_api.services.common import (
     insert_row,
@@ -82,32 +82,14 @@ async def delete(pool: asyncpg.Pool, actor: Actor, user_id: str) -> None:
     async with pool.acquire() as conn, conn.transaction():
         current = await get(conn, user_id)
         rev = await next_revision(conn)
-        for k in await conn.fetch(
-            "DELETE FROM virtual_keys WHERE user_id = $1 RETURNING *", user_id
-        ):
-            await record(
-                conn,
-                actor,
-                revision=rev,
-                entity="virtual_key",
-                entity_id=k["id"],
-                action="delete",
-                before=shapes.virtual_key(k),
-                after=None,
-            )
-            rev = await next_revision(conn)
-        for b in await conn.fetch("DELETE FROM byok_keys WHERE user_id = $1 RETURNING *", user_id):
-            await record(
-                conn,
-                actor,
-                revision=rev,
-                entity="byok_key",
-                entity_id=shapes.byok_entity_id(b),
-                action="delete",
-                before=shapes.byok_key(b),
-                after=None,
-            )
-            rev = await next_revision(conn)
+        keys = await conn.fetch("DELETE FROM virtual_keys WHERE user_id = $1 RETURNING *", user_id)
+        rev = await record_deletes(
+            conn, actor, rev, "virtual_key", keys, lambda k: k["id"], shapes.virtual_key
+        )
+        byok = await conn.fetch("DELETE FROM byok_keys WHERE user_id = $1 RETURNING *", user_id)
+        rev = await record_deletes(
+            conn, actor, rev, "byok_key", byok, shapes.byok_entity_id, shapes.byok_key
+        )
         await conn.execute("DELETE FROM users WHERE id = $1", user_id)
         await record(
             conn,
