@@ -206,3 +206,16 @@ async def wait_for_broker(settings: KafkaSettings, timeout: float = 20.0) -> Non
             await asyncio.sleep(0.2)
         finally:
             await admin.close()
+
+
+async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
+    """Stop an aiokafka consumer. Its fetcher's close awaits the fetch task it cancelled, so
+    a fetch that was retrying (e.g. after a request timeout) leaks a CancelledError out of
+    ``stop()``; swallow that one, never a cancellation of the caller itself."""
+    try:
+        await consumer.stop()
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+        log.warning("kafka consumer: a cancelled fetch surfaced while stopping; ignored")

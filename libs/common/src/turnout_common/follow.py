@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from turnout_common.broker import make_consumer
+from turnout_common.broker import make_consumer, stop_consumer
 from turnout_common.events import ConfigEvent
 from turnout_common.settings import KafkaSettings
 from turnout_common.tasks import cancel
@@ -108,19 +108,6 @@ class TopicFollower:
         if self._consumer is not None:
             consumer, self._consumer = self._consumer, None
             await stop_consumer(consumer)
-
-
-async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
-    """Stop an aiokafka consumer. Its fetcher's close awaits the fetch task it cancelled, so
-    a fetch that was retrying (e.g. after a request timeout) leaks a CancelledError out of
-    ``stop()``; swallow that one, never a cancellation of the caller itself."""
-    try:
-        await consumer.stop()
-    except asyncio.CancelledError:
-        task = asyncio.current_task()
-        if task is not None and task.cancelling():
-            raise
-        log.warning("kafka consumer: a cancelled fetch surfaced while stopping; ignored")
 
 
 async def fetch_snapshot(

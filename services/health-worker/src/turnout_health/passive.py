@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from aiokafka import AIOKafkaConsumer
 from pydantic import ValidationError
 
-from turnout_common.broker import make_consumer
+from turnout_common.broker import make_consumer, stop_consumer
 from turnout_common.events import Attempt, UsageEvent
 from turnout_common.settings import KafkaSettings
 from turnout_common.tasks import cancel
@@ -145,5 +145,5 @@ class UsageConsumer:
         await cancel(self._task)
         self._task = None
         if self._consumer is not None:
-            await self._consumer.stop()
-            self._consumer = None
+            consumer, self._consumer = self._consumer, None
+            await stop_consumer(consumer)

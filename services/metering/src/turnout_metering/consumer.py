@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
-from turnout_common.broker import make_consumer
+from turnout_common.broker import make_consumer, stop_consumer
 from turnout_common.events import UsageEvent
 from turnout_common.tasks import cancel
 from turnout_metering import metrics
@@ -243,5 +243,5 @@ class UsageConsumer:
         await cancel(self._task)
         self._task = None
         if self._consumer is not None:
-            await self._consumer.stop()
-            self._consumer = None
+            consumer, self._consumer = self._consumer, None
+            await stop_consumer(consumer)
