@@ -16,11 +16,12 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import aiohttp
+import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from turnout_common.broker import make_consumer, stop_consumer
 from turnout_common.events import ConfigEvent
+from turnout_common.http1 import HttpClient, HttpClientError
 from turnout_common.settings import KafkaSettings
 from turnout_common.tasks import cancel
 from turnout_common.topics import CONFIG
@@ -130,25 +131,26 @@ async def fetch_snapshot(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
     attempts = 0
-    async with aiohttp.ClientSession() as session:
+    client = HttpClient(max_connections=2, connect_timeout=min(timeout_s, 5.0))
+    try:
         while True:
             attempts += 1
             remaining = max(deadline - loop.time(), 0.1)
             try:
-                async with session.get(
-                    url, headers=headers, timeout=aiohttp.ClientTimeout(total=remaining)
-                ) as resp:
-                    if resp.status == 200:
-                        data: dict[str, Any] = await resp.json()
-                        return data
-                    last = RuntimeError(f"snapshot: HTTP {resp.status}")
-                    if resp.status in (401, 403):
-                        raise last
-            except (aiohttp.ClientError, TimeoutError) as exc:
+                status, _, body = await client.fetch("GET", url, headers, timeout=remaining)
+                if status == 200:
+                    data: dict[str, Any] = orjson.loads(body)
+                    return data
+                last = RuntimeError(f"snapshot: HTTP {status}")
+                if status in (401, 403):
+                    raise last
+            except (HttpClientError, TimeoutError, orjson.JSONDecodeError) as exc:
                 last = exc
             if loop.time() + delay > deadline or (retries is not None and attempts >= retries):
                 break
             await asyncio.sleep(delay)
+    finally:
+        await client.close()
     raise RuntimeError(
         f"could not fetch the config snapshot from {url} within {timeout_s:g}s"
         f" ({attempts} attempts; TURNOUT_SNAPSHOT_TIMEOUT_S): {last}"

@@ -7,10 +7,10 @@ import asyncio
 import time
 from typing import Any
 
-import aiohttp
 import orjson
 from granian._granian import RSGIProtocolClosed as ProtocolClosed
 
+from turnout_common.http1 import HttpClientError, Response
 from turnout_router.adapters.base import Adapter, PreparedRequest, UsageCounts
 from turnout_router.context import RequestContext
 from turnout_router.routing import Candidate
@@ -37,7 +37,7 @@ async def stream(gw: Gateway, ctx: RequestContext, chain: list[Candidate], proto
 
     async def call(
         adapter: Adapter, req: PreparedRequest, cand: Candidate, timeout: float
-    ) -> tuple[Adapter, aiohttp.ClientResponse, bytes]:
+    ) -> tuple[Adapter, Response, bytes]:
         resp, first = await gw.client.open_stream(req, adapter, min(ttft, timeout))
         return adapter, resp, first
 
@@ -67,7 +67,7 @@ async def stream(gw: Gateway, ctx: RequestContext, chain: list[Candidate], proto
     try:
         async with asyncio.timeout(remaining):
             await send(tr.feed(first))
-            async for data in resp.content.iter_any():
+            async for data in resp.chunks():
                 await send(tr.feed(data))
             await send(tr.close())
     except asyncio.CancelledError:
@@ -77,7 +77,7 @@ async def stream(gw: Gateway, ctx: RequestContext, chain: list[Candidate], proto
         _aborted(ctx)
     except ProtocolClosed:
         _aborted(ctx)
-    except (aiohttp.ClientError, TimeoutError) as exc:
+    except (HttpClientError, TimeoutError) as exc:
         ctx.status, ctx.outcome, ctx.error_code = 502, "upstream_error", "stream_interrupted"
         err = {
             "error": {

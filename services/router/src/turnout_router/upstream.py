@@ -1,4 +1,4 @@
-"""Upstream HTTP: one shared aiohttp session, attempts with total and first-byte timeouts.
+"""Upstream HTTP: one shared keep-alive client, attempts with total and first-byte timeouts.
 
 :func:`is_retryable` decides the fallback rule: connect errors, timeouts, 5xx and 429 move on
 to the next candidate (only before the first byte reached the client); other 4xx answers are
@@ -7,10 +7,7 @@ the client's problem and are returned as they are.
 
 from __future__ import annotations
 
-import asyncio
 import random
-
-import aiohttp
 
 from turnout_common.errors import (
     RateLimited,
@@ -19,6 +16,7 @@ from turnout_common.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
+from turnout_common.http1 import ConnectError, HttpClient, HttpClientError, Response
 from turnout_router.adapters.base import Adapter, PreparedRequest
 
 Retryable = (UpstreamError, ServiceUnavailable, UpstreamTimeout, RateLimited)
@@ -37,95 +35,64 @@ def backoff_delay(round_no: int, base: float, retry_after: float | None, cap: fl
 
 
 class UpstreamClient:
-    """The one shared HTTP client of this process (keep-alive pool, no auto-decompress)."""
+    """The one shared HTTP client of this process (keep-alive pool, no compression).
+
+    :mod:`turnout_common.http1` rather than aiohttp: measured in bench/RESULTS.md.
+    """
 
     def __init__(self, *, pool_size: int, connect_timeout: float) -> None:
-        self._pool_size = pool_size
-        self._connect_timeout = connect_timeout
-        self._session: aiohttp.ClientSession | None = None
-        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
+        self._http = HttpClient(max_connections=pool_size, connect_timeout=connect_timeout)
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(
-            limit=self._pool_size, limit_per_host=0, keepalive_timeout=60, ttl_dns_cache=300
-        )
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            auto_decompress=False,
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=self._connect_timeout),
-            skip_auto_headers=("User-Agent",),
-        )
+        """Nothing to open: connections are made on first use."""
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    def _timeout(self, total: float) -> aiohttp.ClientTimeout:
-        t = round(total, 1)
-        tm = self._timeouts.get(t)
-        if tm is None:
-            tm = self._timeouts[t] = aiohttp.ClientTimeout(
-                total=t, sock_connect=self._connect_timeout
-            )
-            if len(self._timeouts) > 1000:
-                self._timeouts.clear()
-        return tm
+        await self._http.close()
 
     async def fetch(
         self, req: PreparedRequest, adapter: Adapter, timeout: float
     ) -> tuple[int, bytes]:
         """A whole (non-stream) response: (status, body); non-2xx raise the adapter's error."""
-        assert self._session is not None, "start() first"
         req.headers["Accept-Encoding"] = "identity"
         try:
-            async with self._session.request(
-                req.method,
-                req.url,
-                data=req.body,
-                headers=req.headers,
-                timeout=self._timeout(timeout),
-            ) as resp:
-                body = await resp.read()
-                if resp.status >= 300:
-                    raise adapter.error(resp.status, resp.headers, body)
-                return resp.status, body
-        except TimeoutError as exc:
-            raise UpstreamTimeout(f"the upstream did not answer within {timeout:g}s") from exc
-        except aiohttp.ClientConnectorError as exc:
-            raise ServiceUnavailable(
-                f"cannot connect to the upstream: {exc.os_error}", code="upstream_unreachable"
-            ) from exc
-        except aiohttp.ClientError as exc:
-            raise UpstreamError(f"the upstream connection failed: {type(exc).__name__}") from exc
+            status, headers, body = await self._http.fetch(
+                req.method, req.url, req.headers, req.body, timeout
+            )
+        except Exception as exc:
+            raise _mapped(exc, f"the upstream did not answer within {timeout:g}s") from exc
+        if status >= 300:
+            raise adapter.error(status, headers, body)
+        return status, body
 
     async def open_stream(
         self, req: PreparedRequest, adapter: Adapter, ttft: float
-    ) -> tuple[aiohttp.ClientResponse, bytes]:
+    ) -> tuple[Response, bytes]:
         """Open a streamed response and read its first bytes within ``ttft`` seconds."""
-        assert self._session is not None, "start() first"
         req.headers["Accept-Encoding"] = "identity"
-        resp: aiohttp.ClientResponse | None = None
         try:
-            async with asyncio.timeout(ttft):
-                resp = await self._session.request(
-                    req.method, req.url, data=req.body, headers=req.headers
-                )
-                if resp.status >= 300:
-                    body = await resp.read()
-                    resp.release()
-                    raise adapter.error(resp.status, resp.headers, body)
-                first = await resp.content.readany()
-                return resp, first
-        except TimeoutError as exc:
-            if resp is not None:
-                resp.close()
-            raise UpstreamTimeout(f"no first byte from the upstream within {ttft:g}s") from exc
-        except aiohttp.ClientConnectorError as exc:
-            raise ServiceUnavailable(
-                f"cannot connect to the upstream: {exc.os_error}", code="upstream_unreachable"
-            ) from exc
-        except aiohttp.ClientError as exc:
-            if resp is not None:
-                resp.close()
-            raise UpstreamError(f"the upstream connection failed: {type(exc).__name__}") from exc
+            resp = await self._http.request(req.method, req.url, req.headers, req.body, ttft)
+        except Exception as exc:
+            raise _mapped(exc, f"no first byte from the upstream within {ttft:g}s") from exc
+        try:
+            if resp.status >= 300:
+                body = await resp.read()
+                raise adapter.error(resp.status, resp.headers, body)
+            first = await resp.next_chunk()
+        except BaseException as exc:
+            resp.close()
+            if isinstance(exc, Exception) and not isinstance(exc, TurnoutError):
+                raise _mapped(exc, f"no first byte from the upstream within {ttft:g}s") from exc
+            raise
+        resp.clear_timeout()
+        return resp, first
+
+
+def _mapped(exc: Exception, timeout_message: str) -> Exception:
+    """The router's error for a failed exchange (anything else is re-raised as it is)."""
+    if isinstance(exc, TimeoutError):
+        return UpstreamTimeout(timeout_message)
+    if isinstance(exc, ConnectError):
+        return ServiceUnavailable(f"{exc}", code="upstream_unreachable")
+    if isinstance(exc, HttpClientError):
+        return UpstreamError(f"the upstream connection failed: {exc}")
+    return exc
