@@ -122,6 +122,7 @@ class RouterApp:
     async def shutdown(self) -> None:
         if self._startup is not None and not self._startup.done():
             self._startup.cancel()
+        await asyncio.sleep(0)  # pending settle() callbacks run before the emitter stops
         await self.followers.stop()
         await self.emitter.stop()
         await self.client.close()
@@ -190,8 +191,14 @@ class RouterApp:
             log.exception("request %s failed", ctx.request_id)
             self.reject(ctx, TurnoutError("internal error; see the router log"), proto)
         finally:
-            gw.finish(ctx)
-            self.metrics.observe(ctx.path, ctx.status, time.perf_counter() - ctx.t0)
+            # Accounting (usage record, buckets, metrics) runs after the answers that are
+            # already waiting in the loop: under a burst of upstream answers each client
+            # then waits for the others' responses only, not for their bookkeeping too.
+            asyncio.get_running_loop().call_soon(self.settle, ctx, time.perf_counter())
+
+    def settle(self, ctx: RequestContext, end: float) -> None:
+        self.gateway.finish(ctx, end)
+        self.metrics.observe(ctx.path, ctx.status, end - ctx.t0)
 
     @staticmethod
     def reject(ctx: RequestContext, err: TurnoutError, proto: Any) -> None:

@@ -202,8 +202,11 @@ class Gateway:
         raise _exhausted(last, len(ctx.attempts))
 
     # --- completion ---------------------------------------------------------------------
-    def finish(self, ctx: RequestContext) -> None:
-        """Settle token buckets and emit the usage record (which settles the reservation)."""
+    def finish(self, ctx: RequestContext, end: float | None = None) -> None:
+        """Settle token buckets and emit the usage record (which settles the reservation).
+
+        ``end`` is when the answer went out (``perf_counter``); default: now.
+        """
         caller = ctx.caller
         if caller is not None and ctx.served is not None:
             inp, out, _, _ = ctx.tokens()
@@ -214,7 +217,7 @@ class Gateway:
             p = ctx.served.provider
             if p.tpm_limit and delta:
                 self.buckets.adjust("prov:" + p.id + ":tpm", p.tpm_limit, delta)
-        record = ctx.record(time.perf_counter())
+        record = ctx.record(time.perf_counter() if end is None else end)
         if ctx.reservation is not None:
             # held until the emitter prices the record and charges it (Budgets.charge), so
             # there is no window where the request counts neither as reserved nor as spent
