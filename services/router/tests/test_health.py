@@ -73,3 +73,21 @@ async def test_unhealthy_and_disabled_providers_are_skipped(
     assert await served_by(router, unique) == f"p-{unique}"
     await world.put("provider", f"p-{unique}", {**prov, "enabled": False})
     await eventually(router, unique, "p2")
+
+
+def test_trial_subjects_follow_the_circuit() -> None:
+    from turnout_router.state import RouterState
+
+    state = RouterState(None)
+    state.apply_health("p", "healthy", "half_open", auto_disabled=False)
+    assert "p" in state.trial and "p" not in state.unavailable
+    state.apply_health("p", "down", "open", auto_disabled=True)
+    assert "p" not in state.trial and "p" in state.unavailable
+    state.apply_health("p", "healthy", "half_open")  # no flag: half-open is not skipped
+    assert "p" in state.trial and "p" not in state.unavailable
+    state.apply_health("p", "healthy", "closed", auto_disabled=False)
+    assert "p" not in state.trial and "p" not in state.unavailable
+    # a system provider reported half-open but disabled by nobody is on trial too;
+    # one the worker disabled is skipped, not tried
+    state.apply_health("q", "down", "half_open", auto_disabled=True)
+    assert "q" not in state.trial and "q" in state.unavailable

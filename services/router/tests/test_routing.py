@@ -242,3 +242,51 @@ def test_unknown_model_is_404() -> None:
     with pytest.raises(NotFound) as info:
         plan(index, Need(purpose="chat", model="nope"), set(), CAPS, random.Random())
     assert info.value.code == "model_not_found"
+
+
+def _two_equal_providers(priority_b: int = 0) -> Any:
+    model = {
+        "name": "alpha",
+        "enabled": True,
+        "purposes": ["chat"],
+        "context_window": None,
+        "tools": True,
+        "vision": True,
+        "streaming": True,
+        "price": "1",
+        "min_tier": None,
+        "fallbacks": [],
+    }
+    return make_index(
+        [
+            {"enabled": True, "min_tier": None, "priority": 0, "weight": 1},
+            {"enabled": True, "min_tier": None, "priority": priority_b, "weight": 1},
+        ],
+        [{**model, "provider": 0, "priority": 0}, {**model, "provider": 1, "priority": 0}],
+    )
+
+
+@pytest.mark.parametrize("subject", ["p0", "p0:m0"])
+def test_a_half_open_subject_goes_first_only_for_its_trial_share(subject: str) -> None:
+    index = _two_equal_providers(priority_b=1)  # p0 would always go first
+    need = Need(purpose="chat", model="alpha")
+    rng = random.Random(11)
+    trial = {subject}
+
+    def first(share: float) -> str:
+        return plan(index, need, set(), CAPS, rng, 6, trial, share)[0].provider.id
+
+    assert {first(1.0) for _ in range(50)} == {"p0"}  # share 1: the old behaviour
+    chains = [plan(index, need, set(), CAPS, rng, 6, trial, 0.0) for _ in range(50)]
+    # share 0: always demoted, but still in the chain as the last fallback
+    assert {tuple(c.provider.id for c in chain) for chain in chains} == {("p1", "p0")}
+    firsts = [first(0.2) for _ in range(4000)]
+    assert 0.16 < firsts.count("p0") / len(firsts) < 0.24
+
+
+def test_a_half_open_subject_that_is_the_only_candidate_still_serves() -> None:
+    index = _two_equal_providers()
+    need = Need(purpose="chat", model="alpha")
+    rng = random.Random(3)
+    chain = plan(index, need, {"p1"}, CAPS, rng, 6, {"p0"}, 0.0)
+    assert [c.provider.id for c in chain] == ["p0"]

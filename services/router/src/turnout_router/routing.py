@@ -158,6 +158,18 @@ def candidates_for(
     return _order(out, rng), worst
 
 
+def _demote_trials(
+    chain: list[Candidate], trial: set[str] | frozenset[str], share: float, rng: random.Random
+) -> list[Candidate]:
+    keep: list[Candidate] = []
+    later: list[Candidate] = []
+    for c in chain:
+        pid = c.provider.id
+        on_trial = pid in trial or f"{pid}:{c.deployment.id}" in trial
+        (later if on_trial and rng.random() >= share else keep).append(c)
+    return keep + later
+
+
 def _rule_targets(index: Index, need: Need) -> Iterable[tuple[str, ...]]:
     total = need.total_tokens
     for r in index.rules:
@@ -206,8 +218,15 @@ def plan(
     price_caps: Mapping[str, float],
     rng: random.Random,
     max_attempts: int = 6,
+    trial: set[str] | frozenset[str] = frozenset(),
+    trial_share: float = 1.0,
 ) -> list[Candidate]:
-    """The ordered attempt chain for ``need`` (never empty) or the error explaining why not."""
+    """The ordered attempt chain for ``need`` (never empty) or the error explaining why not.
+
+    Half-open subjects (``trial``) keep their place for ``trial_share`` of the requests and
+    go to the end of the chain otherwise: a recovering upstream gets trial traffic, not all
+    of it, and still serves when nothing else can.
+    """
     if need.model != AUTO:
         if need.model not in index.known_names:
             raise NotFound(
@@ -237,6 +256,8 @@ def plan(
                     seen.add(c.deployment.id)
                     chain.append(c)
         if chain:
+            if trial:
+                chain = _demote_trials(chain, trial, trial_share, rng)
             return chain[:max_attempts]
     if best is None:
         raise ServiceUnavailable(

@@ -102,8 +102,16 @@ class Gateway:
                 "x-power-level: use one of eco, balanced, precision", param="x-power-level"
             )
         need = _need(caller, inb, power_level, task_type)
+        s = self.settings
         chain = plan(
-            index, need, self.state.unavailable, self.caps, self.rng, self.settings.max_attempts
+            index,
+            need,
+            self.state.unavailable,
+            self.caps,
+            self.rng,
+            s.max_attempts,
+            self.state.trial,
+            s.half_open_trial_share,
         )
         user = caller.user
         if self.state.credits or (user is not None and user.budget_usd is not None):

@@ -25,6 +25,12 @@ class RouterSettings(CommonSettings):
     retry_backoff_s: float = Field(0.1, ge=0, description="base of the jittered backoff")
     retry_after_max_s: float = Field(2.0, ge=0, description="longest Retry-After we honour")
     upstream_pool_size: int = Field(1024, ge=1)
+    half_open_trial_share: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="share of requests that try a half-open provider/deployment first",
+    )
 
     # power levels: max price per million tokens (the larger of input/output price)
     eco_max_price_per_mtok: float = 1.0

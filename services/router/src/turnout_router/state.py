@@ -120,6 +120,8 @@ class RouterState:
         self.config_loaded = False
         self.unavailable: set[str] = set()
         """Provider ids and ``provider:deployment`` ids that are down or circuit-open."""
+        self.trial: set[str] = set()
+        """Subjects whose circuit is half-open: tried first only for a share of requests."""
         self._health: dict[str, tuple[str, str]] = {}
         self.credits: dict[str, Credit] = {}
 
@@ -178,6 +180,10 @@ class RouterState:
             self.unavailable.add(subject)
         else:
             self.unavailable.discard(subject)
+        if circuit == "half_open" and not skip:
+            self.trial.add(subject)
+        else:
+            self.trial.discard(subject)
 
     def health_of(self, subject: str) -> tuple[str, str] | None:
         return self._health.get(subject)
