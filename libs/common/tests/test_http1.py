@@ -581,6 +581,30 @@ async def test_malformed_response_is_a_protocol_error(client: HttpClient, respon
         await wait_until(lambda: 1 in srv.eofs)  # that connection is dropped
 
 
+async def test_a_whole_body_over_max_body_fails_but_a_stream_is_not_capped() -> None:
+    part = b"x" * 3000
+
+    async def handler(srv: RawServer, reader: Reader, writer: Writer, conn: int) -> None:
+        while await srv.read_request(reader, conn) is not None:
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (3 * len(part)))
+            for _ in range(3):
+                writer.write(part)
+                await writer.drain()
+                await asyncio.sleep(0.02)
+
+    c = HttpClient(max_body=4096)
+    try:
+        async with serve(handler) as srv:
+            with pytest.raises(ProtocolError, match="over 4096 bytes"):
+                await c.fetch("GET", srv.url(), {}, timeout=1)
+            resp = await c.request("GET", srv.url(), {}, timeout=1)
+            got = b"".join([piece async for piece in resp.chunks()])
+            resp.release()
+        assert got == part * 3  # read as it arrives: never more than max_body buffered
+    finally:
+        await c.close()
+
+
 @pytest.mark.parametrize(
     "response",
     [

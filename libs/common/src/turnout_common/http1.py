@@ -14,7 +14,9 @@ httptools, the parser uvicorn uses); this module owns only the connection life c
   on a fresh one; anything else surfaces as :class:`HttpClientError` (or :class:`Timeout`);
 * streamed bodies with back-pressure (reading pauses above 256 KiB buffered; a whole-body
   read never pauses);
-* header names and values with line breaks are refused (no header injection).
+* header names and values with line breaks are refused (no header injection);
+* more than ``max_body`` (256 MiB) of unread body fails instead of exhausting memory
+  (a stream read as it arrives stays far below it).
 
 Not supported, by design: HEAD, request bodies from streams, proxies, redirects, cookies,
 compression (callers send ``Accept-Encoding: identity``), HTTP/2.
@@ -77,8 +79,9 @@ class Origin(NamedTuple):
 class _Conn(asyncio.Protocol):
     """One connection; the httptools parser calls back into it (``on_*``)."""
 
-    def __init__(self, origin: Origin) -> None:
+    def __init__(self, origin: Origin, max_body: int = 256 << 20) -> None:
         self.origin = origin
+        self._max_body = max_body
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.idle_since = 0.0
@@ -257,6 +260,9 @@ class _Conn(asyncio.Protocol):
             return
         self._body.append(body)
         self._size += len(body)
+        if self._size > self._max_body:
+            self.abort(ProtocolError(f"the response body is over {self._max_body} bytes"))
+            return
         if (
             self._streaming
             and self._size > HIGH_WATER
@@ -333,8 +339,11 @@ class HttpClient:
         connect_timeout: float = 5.0,
         keepalive_s: float = 60.0,
         ssl_context: ssl.SSLContext | None = None,
+        max_body: int = 256 << 20,
     ) -> None:
+        """``max_body``: the most unread body bytes a connection buffers (fetch's whole body)."""
         self._connect_timeout = connect_timeout
+        self._max_body = max_body
         self._keepalive_s = keepalive_s
         self._max_idle = max_connections
         self._slots = asyncio.Semaphore(max_connections)
@@ -419,7 +428,7 @@ class HttpClient:
         try:
             async with asyncio.timeout(budget):
                 _, proto = await loop.create_connection(
-                    lambda: _Conn(origin),
+                    lambda: _Conn(origin, self._max_body),
                     origin.host,
                     origin.port,
                     ssl=tls,
