@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import orjson
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from turnout_common.errors import (
     BadRequest,
@@ -17,7 +15,7 @@ from turnout_common.errors import (
 from turnout_router.adapters.anthropic import ADAPTER, AnthropicAdapter
 from turnout_router.adapters.base import UpstreamTarget
 
-from .conftest import Golden, split_at
+from .conftest import Golden, assert_upstream_error, without_usage
 
 TARGET = UpstreamTarget(
     "anthropic",
@@ -25,12 +23,7 @@ TARGET = UpstreamTarget(
     "claude-3-5-sonnet-20241022",
     api_key="sk-ant-test-0123456789",
 )
-STREAM = Golden.raw("anthropic/stream_tool.sse")
-STREAM_EXPECTED = Golden.json("anthropic/stream_tool.expected.json")
-
-
-def adapter(golden: Golden) -> AnthropicAdapter:
-    return AnthropicAdapter(clock=golden.clock, new_id=golden.new_id)
+STREAM, STREAM_EXPECTED = Golden.stream_case("anthropic/stream_tool")
 
 
 def test_supports_chat_only() -> None:
@@ -104,18 +97,6 @@ def test_invalid_requests_are_4xx_with_a_reason(body: dict[str, object], message
     assert info.value.status == 400
 
 
-@pytest.mark.parametrize("name", ["response_text", "response_tool"])
-def test_response_golden(golden: Golden, name: str) -> None:
-    out, usage = adapter(golden).parse(
-        "chat", golden.raw(f"anthropic/{name}.json"), "claude-sonnet"
-    )
-    expected = golden.json(f"anthropic/{name}.expected.json")
-    assert orjson.loads(out) == expected
-    assert usage.present
-    assert usage.input_tokens == expected["usage"]["prompt_tokens"]
-    assert usage.output_tokens == expected["usage"]["completion_tokens"]
-
-
 def test_usage_counts_cache_reads_and_writes_as_input(golden: Golden) -> None:
     _, usage = ADAPTER.parse("chat", golden.raw("anthropic/response_tool.json"), "m")
     # 472 uncached + 100 cache writes + 2048 cache reads; reads are our cached tokens
@@ -123,54 +104,29 @@ def test_usage_counts_cache_reads_and_writes_as_input(golden: Golden) -> None:
 
 
 def test_stream_golden(golden: Golden) -> None:
-    translator = adapter(golden).stream("claude-sonnet", include_usage=True)
-    assert golden.events(golden.run(translator, [STREAM])) == STREAM_EXPECTED
+    translator = golden.adapter(AnthropicAdapter).stream("claude-sonnet", include_usage=True)
+    assert golden.translate(translator, [STREAM]) == STREAM_EXPECTED
     assert translator.finish_reason == "tool_calls"
     assert (translator.usage.input_tokens, translator.usage.output_tokens) == (572, 89)
     assert translator.usage.cached_tokens == 100
 
 
 def test_stream_without_include_usage_keeps_usage_internal(golden: Golden) -> None:
-    translator = adapter(golden).stream("claude-sonnet", include_usage=False)
-    events = golden.events(golden.run(translator, [STREAM]))
-    assert events == [e for e in STREAM_EXPECTED if e == "[DONE]" or e["choices"]]
+    translator = golden.adapter(AnthropicAdapter).stream("claude-sonnet", include_usage=False)
+    events = golden.translate(translator, [STREAM])
+    assert events == without_usage(STREAM_EXPECTED)
     assert translator.usage.present
     assert translator.usage.output_tokens == 89
 
 
-def test_stream_split_at_every_byte_boundary(golden: Golden) -> None:
-    whole = golden.run(adapter(golden).stream("claude-sonnet", include_usage=True), [STREAM])
-    for cut in range(1, len(STREAM)):
-        translator = AnthropicAdapter(clock=golden.clock).stream(
-            "claude-sonnet", include_usage=True
-        )
-        assert golden.run(translator, split_at(STREAM, [cut])) == whole, cut
-
-
-@settings(max_examples=150, deadline=None)
-@given(st.lists(st.integers(min_value=1, max_value=len(STREAM) - 1), max_size=60))
-def test_stream_same_output_whatever_the_chunking(cuts: list[int]) -> None:
-    golden = Golden()
-    translator = AnthropicAdapter(clock=golden.clock).stream("claude-sonnet", include_usage=True)
-    assert golden.events(golden.run(translator, split_at(STREAM, cuts))) == STREAM_EXPECTED
-
-
-def test_stream_crlf_line_endings(golden: Golden) -> None:
-    translator = adapter(golden).stream("claude-sonnet", include_usage=True)
-    crlf = STREAM.replace(b"\n", b"\r\n")
-    assert golden.events(golden.run(translator, split_at(crlf, range(0, len(crlf), 7)))) == (
-        STREAM_EXPECTED
-    )
-
-
 def test_stream_error_event_becomes_an_openai_error_chunk(golden: Golden) -> None:
-    translator = adapter(golden).stream("claude-sonnet", include_usage=True)
+    translator = golden.adapter(AnthropicAdapter).stream("claude-sonnet", include_usage=True)
     head = STREAM.split(b"event: content_block_stop")[0]
     error = (
         b'event: error\ndata: {"type": "error", "error": {"type": "overloaded_error", '
         b'"message": "Overloaded"}}\n\n'
     )
-    events = golden.events(golden.run(translator, [head, error]))
+    events = golden.translate(translator, [head, error])
     assert events[-2] == {
         "error": {
             "message": "anthropic upstream: Overloaded",
@@ -246,9 +202,8 @@ def test_error_mapping(
     status: int, headers: dict[str, str], body: bytes, cls: type, code: str, our_status: int
 ) -> None:
     err = ADAPTER.error(status, headers, body)
-    assert type(err) is cls
-    assert (err.code, err.status) == (code, our_status)
-    assert err.message.startswith("anthropic upstream: ")
+    assert_upstream_error(err, cls, code, "anthropic")
+    assert err.status == our_status
 
 
 def test_rate_limit_keeps_retry_after_and_message() -> None:

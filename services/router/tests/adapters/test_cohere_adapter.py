@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import orjson
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from turnout_common.errors import (
     BadRequest,
@@ -17,17 +15,12 @@ from turnout_common.errors import (
 from turnout_router.adapters.base import UpstreamTarget
 from turnout_router.adapters.cohere import ADAPTER, CohereAdapter
 
-from .conftest import Golden, split_at
+from .conftest import Golden, assert_upstream_error
 
 TARGET = UpstreamTarget(
     "cohere", "https://api.cohere.com", "command-a-03-2025", api_key="co-test-key-123456"
 )
-STREAM = Golden.raw("cohere/stream_tool.sse")
-STREAM_EXPECTED = Golden.json("cohere/stream_tool.expected.json")
-
-
-def adapter(golden: Golden) -> CohereAdapter:
-    return CohereAdapter(clock=golden.clock, new_id=golden.new_id)
+STREAM, STREAM_EXPECTED = Golden.stream_case("cohere/stream_tool")
 
 
 def test_supports_chat_embeddings_reranking() -> None:
@@ -61,44 +54,16 @@ def test_named_tool_choice_offers_only_that_tool() -> None:
     assert sent["stream"] is False
 
 
-@pytest.mark.parametrize("name", ["response_text", "response_tool"])
-def test_chat_response_golden(golden: Golden, name: str) -> None:
-    out, usage = adapter(golden).parse("chat", golden.raw(f"cohere/{name}.json"), "command")
-    expected = golden.json(f"cohere/{name}.expected.json")
-    assert orjson.loads(out) == expected
-    assert (usage.input_tokens, usage.output_tokens) == (
-        expected["usage"]["prompt_tokens"],
-        expected["usage"]["completion_tokens"],
-    )
-
-
 def test_billed_units_win_over_raw_tokens(golden: Golden) -> None:
     _, usage = ADAPTER.parse("chat", golden.raw("cohere/response_tool.json"), "command")
     assert (usage.input_tokens, usage.output_tokens, usage.present) == (37, 28, True)
 
 
 def test_stream_golden(golden: Golden) -> None:
-    translator = adapter(golden).stream("command", include_usage=True)
-    assert golden.events(golden.run(translator, [STREAM])) == STREAM_EXPECTED
+    translator = golden.adapter(CohereAdapter).stream("command", include_usage=True)
+    assert golden.translate(translator, [STREAM]) == STREAM_EXPECTED
     assert translator.finish_reason == "tool_calls"
     assert (translator.usage.input_tokens, translator.usage.output_tokens) == (37, 21)
-
-
-def test_stream_split_at_every_byte_boundary(golden: Golden) -> None:
-    for cut in range(1, len(STREAM)):
-        translator = CohereAdapter(clock=golden.clock).stream("command", include_usage=True)
-        assert golden.events(golden.run(translator, split_at(STREAM, [cut]))) == (
-            STREAM_EXPECTED
-        ), cut
-
-
-@settings(max_examples=100, deadline=None)
-@given(st.lists(st.integers(min_value=1, max_value=len(STREAM) - 1), max_size=40))
-def test_stream_same_output_whatever_the_chunking(cuts: list[int]) -> None:
-    golden = Golden()
-    translator = adapter(golden).stream("command", include_usage=False)
-    events = golden.events(golden.run(translator, split_at(STREAM, cuts)))
-    assert events == [e for e in STREAM_EXPECTED if e == "[DONE]" or e["choices"]]
 
 
 def test_embed_round_trip(golden: Golden) -> None:
@@ -159,7 +124,7 @@ def test_rerank_round_trip(golden: Golden) -> None:
             "Capital punishment",
         ],
     }
-    out, usage = adapter(golden).parse(
+    out, usage = golden.adapter(CohereAdapter).parse(
         "reranking", golden.raw("cohere/rerank_response.json"), "rerank"
     )
     assert orjson.loads(out) == {
@@ -216,10 +181,7 @@ def test_rerank_validation(body: dict[str, object], message: str) -> None:
     ],
 )
 def test_error_mapping(status: int, body: bytes, cls: type, code: str) -> None:
-    err = ADAPTER.error(status, {}, body)
-    assert type(err) is cls
-    assert err.code == code
-    assert err.message.startswith("cohere upstream: ")
+    assert_upstream_error(ADAPTER.error(status, {}, body), cls, code, "cohere")
 
 
 def test_rate_limit_with_http_date_retry_after() -> None:

@@ -7,8 +7,6 @@ import struct
 
 import orjson
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from turnout_common.errors import (
     BadRequest,
@@ -21,7 +19,7 @@ from turnout_router.adapters.base import UpstreamTarget
 from turnout_router.adapters.gemini import ADAPTER, GeminiAdapter
 from turnout_router.adapters.translation import encode_vector
 
-from .conftest import Golden, split_at
+from .conftest import Golden, assert_upstream_error
 
 TARGET = UpstreamTarget(
     "google",
@@ -29,12 +27,7 @@ TARGET = UpstreamTarget(
     "models/gemini-2.0-flash",
     api_key="AIzaSyTESTKEY",
 )
-STREAM = Golden.raw("gemini/stream_text.sse")
-STREAM_EXPECTED = Golden.json("gemini/stream_text.expected.json")
-
-
-def adapter(golden: Golden) -> GeminiAdapter:
-    return GeminiAdapter(clock=golden.clock, new_id=golden.new_id)
+STREAM, STREAM_EXPECTED = Golden.stream_case("gemini/stream_text")
 
 
 def test_supports_chat_and_embeddings() -> None:
@@ -100,28 +93,19 @@ def test_invalid_messages_are_refused(messages: list[dict[str, object]], reason:
         ADAPTER.prepare("chat", {"messages": messages}, TARGET, stream=False)
 
 
-@pytest.mark.parametrize("name", ["response_tool", "response_safety"])
-def test_response_golden(golden: Golden, name: str) -> None:
-    out, usage = adapter(golden).parse("chat", golden.raw(f"gemini/{name}.json"), "gemini-flash")
-    expected = golden.json(f"gemini/{name}.expected.json")
-    assert orjson.loads(out) == expected
-    assert usage.present
-    assert usage.input_tokens + usage.output_tokens == expected["usage"]["total_tokens"]
-
-
 def test_blocked_prompt_is_a_content_filter_finish(golden: Golden) -> None:
     body = (
         b'{"promptFeedback": {"blockReason": "SAFETY"}, "usageMetadata": {"promptTokenCount": 8}}'
     )
-    out, usage = adapter(golden).parse("chat", body, "g")
+    out, usage = golden.adapter(GeminiAdapter).parse("chat", body, "g")
     choice = orjson.loads(out)["choices"][0]
     assert choice["finish_reason"] == "content_filter"
     assert (usage.input_tokens, usage.output_tokens) == (8, 0)
 
 
 def test_stream_golden_usage_from_last_event(golden: Golden) -> None:
-    translator = adapter(golden).stream("gemini-flash", include_usage=True)
-    assert golden.events(golden.run(translator, [STREAM])) == STREAM_EXPECTED
+    translator = golden.adapter(GeminiAdapter).stream("gemini-flash", include_usage=True)
+    assert golden.translate(translator, [STREAM]) == STREAM_EXPECTED
     assert translator.finish_reason == "length"
     assert (
         translator.usage.input_tokens,
@@ -131,28 +115,10 @@ def test_stream_golden_usage_from_last_event(golden: Golden) -> None:
 
 
 def test_stream_tool_call(golden: Golden) -> None:
-    translator = adapter(golden).stream("gemini-flash", include_usage=False)
-    events = golden.events(golden.run(translator, [golden.raw("gemini/stream_tool.sse")]))
-    assert events == golden.json("gemini/stream_tool.expected.json")
+    stream, expected = golden.stream_case("gemini/stream_tool")
+    translator = golden.adapter(GeminiAdapter).stream("gemini-flash", include_usage=False)
+    assert golden.translate(translator, [stream]) == expected
     assert translator.usage.output_tokens == 5
-
-
-def test_stream_split_at_every_byte_boundary(golden: Golden) -> None:
-    for cut in range(1, len(STREAM)):
-        translator = GeminiAdapter(clock=golden.clock, new_id=Golden().new_id).stream(
-            "gemini-flash", include_usage=True
-        )
-        assert golden.events(golden.run(translator, split_at(STREAM, [cut]))) == (
-            STREAM_EXPECTED
-        ), cut
-
-
-@settings(max_examples=100, deadline=None)
-@given(st.lists(st.integers(min_value=1, max_value=len(STREAM) - 1), max_size=40))
-def test_stream_same_output_whatever_the_chunking(cuts: list[int]) -> None:
-    golden = Golden()
-    translator = adapter(golden).stream("gemini-flash", include_usage=True)
-    assert golden.events(golden.run(translator, split_at(STREAM, cuts))) == STREAM_EXPECTED
 
 
 def test_embeddings_round_trip(golden: Golden) -> None:
@@ -250,10 +216,7 @@ def _err(code: int, status: str, message: str, details: list[object] | None = No
     ],
 )
 def test_error_mapping(status: int, body: bytes, cls: type, code: str) -> None:
-    err = ADAPTER.error(status, {}, body)
-    assert type(err) is cls
-    assert err.code == code
-    assert err.message.startswith("gemini upstream: ")
+    assert_upstream_error(ADAPTER.error(status, {}, body), cls, code, "gemini")
 
 
 def test_rate_limit_retry_after_from_header_or_retry_info() -> None:

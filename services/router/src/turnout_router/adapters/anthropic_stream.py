@@ -5,19 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import orjson
-
 from turnout_common.errors import TurnoutError
 
 from .base import UsageCounts
-from .stream_events import ChunkWriter, SSEDecoder, SSEEvent
-
-Json = dict[str, Any]
+from .stream_base import Json, TranslatingStream
 
 
-class AnthropicStream:
-    """One streamed response; ``feed`` takes any byte slices of the upstream body."""
-
+class AnthropicStream(TranslatingStream):
     def __init__(
         self,
         rid: str,
@@ -29,40 +23,14 @@ class AnthropicStream:
         usage_of: Callable[[Any], UsageCounts],
         error_of: Callable[[Json], TurnoutError],
     ) -> None:
-        self.usage = UsageCounts()
-        self.finish_reason: str | None = None
-        self.error: TurnoutError | None = None
-        self._out = ChunkWriter(rid, created, model)
-        self._include_usage = include_usage
+        super().__init__(rid, created, model, include_usage=include_usage)
         self._finish_map, self._usage_of, self._error_of = finish_map, usage_of, error_of
-        self._sse = SSEDecoder()
         self._raw_usage: Json = {}
         self._tools: dict[int, int] = {}  # content block index → OpenAI tool_call index
-        self._started = self._finished = self._closed = False
 
-    def feed(self, data: bytes) -> list[bytes]:
-        return self._handle(self._sse.feed(data))
-
-    def close(self) -> list[bytes]:
-        if self._closed:
-            return []
-        out = self._handle(self._sse.close())
-        if not self._finished and self.finish_reason is not None:
-            out.extend(self._finish())
-        self._closed = True
-        out.append(ChunkWriter.done())
-        return out
-
-    def _handle(self, events: list[SSEEvent]) -> list[bytes]:
-        out: list[bytes] = []
-        for ev in events:
-            try:
-                data = orjson.loads(ev.data)
-            except orjson.JSONDecodeError:
-                continue
-            if isinstance(data, dict):
-                self._event(str(data.get("type") or ev.event), data, out)
-        return out
+    def _finish_at_close(self) -> bool:
+        """A stream cut before ``message_stop`` still finishes if it reported a reason."""
+        return not self._finished and self.finish_reason is not None
 
     def _event(self, kind: str, data: Json, out: list[bytes]) -> None:
         if kind == "message_start":
@@ -83,13 +51,7 @@ class AnthropicStream:
         elif kind == "message_stop" and not self._finished:
             out.extend(self._finish())
         elif kind == "error":
-            self.error = self._error_of(data.get("error") or {})
-            out.append(ChunkWriter.error(self.error))
-
-    def _start(self, out: list[bytes]) -> None:
-        if not self._started:
-            self._started = True
-            out.append(self._out.role())
+            self._fail(self._error_of(data.get("error") or {}), out)
 
     def _block_start(self, index: int, block: Json, out: list[bytes]) -> None:
         self._start(out)
@@ -117,11 +79,3 @@ class AnthropicStream:
         merged = {**self._raw_usage, **{k: v for k, v in raw.items() if v is not None}}
         self._raw_usage = merged
         self.usage = self._usage_of(merged)
-
-    def _finish(self) -> list[bytes]:
-        self._finished = True
-        self.finish_reason = self.finish_reason or "stop"
-        out = [self._out.finish(self.finish_reason)]
-        if self._include_usage and self.usage.present:
-            out.append(self._out.usage(self.usage))
-        return out

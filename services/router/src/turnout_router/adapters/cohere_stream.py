@@ -9,17 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import orjson
-
 from turnout_common.errors import TurnoutError
 
 from .base import UsageCounts
-from .stream_events import ChunkWriter, SSEDecoder, SSEEvent
-
-Json = dict[str, Any]
+from .stream_base import Json, TranslatingStream
 
 
-class CohereStream:
+class CohereStream(TranslatingStream):
     def __init__(
         self,
         rid: str,
@@ -31,39 +27,9 @@ class CohereStream:
         usage_of: Callable[[Any], UsageCounts],
         error_of: Callable[[str], TurnoutError],
     ) -> None:
-        self.usage = UsageCounts()
-        self.finish_reason: str | None = None
-        self.error: TurnoutError | None = None
-        self._out = ChunkWriter(rid, created, model)
-        self._include_usage = include_usage
+        super().__init__(rid, created, model, include_usage=include_usage)
         self._finish_map, self._usage_of, self._error_of = finish_map, usage_of, error_of
-        self._sse = SSEDecoder()
         self._tools: dict[int, int] = {}  # Cohere tool-call index → OpenAI tool_call index
-        self._started = self._finished = self._closed = False
-
-    def feed(self, data: bytes) -> list[bytes]:
-        return self._handle(self._sse.feed(data))
-
-    def close(self) -> list[bytes]:
-        if self._closed:
-            return []
-        out = self._handle(self._sse.close())
-        self._closed = True
-        if self._started and not self._finished and self.error is None:
-            out.extend(self._finish())
-        out.append(ChunkWriter.done())
-        return out
-
-    def _handle(self, events: list[SSEEvent]) -> list[bytes]:
-        out: list[bytes] = []
-        for ev in events:
-            try:
-                data = orjson.loads(ev.data)
-            except orjson.JSONDecodeError:
-                continue
-            if isinstance(data, dict):
-                self._event(str(data.get("type") or ev.event), data, out)
-        return out
 
     def _event(self, kind: str, data: Json, out: list[bytes]) -> None:
         message: Json = (data.get("delta") or {}).get("message") or {}
@@ -95,24 +61,10 @@ class CohereStream:
         elif kind == "message-end":
             delta: Json = data.get("delta") or {}
             if delta.get("error"):
-                self.error = self._error_of(str(delta["error"]))
-                out.append(ChunkWriter.error(self.error))
+                self._fail(self._error_of(str(delta["error"])), out)
                 return
             reason = delta.get("finish_reason")
             self.finish_reason = self._finish_map.get(str(reason), "stop")
             self.usage = self._usage_of(delta.get("usage"))
             self._start(out)
             out.extend(self._finish())
-
-    def _start(self, out: list[bytes]) -> None:
-        if not self._started:
-            self._started = True
-            out.append(self._out.role())
-
-    def _finish(self) -> list[bytes]:
-        self._finished = True
-        self.finish_reason = self.finish_reason or "stop"
-        out = [self._out.finish(self.finish_reason)]
-        if self._include_usage and self.usage.present:
-            out.append(self._out.usage(self.usage))
-        return out

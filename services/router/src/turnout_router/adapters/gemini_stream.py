@@ -15,13 +15,11 @@ import orjson
 from turnout_common.errors import TurnoutError
 
 from .base import UsageCounts
-from .stream_events import ChunkWriter, SSEDecoder, SSEEvent
+from .stream_base import Json, TranslatingStream
 from .translation import IdFactory
 
-Json = dict[str, Any]
 
-
-class GeminiStream:
+class GeminiStream(TranslatingStream):
     def __init__(
         self,
         rid: str,
@@ -34,52 +32,17 @@ class GeminiStream:
         finish_of: Callable[[Json, bool], str | None],
         error_of: Callable[[Json], TurnoutError],
     ) -> None:
-        self.usage = UsageCounts()
-        self.finish_reason: str | None = None
-        self.error: TurnoutError | None = None
-        self._out = ChunkWriter(rid, created, model)
-        self._include_usage = include_usage
+        super().__init__(rid, created, model, include_usage=include_usage)
         self._new_id, self._usage_of = new_id, usage_of
         self._finish_of, self._error_of = finish_of, error_of
-        self._sse = SSEDecoder()
         self._tools = 0
-        self._started = self._closed = False
 
-    def feed(self, data: bytes) -> list[bytes]:
-        return self._handle(self._sse.feed(data))
-
-    def close(self) -> list[bytes]:
-        if self._closed:
-            return []
-        out = self._handle(self._sse.close())
-        self._closed = True
-        if self._started and self.error is None:
-            self.finish_reason = self.finish_reason or "stop"
-            out.append(self._out.finish(self.finish_reason))
-            if self._include_usage and self.usage.present:
-                out.append(self._out.usage(self.usage))
-        out.append(ChunkWriter.done())
-        return out
-
-    def _handle(self, events: list[SSEEvent]) -> list[bytes]:
-        out: list[bytes] = []
-        for ev in events:
-            try:
-                data = orjson.loads(ev.data)
-            except orjson.JSONDecodeError:
-                continue
-            if isinstance(data, dict):
-                self._response(data, out)
-        return out
-
-    def _response(self, data: Json, out: list[bytes]) -> None:
+    def _event(self, kind: str, data: Json, out: list[bytes]) -> None:
+        """``kind`` is unused: every event is a whole response."""
         if isinstance(err := data.get("error"), dict):
-            self.error = self._error_of(err)
-            out.append(ChunkWriter.error(self.error))
+            self._fail(self._error_of(err), out)
             return
-        if not self._started:
-            self._started = True
-            out.append(self._out.role())
+        self._start(out)
         if data.get("usageMetadata"):
             self.usage = self._usage_of(data["usageMetadata"])
         candidates = data.get("candidates") or []
