@@ -6,7 +6,7 @@ handed out in commit order: the outbox (and so the topic) sees them strictly inc
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +16,7 @@ from turnout_common.events import ConfigEntity, ConfigEvent
 from turnout_common.outbox import enqueue
 from turnout_common.topics import CONFIG
 from turnout_config_api import shapes
+from turnout_config_api.services.common import insert_row, update_row
 
 SCHEMA = "config"
 _WRITE_LOCK = 0x7475726E6F7574  # "turnout": serialises config writers
@@ -73,27 +74,94 @@ async def record(
     return event
 
 
+async def record_change(
+    conn: asyncpg.Connection,
+    actor: Actor,
+    revision: int,
+    entity: ConfigEntity,
+    before: asyncpg.Record | None,
+    after: asyncpg.Record | None,
+    action: str | None = None,
+) -> ConfigEvent:
+    """:func:`record` for a row's images, shaped and keyed by ``shapes.ENTITIES``; the action
+    is ``create`` / ``update`` / ``delete`` by which images there are, unless given."""
+    _, shape, key = shapes.ENTITIES[entity]
+    row = after if after is not None else before
+    assert row is not None
+    if action is None:
+        action = "create" if before is None else "update" if after is not None else "delete"
+    return await record(
+        conn,
+        actor,
+        revision=revision,
+        entity=entity,
+        entity_id=key(row),
+        action=action,
+        before=shape(before) if before is not None else None,
+        after=shape(after) if after is not None else None,
+    )
+
+
 async def record_deletes(
     conn: asyncpg.Connection,
     actor: Actor,
     revision: int,
     entity: ConfigEntity,
     rows: Iterable[asyncpg.Record],
-    entity_id: Callable[[asyncpg.Record], str],
-    shape: Callable[[asyncpg.Record], dict[str, Any]],
 ) -> int:
     """Audit and tombstone each cascade-deleted row, one revision each; returns the next
     revision to use."""
     for row in rows:
-        await record(
-            conn,
-            actor,
-            revision=revision,
-            entity=entity,
-            entity_id=entity_id(row),
-            action="delete",
-            before=shape(row),
-            after=None,
-        )
+        await record_change(conn, actor, revision, entity, row, None)
         revision = await next_revision(conn)
     return revision
+
+
+async def insert_recorded(
+    conn: asyncpg.Connection, actor: Actor, entity: ConfigEntity, values: dict[str, Any]
+) -> asyncpg.Record:
+    """Insert an ``entity`` row at the next revision, audited and published (``create``)."""
+    rev = await next_revision(conn)
+    row = await insert_row(conn, shapes.ENTITIES[entity][0], {**values, "revision": rev})
+    await record_change(conn, actor, rev, entity, None, row)
+    return row
+
+
+async def update_recorded(
+    conn: asyncpg.Connection,
+    actor: Actor,
+    entity: ConfigEntity,
+    current: asyncpg.Record,
+    changes: dict[str, Any],
+    *,
+    action: str = "update",
+    touch: bool = True,
+) -> asyncpg.Record:
+    """Apply ``changes`` to the ``entity`` row ``current`` (by id) at the next revision,
+    audited with before/after and published."""
+    rev = await next_revision(conn)
+    table = shapes.ENTITIES[entity][0]
+    row = await update_row(conn, table, {"id": current["id"]}, changes, rev, touch=touch)
+    await record_change(conn, actor, rev, entity, current, row, action)
+    return row
+
+
+async def delete_recorded(
+    conn: asyncpg.Connection,
+    actor: Actor,
+    entity: ConfigEntity,
+    current: asyncpg.Record,
+    cascade: Iterable[ConfigEntity] = (),
+) -> None:
+    """Delete the ``entity`` row ``current`` (by id), after the rows of each ``cascade``
+    entity whose ``<entity>_id`` refers to it; each is audited and tombstoned, one revision
+    each."""
+    rev = await next_revision(conn)
+    for child in cascade:
+        rows = await conn.fetch(
+            f"DELETE FROM {shapes.ENTITIES[child][0]} WHERE {entity}_id = $1 RETURNING *",
+            current["id"],
+        )
+        rev = await record_deletes(conn, actor, rev, child, rows)
+    await conn.execute(f"DELETE FROM {shapes.ENTITIES[entity][0]} WHERE id = $1", current["id"])
+    await record_change(conn, actor, rev, entity, current, None)

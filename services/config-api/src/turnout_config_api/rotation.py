@@ -11,95 +11,43 @@ import asyncpg
 
 from turnout_common.crypto import KeyRing
 from turnout_common.db import create_pool
-from turnout_config_api import shapes
-from turnout_config_api.changes import Actor, next_revision, record
+from turnout_common.events import ConfigEntity
+from turnout_config_api.changes import Actor, next_revision, record_change
+from turnout_config_api.services.common import update_row
+from turnout_config_api.shapes import ENTITIES
 
 ACTOR = Actor("system:key-rotation")
 
 
-async def _rotate_providers(pool: asyncpg.Pool, ring: KeyRing) -> int:
-    done = 0
+async def _rotate(pool: asyncpg.Pool, ring: KeyRing, entity: ConfigEntity, key: list[str]) -> int:
+    """Re-encrypt the ``entity`` rows (identified by the ``key`` columns) that hold a secret
+    not under the newest key; returns how many."""
+    table, cols = ENTITIES[entity][0], ", ".join(key)
     async with pool.acquire() as conn:
-        ids = [
-            r["id"]
-            for r in await conn.fetch(
-                "SELECT id FROM providers WHERE api_key_encrypted IS NOT NULL ORDER BY id"
-            )
-        ]
-    for pid in ids:
+        refs = await conn.fetch(
+            f"SELECT {cols} FROM {table} WHERE api_key_encrypted IS NOT NULL ORDER BY {cols}"
+        )
+    done = 0
+    for ref in refs:
+        where = dict(ref.items())
+        conds = " AND ".join(f"{col} = ${i}" for i, col in enumerate(where, 1))
         async with pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow("SELECT * FROM providers WHERE id = $1 FOR UPDATE", pid)
-            if row is None or row["api_key_encrypted"] is None:
-                continue
-            if ring.is_current(row["api_key_encrypted"]):
+            row = await conn.fetchrow(f"SELECT * FROM {table} WHERE {conds} FOR UPDATE", *ref)
+            secret = row["api_key_encrypted"] if row is not None else None
+            if row is None or secret is None or ring.is_current(secret):
                 continue
             rev = await next_revision(conn)
-            new = await conn.fetchrow(
-                "UPDATE providers SET api_key_encrypted = $2, revision = $3, updated_at = now()"
-                " WHERE id = $1 RETURNING *",
-                pid,
-                ring.rotate(row["api_key_encrypted"]),
-                rev,
+            new = await update_row(
+                conn, table, where, {"api_key_encrypted": ring.rotate(secret)}, rev
             )
-            assert new is not None
-            await record(
-                conn,
-                ACTOR,
-                revision=rev,
-                entity="provider",
-                entity_id=pid,
-                action="rotate_key",
-                before=shapes.provider(row),
-                after=shapes.provider(new),
-            )
-            done += 1
-    return done
-
-
-async def _rotate_byok(pool: asyncpg.Pool, ring: KeyRing) -> int:
-    done = 0
-    async with pool.acquire() as conn:
-        pairs = [
-            (r["user_id"], r["provider_id"])
-            for r in await conn.fetch(
-                "SELECT user_id, provider_id FROM byok_keys ORDER BY user_id, provider_id"
-            )
-        ]
-    for user_id, provider_id in pairs:
-        async with pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(
-                "SELECT * FROM byok_keys WHERE user_id = $1 AND provider_id = $2 FOR UPDATE",
-                user_id,
-                provider_id,
-            )
-            if row is None or ring.is_current(row["api_key_encrypted"]):
-                continue
-            rev = await next_revision(conn)
-            new = await conn.fetchrow(
-                "UPDATE byok_keys SET api_key_encrypted = $3, revision = $4, updated_at = now()"
-                " WHERE user_id = $1 AND provider_id = $2 RETURNING *",
-                user_id,
-                provider_id,
-                ring.rotate(row["api_key_encrypted"]),
-                rev,
-            )
-            assert new is not None
-            await record(
-                conn,
-                ACTOR,
-                revision=rev,
-                entity="byok_key",
-                entity_id=shapes.byok_entity_id(new),
-                action="rotate_key",
-                before=shapes.byok_key(row),
-                after=shapes.byok_key(new),
-            )
+            await record_change(conn, ACTOR, rev, entity, row, new, "rotate_key")
             done += 1
     return done
 
 
 async def rotate_pool(pool: asyncpg.Pool, ring: KeyRing) -> int:
-    return await _rotate_providers(pool, ring) + await _rotate_byok(pool, ring)
+    providers = await _rotate(pool, ring, "provider", ["id"])
+    return providers + await _rotate(pool, ring, "byok_key", ["user_id", "provider_id"])
 
 
 async def rotate_all(dsn: str, ring: KeyRing) -> int:

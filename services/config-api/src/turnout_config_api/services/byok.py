@@ -6,8 +6,7 @@ import asyncpg
 
 from turnout_common.crypto import KeyRing, key_hint
 from turnout_common.errors import NotFound
-from turnout_config_api import shapes
-from turnout_config_api.changes import Actor, next_revision, record
+from turnout_config_api.changes import Actor, next_revision, record_change
 from turnout_config_api.services import providers, users
 
 _SELECT = (
@@ -56,16 +55,7 @@ async def put(
             rev,
         )
         assert row is not None
-        await record(
-            conn,
-            actor,
-            revision=rev,
-            entity="byok_key",
-            entity_id=shapes.byok_entity_id(row),
-            action="update" if before else "create",
-            before=shapes.byok_key(before) if before else None,
-            after=shapes.byok_key(row),
-        )
+        await record_change(conn, actor, rev, "byok_key", before, row)
         return await get(conn, user_id, provider["id"])
 
 
@@ -78,13 +68,4 @@ async def delete(pool: asyncpg.Pool, actor: Actor, user_id: str, provider_ref: s
             user_id,
             current["provider_id"],
         )
-        await record(
-            conn,
-            actor,
-            revision=rev,
-            entity="byok_key",
-            entity_id=shapes.byok_entity_id(current),
-            action="delete",
-            before=shapes.byok_key(current),
-            after=None,
-        )
+        await record_change(conn, actor, rev, "byok_key", current, None)

@@ -6,6 +6,7 @@ import uuid
 from typing import Any
 
 import asyncpg
+from pydantic import BaseModel
 
 from turnout_common.errors import NotFound, ValidationFailed
 
@@ -58,11 +59,14 @@ async def insert_row(
     return row
 
 
-def reject_nulls(changes: dict[str, Any], not_null: frozenset[str]) -> None:
-    """PATCH: explicit null clears optional fields; it is an error for required ones."""
+def patch_changes(body: BaseModel, not_null: frozenset[str]) -> dict[str, Any]:
+    """A PATCH body's fields that were sent: explicit null clears optional fields; it is an
+    error for required ones."""
+    changes: dict[str, Any] = body.model_dump(exclude_unset=True)
     bad = sorted(k for k, v in changes.items() if v is None and k in not_null)
     if bad:
         raise ValidationFailed(f"{', '.join(bad)} cannot be null", param=bad[0])
+    return changes
 
 
 async def tier_exists(conn: asyncpg.Connection, name: str) -> None:

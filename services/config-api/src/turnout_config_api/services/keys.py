@@ -10,10 +10,9 @@ import asyncpg
 from turnout_common.auth import token_hash
 from turnout_common.crypto import hash_virtual_key, key_hint, new_virtual_key
 from turnout_common.errors import NotFound, ValidationFailed
-from turnout_config_api import shapes
-from turnout_config_api.changes import Actor, next_revision, record
+from turnout_config_api.changes import Actor, insert_recorded, update_recorded
 from turnout_config_api.schemas.keys import AdminTokenCreate, KeyCreate, KeyUpdate
-from turnout_config_api.services.common import insert_row, new_id, reject_nulls, update_row
+from turnout_config_api.services.common import new_id, patch_changes
 
 ADMIN_TOKEN_PREFIX = "tk-admin-"  # noqa: S105 - a prefix, not a secret
 
@@ -47,50 +46,27 @@ async def create(pool: asyncpg.Pool, actor: Actor, body: KeyCreate) -> tuple[asy
                 f"no user {body.user_id!r}: create it with POST /api/v1/users first",
                 param="user_id",
             )
-        rev = await next_revision(conn)
-        row = await insert_row(
+        row = await insert_recorded(
             conn,
-            "virtual_keys",
+            actor,
+            "virtual_key",
             {
                 "id": new_id(),
                 **values,
                 "key_hash": hash_virtual_key(secret),
                 "key_hint": key_hint(secret),
-                "revision": rev,
             },
-        )
-        await record(
-            conn,
-            actor,
-            revision=rev,
-            entity="virtual_key",
-            entity_id=row["id"],
-            action="create",
-            before=None,
-            after=shapes.virtual_key(row),
         )
     return row, secret
 
 
 async def update(pool: asyncpg.Pool, actor: Actor, key_id: str, body: KeyUpdate) -> asyncpg.Record:
-    changes = body.model_dump(exclude_unset=True)
-    reject_nulls(changes, frozenset({"name"}))
+    changes = patch_changes(body, frozenset({"name"}))
     if changes.get("expires_at") is not None:
         _future(changes["expires_at"])
     async with pool.acquire() as conn, conn.transaction():
         current = await get(conn, key_id)
-        rev = await next_revision(conn)
-        row = await update_row(conn, "virtual_keys", {"id": key_id}, changes, rev)
-        await record(
-            conn,
-            actor,
-            revision=rev,
-            entity="virtual_key",
-            entity_id=key_id,
-            action="update",
-            before=shapes.virtual_key(current),
-            after=shapes.virtual_key(row),
-        )
+        row = await update_recorded(conn, actor, "virtual_key", current, changes)
     return row
 
 
@@ -100,17 +76,8 @@ async def revoke(pool: asyncpg.Pool, actor: Actor, key_id: str) -> asyncpg.Recor
         current = await get(conn, key_id)
         if current["revoked"]:
             return current
-        rev = await next_revision(conn)
-        row = await update_row(conn, "virtual_keys", {"id": key_id}, {"revoked": True}, rev)
-        await record(
-            conn,
-            actor,
-            revision=rev,
-            entity="virtual_key",
-            entity_id=key_id,
-            action="revoke",
-            before=shapes.virtual_key(current),
-            after=shapes.virtual_key(row),
+        row = await update_recorded(
+            conn, actor, "virtual_key", current, {"revoked": True}, action="revoke"
         )
     return row
 
@@ -120,27 +87,16 @@ async def mint_admin_token(
 ) -> tuple[asyncpg.Record, str]:
     secret = ADMIN_TOKEN_PREFIX + secrets.token_urlsafe(32)
     async with pool.acquire() as conn, conn.transaction():
-        rev = await next_revision(conn)
-        row = await insert_row(
+        row = await insert_recorded(
             conn,
-            "admin_tokens",
+            actor,
+            "admin_token",
             {
                 "id": new_id(),
                 "name": body.name,
                 "token_hash": token_hash(secret),
                 "created_by": actor.name,
-                "revision": rev,
             },
-        )
-        await record(
-            conn,
-            actor,
-            revision=rev,
-            entity="admin_token",
-            entity_id=row["id"],
-            action="create",
-            before=None,
-            after=shapes.admin_token(row),
         )
     return row, secret
 
@@ -150,18 +106,7 @@ async def revoke_admin_token(pool: asyncpg.Pool, actor: Actor, token_id: str) ->
         current = await conn.fetchrow("SELECT * FROM admin_tokens WHERE id = $1", token_id)
         if current is None:
             raise NotFound(f"no admin token with id {token_id!r}")
-        rev = await next_revision(conn)
-        row = await update_row(
-            conn, "admin_tokens", {"id": token_id}, {"revoked": True}, rev, touch=False
-        )
-        await record(
-            conn,
-            actor,
-            revision=rev,
-            entity="admin_token",
-            entity_id=token_id,
-            action="revoke",
-            before=shapes.admin_token(current),
-            after=shapes.admin_token(row),
+        row = await update_recorded(
+            conn, actor, "admin_token", current, {"revoked": True}, action="revoke", touch=False
         )
     return row

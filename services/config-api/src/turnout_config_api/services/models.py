@@ -7,17 +7,15 @@ from typing import Any
 import asyncpg
 
 from turnout_common.errors import Conflict, NotFound, ValidationFailed
-from turnout_config_api import shapes
-from turnout_config_api.changes import Actor, next_revision, record
+from turnout_config_api.changes import (
+    Actor,
+    delete_recorded,
+    insert_recorded,
+    update_recorded,
+)
 from turnout_config_api.schemas.models import ModelCreate, ModelOut, ModelUpdate
 from turnout_config_api.services import providers
-from turnout_config_api.services.common import (
-    insert_row,
-    new_id,
-    reject_nulls,
-    tier_exists,
-    update_row,
-)
+from turnout_config_api.services.common import new_id, patch_changes, tier_exists
 from turnout_config_api.services.usage import exclusive_names, refuse_if_used
 
 _NOT_NULL = frozenset(
@@ -89,19 +87,8 @@ async def create(pool: asyncpg.Pool, actor: Actor, body: ModelCreate) -> asyncpg
 async def insert_and_record(
     conn: asyncpg.Connection, actor: Actor, provider_id: str, values: dict[str, Any]
 ) -> asyncpg.Record:
-    rev = await next_revision(conn)
-    inserted = await insert_row(
-        conn, "models", {"id": new_id(), "provider_id": provider_id, **values, "revision": rev}
-    )
-    await record(
-        conn,
-        actor,
-        revision=rev,
-        entity="model",
-        entity_id=inserted["id"],
-        action="create",
-        before=None,
-        after=shapes.model(inserted),
+    inserted = await insert_recorded(
+        conn, actor, "model", {"id": new_id(), "provider_id": provider_id, **values}
     )
     return await get(conn, inserted["id"])
 
@@ -109,8 +96,7 @@ async def insert_and_record(
 async def update(
     pool: asyncpg.Pool, actor: Actor, model_id: str, body: ModelUpdate
 ) -> asyncpg.Record:
-    changes: dict[str, Any] = body.model_dump(exclude_unset=True)
-    reject_nulls(changes, _NOT_NULL)
+    changes = patch_changes(body, _NOT_NULL)
     async with pool.acquire() as conn, conn.transaction():
         current = await get(conn, model_id)
         if "upstream_model" in changes and changes["upstream_model"] != current["upstream_model"]:
@@ -122,18 +108,7 @@ async def update(
             await refuse_if_used(conn, f"renaming model {current['name']!r}", names)
         if changes.get("min_tier"):
             await tier_exists(conn, changes["min_tier"])
-        rev = await next_revision(conn)
-        row = await update_row(conn, "models", {"id": model_id}, changes, rev)
-        await record(
-            conn,
-            actor,
-            revision=rev,
-            entity="model",
-            entity_id=model_id,
-            action="update",
-            before=shapes.model(current),
-            after=shapes.model(row),
-        )
+        await update_recorded(conn, actor, "model", current, changes)
         return await get(conn, model_id)
 
 
@@ -142,18 +117,7 @@ async def delete(pool: asyncpg.Pool, actor: Actor, model_id: str) -> None:
         current = await get(conn, model_id)
         names = await exclusive_names(conn, model_id=model_id)
         await refuse_if_used(conn, f"model {current['name']!r}", names)
-        rev = await next_revision(conn)
-        await conn.execute("DELETE FROM models WHERE id = $1", model_id)
-        await record(
-            conn,
-            actor,
-            revision=rev,
-            entity="model",
-            entity_id=model_id,
-            action="delete",
-            before=shapes.model(current),
-            after=None,
-        )
+        await delete_recorded(conn, actor, "model", current)
 
 
 async def search(

@@ -8,17 +8,15 @@ import asyncpg
 
 from turnout_common.crypto import KeyRing, key_hint
 from turnout_common.errors import Conflict, NotFound
-from turnout_config_api import shapes
-from turnout_config_api.changes import Actor, next_revision, record, record_deletes
+from turnout_config_api.changes import (
+    Actor,
+    delete_recorded,
+    insert_recorded,
+    update_recorded,
+)
 from turnout_config_api.kinds import resolve_base_url
 from turnout_config_api.schemas.providers import ProviderCreate, ProviderOut, ProviderUpdate
-from turnout_config_api.services.common import (
-    insert_row,
-    new_id,
-    reject_nulls,
-    tier_exists,
-    update_row,
-)
+from turnout_config_api.services.common import new_id, patch_changes, tier_exists
 from turnout_config_api.services.usage import exclusive_names, refuse_if_used
 
 _NOT_NULL = frozenset(
@@ -64,26 +62,14 @@ async def create(
     async with pool.acquire() as conn, conn.transaction():
         await _name_free(conn, body.name)
         await tier_exists(conn, body.min_tier)
-        rev = await next_revision(conn)
-        row = await insert_row(conn, "providers", {"id": new_id(), **values, "revision": rev})
-        await record(
-            conn,
-            actor,
-            revision=rev,
-            entity="provider",
-            entity_id=row["id"],
-            action="create",
-            before=None,
-            after=shapes.provider(row),
-        )
+        row = await insert_recorded(conn, actor, "provider", {"id": new_id(), **values})
     return row
 
 
 async def update(
     pool: asyncpg.Pool, ring: KeyRing, actor: Actor, ref: str, body: ProviderUpdate
 ) -> asyncpg.Record:
-    changes: dict[str, Any] = body.model_dump(exclude_unset=True)
-    reject_nulls(changes, _NOT_NULL)
+    changes = patch_changes(body, _NOT_NULL)
     async with pool.acquire() as conn, conn.transaction():
         current = await get(conn, ref)
         if "name" in changes:
@@ -99,18 +85,7 @@ async def update(
             changes.pop("api_key")
             changes["api_key_encrypted"] = ring.encrypt(secret) if secret else None
             changes["api_key_hint"] = key_hint(secret) if secret else None
-        rev = await next_revision(conn)
-        row = await update_row(conn, "providers", {"id": current["id"]}, changes, rev)
-        await record(
-            conn,
-            actor,
-            revision=rev,
-            entity="provider",
-            entity_id=row["id"],
-            action="update",
-            before=shapes.provider(current),
-            after=shapes.provider(row),
-        )
+        row = await update_recorded(conn, actor, "provider", current, changes)
     return row
 
 
@@ -123,23 +98,4 @@ async def delete(pool: asyncpg.Pool, actor: Actor, ref: str) -> None:
         await refuse_if_used(
             conn, f"provider {current['name']!r}", await exclusive_names(conn, provider_id=pid)
         )
-        rev = await next_revision(conn)
-        models = await conn.fetch("DELETE FROM models WHERE provider_id = $1 RETURNING *", pid)
-        rev = await record_deletes(
-            conn, actor, rev, "model", models, lambda m: m["id"], shapes.model
-        )
-        byok = await conn.fetch("DELETE FROM byok_keys WHERE provider_id = $1 RETURNING *", pid)
-        rev = await record_deletes(
-            conn, actor, rev, "byok_key", byok, shapes.byok_entity_id, shapes.byok_key
-        )
-        await conn.execute("DELETE FROM providers WHERE id = $1", pid)
-        await record(
-            conn,
-            actor,
-            revision=rev,
-            entity="provider",
-            entity_id=pid,
-            action="delete",
-            before=shapes.provider(current),
-            after=None,
-        )
+        await delete_recorded(conn, actor, "provider", current, ["model", "byok_key"])

@@ -7,16 +7,16 @@ from typing import Any
 import asyncpg
 
 from turnout_common.errors import Conflict, NotFound, ValidationFailed
-from turnout_config_api import shapes
-from turnout_config_api.changes import Actor, next_revision, record
-from turnout_config_api.schemas.routing import RoutePut, RuleCreate, RuleUpdate
-from turnout_config_api.services.common import (
-    insert_row,
-    new_id,
-    reject_nulls,
-    tier_exists,
-    update_row,
+from turnout_config_api.changes import (
+    Actor,
+    delete_recorded,
+    insert_recorded,
+    next_revision,
+    record_change,
+    update_recorded,
 )
+from turnout_config_api.schemas.routing import RoutePut, RuleCreate, RuleUpdate
+from turnout_config_api.services.common import new_id, patch_changes, tier_exists
 from turnout_config_api.services.usage import require_known_names
 
 _RULE_NOT_NULL = frozenset({"name", "enabled", "priority", "requires_byok", "targets", "weight"})
@@ -41,16 +41,7 @@ async def put_route(
             rev,
         )
         assert row is not None
-        await record(
-            conn,
-            actor,
-            revision=rev,
-            entity="route",
-            entity_id=purpose,
-            action="update" if before else "create",
-            before=shapes.route(before) if before else None,
-            after=shapes.route(row),
-        )
+        await record_change(conn, actor, rev, "route", before, row)
     return row
 
 
@@ -59,17 +50,7 @@ async def delete_route(pool: asyncpg.Pool, actor: Actor, purpose: str) -> None:
         before = await conn.fetchrow("DELETE FROM routes WHERE purpose = $1 RETURNING *", purpose)
         if before is None:
             raise NotFound(f"no route for purpose {purpose!r}")
-        rev = await next_revision(conn)
-        await record(
-            conn,
-            actor,
-            revision=rev,
-            entity="route",
-            entity_id=purpose,
-            action="delete",
-            before=shapes.route(before),
-            after=None,
-        )
+        await record_change(conn, actor, await next_revision(conn), "route", before, None)
 
 
 async def get_rule(conn: asyncpg.Connection, ref: str) -> asyncpg.Record:
@@ -100,26 +81,14 @@ async def create_rule(pool: asyncpg.Pool, actor: Actor, body: RuleCreate) -> asy
     values = body.model_dump()
     async with pool.acquire() as conn, conn.transaction():
         await _validate_rule(conn, values, None)
-        rev = await next_revision(conn)
-        row = await insert_row(conn, "routing_rules", {"id": new_id(), **values, "revision": rev})
-        await record(
-            conn,
-            actor,
-            revision=rev,
-            entity="routing_rule",
-            entity_id=row["id"],
-            action="create",
-            before=None,
-            after=shapes.routing_rule(row),
-        )
+        row = await insert_recorded(conn, actor, "routing_rule", {"id": new_id(), **values})
     return row
 
 
 async def update_rule(
     pool: asyncpg.Pool, actor: Actor, ref: str, body: RuleUpdate
 ) -> asyncpg.Record:
-    changes = body.model_dump(exclude_unset=True)
-    reject_nulls(changes, _RULE_NOT_NULL)
+    changes = patch_changes(body, _RULE_NOT_NULL)
     async with pool.acquire() as conn, conn.transaction():
         current = await get_rule(conn, ref)
         await _validate_rule(conn, changes, current["id"])
@@ -129,33 +98,11 @@ async def update_rule(
             raise ValidationFailed(
                 "min_tokens must not be greater than max_tokens", param="min_tokens"
             )
-        rev = await next_revision(conn)
-        row = await update_row(conn, "routing_rules", {"id": current["id"]}, changes, rev)
-        await record(
-            conn,
-            actor,
-            revision=rev,
-            entity="routing_rule",
-            entity_id=row["id"],
-            action="update",
-            before=shapes.routing_rule(current),
-            after=shapes.routing_rule(row),
-        )
+        row = await update_recorded(conn, actor, "routing_rule", current, changes)
     return row
 
 
 async def delete_rule(pool: asyncpg.Pool, actor: Actor, ref: str) -> None:
     async with pool.acquire() as conn, conn.transaction():
         current = await get_rule(conn, ref)
-        rev = await next_revision(conn)
-        await conn.execute("DELETE FROM routing_rules WHERE id = $1", current["id"])
-        await record(
-            conn,
-            actor,
-            revision=rev,
-            entity="routing_rule",
-            entity_id=current["id"],
-            action="delete",
-            before=shapes.routing_rule(current),
-            after=None,
-        )
+        await delete_recorded(conn, actor, "routing_rule", current)

@@ -5,16 +5,16 @@ from __future__ import annotations
 import asyncpg
 
 from turnout_common.errors import Conflict, NotFound
-from turnout_config_api import shapes
-from turnout_config_api.changes import Actor, next_revision, record, record_deletes
-from turnout_config_api.schemas.users import TierPut, UserCreate, UserUpdate
-from turnout_config_api.services.common import (
-    insert_row,
-    new_id,
-    reject_nulls,
-    tier_exists,
-    update_row,
+from turnout_config_api.changes import (
+    Actor,
+    delete_recorded,
+    insert_recorded,
+    next_revision,
+    record_change,
+    update_recorded,
 )
+from turnout_config_api.schemas.users import TierPut, UserCreate, UserUpdate
+from turnout_config_api.services.common import new_id, patch_changes, tier_exists
 
 _NOT_NULL = frozenset({"tier", "enabled"})
 
@@ -38,42 +38,19 @@ async def create(pool: asyncpg.Pool, actor: Actor, body: UserCreate) -> asyncpg.
                 param="id",
             )
         await tier_exists(conn, body.tier)
-        rev = await next_revision(conn)
-        row = await insert_row(conn, "users", {**values, "revision": rev})
-        await record(
-            conn,
-            actor,
-            revision=rev,
-            entity="user",
-            entity_id=row["id"],
-            action="create",
-            before=None,
-            after=shapes.user(row),
-        )
+        row = await insert_recorded(conn, actor, "user", values)
     return row
 
 
 async def update(
     pool: asyncpg.Pool, actor: Actor, user_id: str, body: UserUpdate
 ) -> asyncpg.Record:
-    changes = body.model_dump(exclude_unset=True)
-    reject_nulls(changes, _NOT_NULL)
+    changes = patch_changes(body, _NOT_NULL)
     async with pool.acquire() as conn, conn.transaction():
         current = await get(conn, user_id)
         if changes.get("tier"):
             await tier_exists(conn, changes["tier"])
-        rev = await next_revision(conn)
-        row = await update_row(conn, "users", {"id": user_id}, changes, rev)
-        await record(
-            conn,
-            actor,
-            revision=rev,
-            entity="user",
-            entity_id=user_id,
-            action="update",
-            before=shapes.user(current),
-            after=shapes.user(row),
-        )
+        row = await update_recorded(conn, actor, "user", current, changes)
     return row
 
 
@@ -81,26 +58,7 @@ async def delete(pool: asyncpg.Pool, actor: Actor, user_id: str) -> None:
     """Removes the user with its virtual keys and BYOK keys (a tombstone for each)."""
     async with pool.acquire() as conn, conn.transaction():
         current = await get(conn, user_id)
-        rev = await next_revision(conn)
-        keys = await conn.fetch("DELETE FROM virtual_keys WHERE user_id = $1 RETURNING *", user_id)
-        rev = await record_deletes(
-            conn, actor, rev, "virtual_key", keys, lambda k: k["id"], shapes.virtual_key
-        )
-        byok = await conn.fetch("DELETE FROM byok_keys WHERE user_id = $1 RETURNING *", user_id)
-        rev = await record_deletes(
-            conn, actor, rev, "byok_key", byok, shapes.byok_entity_id, shapes.byok_key
-        )
-        await conn.execute("DELETE FROM users WHERE id = $1", user_id)
-        await record(
-            conn,
-            actor,
-            revision=rev,
-            entity="user",
-            entity_id=user_id,
-            action="delete",
-            before=shapes.user(current),
-            after=None,
-        )
+        await delete_recorded(conn, actor, "user", current, ["virtual_key", "byok_key"])
 
 
 async def put_tier(pool: asyncpg.Pool, actor: Actor, name: str, body: TierPut) -> asyncpg.Record:
@@ -121,14 +79,5 @@ async def put_tier(pool: asyncpg.Pool, actor: Actor, name: str, body: TierPut) -
             rev,
         )
         assert row is not None
-        await record(
-            conn,
-            actor,
-            revision=rev,
-            entity="tier",
-            entity_id=name,
-            action="update" if before else "create",
-            before=shapes.tier(before) if before else None,
-            after=shapes.tier(row),
-        )
+        await record_change(conn, actor, rev, "tier", before, row)
     return row
