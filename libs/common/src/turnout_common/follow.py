@@ -43,8 +43,10 @@ class TopicFollower:
         *,
         from_beginning: bool = True,
         name: str = "follower",
+        metadata_max_age_ms: int = 10_000,
     ) -> None:
         self._settings = settings
+        self._metadata_max_age_ms = metadata_max_age_ms
         self._topic = topic
         self._handler = handler
         self._from_beginning = from_beginning
@@ -57,7 +59,11 @@ class TopicFollower:
     async def start(self) -> None:
         """Connect and position; :meth:`run` (or :meth:`start_background`) then consumes."""
         consumer = make_consumer(
-            self._settings, group_id=None, client_suffix=self._name, auto_offset_reset="earliest"
+            self._settings,
+            group_id=None,
+            client_suffix=self._name,
+            auto_offset_reset="earliest",
+            metadata_max_age_ms=self._metadata_max_age_ms,
         )
         await consumer.start()
         self._consumer = consumer
@@ -84,6 +90,7 @@ class TopicFollower:
         self.running = True
         try:
             while True:
+                await self._follow_new_partitions()
                 batches = await self._consumer.getmany(timeout_ms=1000, max_records=1000)
                 for records in batches.values():
                     for rec in records:
@@ -98,6 +105,36 @@ class TopicFollower:
                         self.records += 1
         finally:
             self.running = False
+
+    async def _follow_new_partitions(self) -> None:
+        """Take on partitions the topic gained since we assigned ours.
+
+        A topic can come back with more partitions than it was created with: deleted and
+        re-created, grown by an operator, or auto-created with the broker's default after a
+        broker lost its log. A follower that kept its first assignment would miss whatever
+        lands in the others, and, if the topic was re-created, the first records of the old
+        partitions too (a stale position that the new log has already reached is no error).
+        Offsets cannot tell a grown topic from a re-created one, so every partition is read
+        again from its beginning: followers' handlers are idempotent (revisions, sequence
+        numbers, latest state per key), and this is rare. The metadata is the client's copy,
+        refreshed every ``metadata_max_age_ms`` (10 s for followers) and on fetch errors.
+        """
+        consumer = self._consumer
+        assert consumer is not None
+        parts = consumer.partitions_for_topic(self._topic)
+        if not parts:
+            return
+        wanted = {TopicPartition(self._topic, p) for p in parts}
+        if wanted <= consumer.assignment():
+            return
+        consumer.assign(sorted(wanted))
+        await consumer.seek_to_beginning(*wanted)
+        log.warning(
+            "%s: %s now has %d partitions; reading all of them again from the beginning",
+            self._name,
+            self._topic,
+            len(wanted),
+        )
 
     def start_background(self) -> asyncio.Task[None]:
         self._task = asyncio.create_task(self.run(), name=f"{self._name}:{self._topic}")
