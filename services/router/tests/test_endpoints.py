@@ -134,6 +134,15 @@ async def test_models_lists_what_the_key_may_use(router: Any) -> None:
     assert {"primary", "backup", "emb", "rr"} <= ids
 
 
+async def test_models_retrieve_one(router: Any) -> None:
+    sdk = client(router)
+    model = await sdk.models.retrieve("primary")
+    assert (model.id, model.object) == ("primary", "model")
+    with pytest.raises(openai.NotFoundError) as info:
+        await sdk.models.retrieve("no-such-model")
+    assert info.value.code == "model_not_found"
+
+
 @pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics"])
 async def test_ops(router: Any, path: str) -> None:
     async with aiohttp.ClientSession() as s, s.get(router.url + path) as r:

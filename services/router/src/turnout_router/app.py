@@ -7,6 +7,7 @@ import gc
 import logging
 import time
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 import orjson
 
@@ -20,7 +21,7 @@ from turnout_router.consumers import Followers
 from turnout_router.context import RequestContext
 from turnout_router.limits import Budgets
 from turnout_router.metrics import Metrics
-from turnout_router.models import list_models
+from turnout_router.models import get_model, list_models
 from turnout_router.service import Gateway
 from turnout_router.settings import RouterSettings
 from turnout_router.state import RouterState
@@ -142,8 +143,8 @@ class RouterApp:
                 await self.handle(purpose, scope, proto)
                 return
         elif scope.method == "GET":
-            if path == "/v1/models":
-                self.models(scope, proto)
+            if path == "/v1/models" or path.startswith("/v1/models/"):
+                self.models(scope, proto, path[len("/v1/models/") :] or None)
                 return
             if path == "/healthz":
                 proto.response_bytes(200, JSON, b'{"status":"ok"}')
@@ -211,11 +212,14 @@ class RouterApp:
         headers.extend(err.headers.items())
         proto.response_bytes(err.status, headers, orjson.dumps(err.to_dict()))
 
-    def models(self, scope: Any, proto: Any) -> None:
+    def models(self, scope: Any, proto: Any, name: str | None = None) -> None:
         try:
             index = self.state.index
             caller = authenticate(index, scope.headers.get("authorization"), time.time())
-            body = list_models(index, caller)
+            if name is None:
+                body = list_models(index, caller)
+            else:
+                body = get_model(index, caller, unquote(name))
             proto.response_bytes(200, JSON, orjson.dumps(body))
         except TurnoutError as err:
             proto.response_bytes(

@@ -1,9 +1,10 @@
-"""``GET /v1/models``: the public model names this key may use."""
+"""``GET /v1/models`` (and ``/v1/models/{model}``): the public model names this key may use."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from turnout_common.errors import NotFound
 from turnout_router.auth import Caller
 from turnout_router.state import Index
 
@@ -36,3 +37,15 @@ def list_models(index: Index, caller: Caller) -> dict[str, Any]:
                 }
             )
     return {"object": "list", "data": data}
+
+
+def get_model(index: Index, caller: Caller, name: str) -> dict[str, Any]:
+    """One entry of :func:`list_models` (what the OpenAI SDK's ``models.retrieve`` reads)."""
+    for entry in list_models(index, caller)["data"]:
+        if entry["id"] == name:
+            return dict(entry)
+    raise NotFound(
+        f"the model {name!r} does not exist or this key may not use it",
+        code="model_not_found",
+        param="model",
+    )

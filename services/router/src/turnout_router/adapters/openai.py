@@ -38,6 +38,9 @@ class ProviderRow:
     auth_header: str = "Authorization"
     auth_prefix: str = "Bearer "
     stream_usage_option: bool = True
+    openai_prefix: str = ""
+    """Where the OpenAI-compatible API lives below a server-root base_url (config-api stores
+    Ollama's and llama.cpp's base_url as their server root, their own SDKs' convention)."""
 
 
 PROVIDERS: dict[str, ProviderRow] = {
@@ -48,8 +51,8 @@ PROVIDERS: dict[str, ProviderRow] = {
     "mistral": ProviderRow("https://api.mistral.ai/v1", stream_usage_option=False),
     "fireworks": ProviderRow("https://api.fireworks.ai/inference/v1"),
     "vllm": ProviderRow("http://127.0.0.1:8000/v1"),
-    "ollama": ProviderRow("http://127.0.0.1:11434/v1"),
-    "llamacpp": ProviderRow("http://127.0.0.1:8080/v1"),
+    "ollama": ProviderRow("http://127.0.0.1:11434/v1", openai_prefix="/v1"),
+    "llamacpp": ProviderRow("http://127.0.0.1:8080/v1", openai_prefix="/v1"),
     "openai_compatible": ProviderRow(None),
 }
 _GENERIC = PROVIDERS["openai_compatible"]
@@ -203,8 +206,11 @@ class OpenAIAdapter:
         return purpose in _PATHS
 
     def base_url(self, target: UpstreamTarget) -> str:
-        base = target.base_url or PROVIDERS.get(target.kind, _GENERIC).default_base_url or ""
-        return base.rstrip("/")
+        row = PROVIDERS.get(target.kind, _GENERIC)
+        base = (target.base_url or row.default_base_url or "").rstrip("/")
+        if row.openai_prefix and not base.endswith(row.openai_prefix):
+            base += row.openai_prefix  # http://host:11434 -> http://host:11434/v1
+        return base
 
     def headers(self, target: UpstreamTarget) -> dict[str, str]:
         row = PROVIDERS.get(target.kind, _GENERIC)
