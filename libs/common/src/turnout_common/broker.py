@@ -78,7 +78,7 @@ def make_consumer(
     ``group_id=None`` reads without a consumer group (followers assign partitions themselves).
     """
     options: dict[str, Any] = {
-        "bootstrap_servers": settings.bootstrap,
+        **settings.client_options(),
         "client_id": f"{settings.client_id}-{client_suffix}",
         "group_id": group_id,
         "enable_auto_commit": False,
@@ -109,7 +109,7 @@ class Producer:
         max_batch_size: int = 256 * 1024,
     ) -> None:
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=settings.bootstrap,
+            **settings.client_options(),
             client_id=client_id or settings.client_id,
             acks="all",
             linger_ms=settings.linger_ms,
@@ -166,7 +166,7 @@ class Producer:
 async def ensure_topics(settings: KafkaSettings, topics: Iterable[Topic] = ALL_TOPICS) -> None:
     """Create missing topics (idempotent; safe when several services start at once)."""
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.bootstrap, request_timeout_ms=settings.request_timeout_ms
+        **settings.client_options(), request_timeout_ms=settings.request_timeout_ms
     )
     await admin.start()
     try:
@@ -195,7 +195,7 @@ async def wait_for_broker(settings: KafkaSettings, timeout: float = 20.0) -> Non
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
-        admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, request_timeout_ms=2000)
+        admin = AIOKafkaAdminClient(**settings.client_options(), request_timeout_ms=2000)
         try:
             await admin.start()
             await admin.list_topics()

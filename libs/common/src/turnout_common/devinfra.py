@@ -54,11 +54,17 @@ class TansuBroker:
     """
 
     def __init__(
-        self, port: int | None = None, host: str = "127.0.0.1", log_path: Path | None = None
+        self,
+        port: int | None = None,
+        host: str = "127.0.0.1",
+        log_path: Path | None = None,
+        advertised_port: int | None = None,
     ) -> None:
+        """``advertised_port``: the port clients are told to use (a proxy in front of it)."""
         self.host = host
         self.port = port or free_port(host)
         self.log_path = log_path
+        self.advertised_port = advertised_port
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -71,6 +77,7 @@ class TansuBroker:
 
     def start(self, timeout: float = 10.0) -> None:
         url = f"tcp://{self.host}:{self.port}"
+        advertised = f"tcp://{self.host}:{self.advertised_port or self.port}"
         env = {k: v for k, v in os.environ.items() if k not in _TANSU_ENV_DROP}
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         self._proc = subprocess.Popen(  # noqa: S603 - fixed binary, no shell
@@ -80,7 +87,7 @@ class TansuBroker:
                 "--listener-url",
                 url,
                 "--advertised-listener-url",
-                url,
+                advertised,
                 "--storage-engine",
                 "memory://tansu/",
             ],

@@ -6,10 +6,12 @@ Settings are built in each app factory (``CommonSettings()``), never at import t
 from __future__ import annotations
 
 import os
+import ssl
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -25,6 +27,51 @@ class KafkaSettings(BaseSettings):
     linger_ms: int = Field(10, ge=0)
     request_timeout_ms: int = Field(30_000, ge=1_000)
     client_id: str = "turnout"
+    # a secured cluster (Strimzi TLS listener, MSK, Confluent Cloud ...)
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+
+    @model_validator(mode="after")
+    def _security(self) -> KafkaSettings:
+        sasl = self.security_protocol.startswith("SASL_")
+        if sasl and not (self.sasl_mechanism and self.sasl_username and self.sasl_password):
+            raise ValueError(
+                f"TURNOUT_KAFKA_SECURITY_PROTOCOL={self.security_protocol} needs "
+                "TURNOUT_KAFKA_SASL_MECHANISM, TURNOUT_KAFKA_SASL_USERNAME and "
+                "TURNOUT_KAFKA_SASL_PASSWORD"
+            )
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("TURNOUT_KAFKA_SSL_CERTFILE and _SSL_KEYFILE go together (mTLS)")
+        for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+            path = getattr(self, name)
+            if path is not None and not path.is_file():
+                raise ValueError(f"TURNOUT_KAFKA_{name.upper()}: no such file: {path}")
+        return self
+
+    def client_options(self) -> dict[str, Any]:
+        """``bootstrap_servers`` and the security options every aiokafka client takes."""
+        opts: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap,
+            "security_protocol": self.security_protocol,
+        }
+        if self.security_protocol in ("SSL", "SASL_SSL"):
+            ctx = ssl.create_default_context(
+                cafile=str(self.ssl_cafile) if self.ssl_cafile else None
+            )
+            if self.ssl_certfile is not None and self.ssl_keyfile is not None:
+                ctx.load_cert_chain(str(self.ssl_certfile), str(self.ssl_keyfile))
+            opts["ssl_context"] = ctx
+        if self.security_protocol.startswith("SASL_"):
+            assert self.sasl_password is not None
+            opts["sasl_mechanism"] = self.sasl_mechanism
+            opts["sasl_plain_username"] = self.sasl_username
+            opts["sasl_plain_password"] = self.sasl_password.get_secret_value()
+        return opts
 
 
 class CommonSettings(BaseSettings):

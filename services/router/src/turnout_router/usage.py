@@ -231,7 +231,7 @@ class UsageEmitter:
             return True
         k = self._kafka
         producer = AIOKafkaProducer(
-            bootstrap_servers=k.bootstrap,
+            **k.client_options(),
             client_id=f"{k.client_id}-usage",
             acks="all",
             linger_ms=k.linger_ms,
