@@ -237,6 +237,70 @@ def test_auto_uses_rules_then_route() -> None:
     assert plan(index, eco_chat, set(), CAPS, rng)[0].deployment.name == "alpha"
 
 
+def _three_names() -> Any:
+    base = {
+        "provider": 0,
+        "enabled": True,
+        "purposes": ["chat"],
+        "context_window": None,
+        "tools": True,
+        "vision": True,
+        "streaming": True,
+        "price": "1",
+        "min_tier": None,
+        "priority": 0,
+        "fallbacks": [],
+    }
+    return make_index(
+        [{"enabled": True, "min_tier": None, "priority": 0, "weight": 1}],
+        [{**base, "name": n} for n in ("alpha", "beta", "gamma")],
+    )
+
+
+def _rule(rid: str, targets: list[str], **fields: Any) -> RoutingRule:
+    data: dict[str, Any] = {"id": rid, "enabled": True, "priority": 0, "targets": targets}
+    return RoutingRule.from_data({**data, **fields})
+
+
+def test_a_rule_naming_a_model_reroutes_requests_for_it() -> None:
+    index = _three_names()
+    index.rules = (_rule("r1", ["gamma", "beta"], model="beta", task_type="code"),)
+    index.ruled_models = frozenset({"beta"})
+    rng = random.Random(5)
+
+    def names(**need: Any) -> list[str]:
+        chain = plan(index, Need(purpose="chat", **need), set(), CAPS, rng)
+        return [c.deployment.name for c in chain]
+
+    assert names(model="beta", task_type="code") == ["gamma", "beta"]  # the rule's targets
+    assert names(model="beta", task_type="chat") == ["beta"]  # conditions still apply
+    assert names(model="alpha", task_type="code") == ["alpha", "beta"]  # other models: as before
+    assert names(model="auto", task_type="code") == ["alpha", "beta"]  # not an auto rule
+    # a key that may not use the rule's target keeps its own model
+    only_beta = Need(purpose="chat", model="beta", task_type="code", allowed=frozenset({"beta"}))
+    assert [c.deployment.name for c in plan(index, only_beta, set(), CAPS, rng)] == ["beta"]
+    # a rule whose targets cannot serve: the requested model's own chain does
+    index.rules = (_rule("r2", ["no-such-model"], model="alpha"),)
+    index.ruled_models = frozenset({"alpha"})
+    assert names(model="alpha") == ["alpha", "beta"]
+
+
+def test_rule_weight_splits_traffic_among_rules_of_equal_priority() -> None:
+    index = _three_names()
+    index.rules = (
+        _rule("r1", ["beta"], weight=3),
+        _rule("r2", ["gamma"], weight=1),
+        _rule("r3", ["alpha"], priority=5, weight=100),  # a later priority never goes first
+    )
+    rng = random.Random(9)
+    firsts = [
+        plan(index, Need(purpose="chat", model="auto"), set(), CAPS, rng)[0].deployment.name
+        for _ in range(4000)
+    ]
+    assert "alpha" not in firsts
+    assert 0.70 < firsts.count("beta") / len(firsts) < 0.80  # 3:1
+
+
 def test_unknown_model_is_404() -> None:
     index = make_index([{"enabled": True, "min_tier": None, "priority": 0, "weight": 1}], [])
     with pytest.raises(NotFound) as info:

@@ -157,6 +157,7 @@ class RoutingRule:
     max_tokens: int | None
     requires_byok: bool
     targets: tuple[str, ...]
+    weight: float = 1.0
 
     @classmethod
     def from_data(cls, d: dict[str, Any]) -> RoutingRule:
@@ -172,6 +173,7 @@ class RoutingRule:
             max_tokens=_opt_int(d.get("max_tokens")),
             requires_byok=bool(d.get("requires_byok", False)),
             targets=tuple(d.get("targets") or ()),
+            weight=float(d.get("weight") or 1),
         )
 
 

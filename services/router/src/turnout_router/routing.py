@@ -20,7 +20,7 @@ from turnout_common.errors import (
     ServiceUnavailable,
     TurnoutError,
 )
-from turnout_router.entities import Deployment, Provider
+from turnout_router.entities import Deployment, Provider, RoutingRule
 from turnout_router.state import Index
 
 AUTO = "auto"
@@ -170,26 +170,43 @@ def _demote_trials(
     return keep + later
 
 
-def _rule_targets(index: Index, need: Need) -> Iterable[tuple[str, ...]]:
+def _rule_targets(index: Index, need: Need, rng: random.Random) -> list[tuple[str, ...]]:
+    """Target lists of the matching rules: by priority, weighted random among equals.
+
+    For ``auto`` the rules without a ``model`` (or with ``auto``) match; for a named model,
+    only the rules naming it.
+    """
+    named = need.model != AUTO
+    matching = [
+        r
+        for r in _matching(index, need)
+        if (r.model == need.model if named else r.model in (None, AUTO))
+    ]
+    if len(matching) > 1:
+        matching.sort(key=lambda r: (r.priority, -(rng.random() ** (1.0 / max(r.weight, 1e-9)))))
+    return [r.targets for r in matching]
+
+
+def _matching(index: Index, need: Need) -> Iterable[RoutingRule]:
     total = need.total_tokens
     for r in index.rules:
         if (
             (r.power_level is None or r.power_level == need.power_level)
             and (r.tier is None or r.tier == need.tier)
             and (r.task_type is None or r.task_type == need.task_type)
-            and (r.model is None or r.model == need.model)
             and (r.min_tokens is None or total >= r.min_tokens)
             and (r.max_tokens is None or total <= r.max_tokens)
             and (not r.requires_byok or bool(need.byok_providers))
         ):
-            yield r.targets
+            yield r
 
 
-def _names(index: Index, need: Need) -> list[tuple[str, ...]]:
-    """Name sequences to try, best first (for ``auto``: each matching rule, then the route)."""
+def _names(index: Index, need: Need, rng: random.Random) -> list[tuple[str, ...]]:
+    """Name sequences to try, best first: each matching rule's targets, then for ``auto``
+    the route, for a named model its own chain (the model, its fallbacks, the route's)."""
     route = index.routes.get(need.purpose)
     if need.model == AUTO:
-        seqs = list(_rule_targets(index, need))
+        seqs = _rule_targets(index, need, rng)
         if route is not None:
             seqs.append((route.model, *route.fallbacks))
         if not seqs:
@@ -208,6 +225,8 @@ def _names(index: Index, need: Need) -> list[tuple[str, ...]]:
         if route is not None and route.model == need.model:
             names.extend(route.fallbacks)
         seq = index.chains[(need.purpose, need.model)] = tuple(dict.fromkeys(names))
+    if need.model in index.ruled_models:
+        return [*_rule_targets(index, need, rng), seq]
     return [seq]
 
 
@@ -242,7 +261,7 @@ def plan(
                 param="model",
             )
     best: tuple[int, str] | None = None
-    for seq in _names(index, need):
+    for seq in _names(index, need, rng):
         chain: list[Candidate] = []
         seen: set[str] = set()
         for pos, name in enumerate(seq):

@@ -36,6 +36,8 @@ class Index:
     known_names: frozenset[str] = frozenset()
     routes: dict[str, Route] = field(default_factory=dict)
     rules: tuple[RoutingRule, ...] = ()
+    ruled_models: frozenset[str] = frozenset()
+    """Requested model names that some enabled rule matches (``rule.model``)."""
     tiers: dict[str, Tier] = field(default_factory=dict)
     users: dict[str, User] = field(default_factory=dict)
     keys_by_hash: dict[str, VirtualKey] = field(default_factory=dict)
@@ -95,6 +97,7 @@ def build_index(entities: dict[tuple[str, str], tuple[int, dict[str, Any]]]) -> 
     idx.by_name = {n: tuple(ds) for n, ds in names.items()}
     idx.known_names = frozenset(known)
     idx.rules = tuple(sorted((r for r in rules if r.enabled), key=lambda r: (r.priority, r.id)))
+    idx.ruled_models = frozenset(r.model for r in idx.rules if r.model is not None)
     idx.byok_providers = {u: frozenset(p) for u, p in byok_providers.items()}
     return idx
 
