@@ -27,6 +27,7 @@ async def test_chat_non_stream_exact_usage(router: Any, usage_log: Any, fakes: A
     assert resp.model == "primary"
     assert raw.headers["x-turnout-provider"] == "p1"
     assert raw.headers["x-turnout-model"] == "primary"
+    assert raw.headers["x-turnout-route"] == "model"  # served as requested
     assert raw.headers["x-turnout-fallbacks"] == "0"
     rid = raw.headers["x-request-id"]
     fake = fakes["one"][0]

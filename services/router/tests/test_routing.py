@@ -273,6 +273,12 @@ def test_a_rule_naming_a_model_reroutes_requests_for_it() -> None:
         return [c.deployment.name for c in chain]
 
     assert names(model="beta", task_type="code") == ["gamma", "beta"]  # the rule's targets
+    code = Need(purpose="chat", model="beta", task_type="code")
+    assert {c.via for c in plan(index, code, set(), CAPS, rng)} == {"rule:r1"}
+    chat = Need(purpose="chat", model="beta", task_type="chat")
+    assert {c.via for c in plan(index, chat, set(), CAPS, rng)} == {"model"}
+    auto = Need(purpose="chat", model="auto")
+    assert {c.via for c in plan(index, auto, set(), CAPS, rng)} == {"route:chat"}
     assert names(model="beta", task_type="chat") == ["beta"]  # conditions still apply
     assert names(model="alpha", task_type="code") == ["alpha", "beta"]  # other models: as before
     assert names(model="auto", task_type="code") == ["alpha", "beta"]  # not an auto rule

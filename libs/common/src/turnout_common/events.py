@@ -128,6 +128,8 @@ class UsageEvent(Event):
     provider: str | None = None
     deployment_id: str | None = None
     byok: bool = False
+    route: str | None = None
+    """Why this model: ``model`` (as requested), ``rule:<id>`` or ``route:<purpose>``."""
     input_tokens: int = 0
     output_tokens: int = 0
     cached_tokens: int = 0

@@ -49,6 +49,7 @@ class RequestContext:
         if cand is not None:
             h.append(("x-turnout-provider", cand.provider.name))
             h.append(("x-turnout-model", cand.deployment.name))
+            h.append(("x-turnout-route", cand.via))
         return h
 
     def attempt(self, cand: Candidate, status: int | None, error: str | None, ms: float) -> None:
@@ -91,6 +92,7 @@ class RequestContext:
             "provider": None,
             "deployment_id": None,
             "byok": False,
+            "route": None,
             "input_tokens": inp,
             "output_tokens": out,
             "cached_tokens": cached,
@@ -118,6 +120,7 @@ class RequestContext:
             rec["provider"] = p.name
             rec["deployment_id"] = d.id
             rec["byok"] = cand.byok
+            rec["route"] = cand.via
             if d.int_prices is not None:
                 rec["_micro"] = d.int_prices
             else:

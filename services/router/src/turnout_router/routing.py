@@ -55,6 +55,9 @@ class Candidate:
     deployment: Deployment
     provider: Provider
     byok: bool
+    via: str = "model"
+    """Why this chain: ``model`` (the requested name's own chain), ``rule:<id>`` or
+    ``route:<purpose>`` (``model: auto``)."""
 
 
 # Reasons a deployment is filtered out, ranked: the highest rank among the requested
@@ -170,7 +173,9 @@ def _demote_trials(
     return keep + later
 
 
-def _rule_targets(index: Index, need: Need, rng: random.Random) -> list[tuple[str, ...]]:
+def _rule_targets(
+    index: Index, need: Need, rng: random.Random
+) -> list[tuple[str, tuple[str, ...]]]:
     """Target lists of the matching rules: by priority, weighted random among equals.
 
     For ``auto`` the rules without a ``model`` (or with ``auto``) match; for a named model,
@@ -184,7 +189,7 @@ def _rule_targets(index: Index, need: Need, rng: random.Random) -> list[tuple[st
     ]
     if len(matching) > 1:
         matching.sort(key=lambda r: (r.priority, -(rng.random() ** (1.0 / max(r.weight, 1e-9)))))
-    return [r.targets for r in matching]
+    return [(f"rule:{r.id}", r.targets) for r in matching]
 
 
 def _matching(index: Index, need: Need) -> Iterable[RoutingRule]:
@@ -201,14 +206,14 @@ def _matching(index: Index, need: Need) -> Iterable[RoutingRule]:
             yield r
 
 
-def _names(index: Index, need: Need, rng: random.Random) -> list[tuple[str, ...]]:
+def _names(index: Index, need: Need, rng: random.Random) -> list[tuple[str, tuple[str, ...]]]:
     """Name sequences to try, best first: each matching rule's targets, then for ``auto``
     the route, for a named model its own chain (the model, its fallbacks, the route's)."""
     route = index.routes.get(need.purpose)
     if need.model == AUTO:
         seqs = _rule_targets(index, need, rng)
         if route is not None:
-            seqs.append((route.model, *route.fallbacks))
+            seqs.append((f"route:{route.purpose}", (route.model, *route.fallbacks)))
         if not seqs:
             raise NotFound(
                 f"model 'auto' found no routing rule and no route for {need.purpose}; "
@@ -226,8 +231,8 @@ def _names(index: Index, need: Need, rng: random.Random) -> list[tuple[str, ...]
             names.extend(route.fallbacks)
         seq = index.chains[(need.purpose, need.model)] = tuple(dict.fromkeys(names))
     if need.model in index.ruled_models:
-        return [*_rule_targets(index, need, rng), seq]
-    return [seq]
+        return [*_rule_targets(index, need, rng), ("model", seq)]
+    return [("model", seq)]
 
 
 def plan(
@@ -261,7 +266,7 @@ def plan(
                 param="model",
             )
     best: tuple[int, str] | None = None
-    for seq in _names(index, need, rng):
+    for via, seq in _names(index, need, rng):
         chain: list[Candidate] = []
         seen: set[str] = set()
         for pos, name in enumerate(seq):
@@ -275,6 +280,9 @@ def plan(
                     seen.add(c.deployment.id)
                     chain.append(c)
         if chain:
+            if via != "model":
+                for c in chain:
+                    c.via = via
             if trial:
                 chain = _demote_trials(chain, trial, trial_share, rng)
             return chain[:max_attempts]
