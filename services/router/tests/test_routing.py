@@ -68,8 +68,12 @@ needs = st.fixed_dictionaries(
 )
 
 
-def make_index(provs: list[dict[str, Any]], mods: list[dict[str, Any]]) -> Any:
-    entities: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
+def make_index(
+    provs: list[dict[str, Any]],
+    mods: list[dict[str, Any]],
+    extra: dict[tuple[str, str], tuple[int, dict[str, Any]]] | None = None,
+) -> Any:
+    entities: dict[tuple[str, str], tuple[int, dict[str, Any]]] = dict(extra or {})
     for i, p in enumerate(provs):
         entities[("provider", f"p{i}")] = (
             1,
@@ -237,7 +241,7 @@ def test_auto_uses_rules_then_route() -> None:
     assert plan(index, eco_chat, set(), CAPS, rng)[0].deployment.name == "alpha"
 
 
-def _three_names() -> Any:
+def _three_names(extra: dict[tuple[str, str], tuple[int, dict[str, Any]]] | None = None) -> Any:
     base = {
         "provider": 0,
         "enabled": True,
@@ -254,6 +258,7 @@ def _three_names() -> Any:
     return make_index(
         [{"enabled": True, "min_tier": None, "priority": 0, "weight": 1}],
         [{**base, "name": n} for n in ("alpha", "beta", "gamma")],
+        extra,
     )
 
 
@@ -360,3 +365,19 @@ def test_a_half_open_subject_that_is_the_only_candidate_still_serves() -> None:
     rng = random.Random(3)
     chain = plan(index, need, {"p1"}, CAPS, rng, 6, {"p0"}, 0.0)
     assert [c.provider.id for c in chain] == ["p0"]
+
+
+def test_a_key_may_allow_a_catalog_entry_by_id() -> None:
+    key = {
+        "id": "k1",
+        "user_id": "u1",
+        "key_hash": "h1",
+        "allowed_models": ["m1", "alpha"],  # m1 is beta's catalog id; alpha a name
+    }
+    index = _three_names({("virtual_key", "k1"): (1, key)})
+    allowed = index.keys_by_hash["h1"].allowed_models
+    assert allowed == frozenset({"m1", "alpha", "beta"})
+    chain = plan(
+        index, Need(purpose="chat", model="beta", allowed=allowed), set(), CAPS, random.Random(1)
+    )
+    assert chain[0].deployment.name == "beta"

@@ -8,7 +8,7 @@ Config events are applied in O(1) (idempotent by per-entity revision); the read-
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from turnout_common.crypto import DecryptionError, KeyRing
@@ -58,6 +58,20 @@ class Index:
         return t.rank if t is not None else TIER_RANKS.get(tier, 0)
 
 
+def _allow_by_id(idx: Index) -> None:
+    """A key's ``allowed_models`` may name a catalog entry by id (SPEC: names or ids); the
+    router compares public names, so an id also allows that entry's name and aliases."""
+    names_of: dict[str, tuple[str, ...]] | None = None
+    for h, k in list(idx.keys_by_hash.items()):
+        if k.allowed_models is None or k.allowed_models <= idx.known_names:
+            continue
+        if names_of is None:
+            names_of = {d.id: (d.name, *d.aliases) for ds in idx.by_name.values() for d in ds}
+        extra = {n for m in k.allowed_models if m in names_of for n in names_of[m]}
+        if extra:
+            idx.keys_by_hash[h] = replace(k, allowed_models=k.allowed_models | extra)
+
+
 def build_index(entities: dict[tuple[str, str], tuple[int, dict[str, Any]]]) -> Index:
     idx = Index()
     names: dict[str, list[Deployment]] = {}
@@ -96,6 +110,7 @@ def build_index(entities: dict[tuple[str, str], tuple[int, dict[str, Any]]]) -> 
             log.warning("ignoring a malformed %s entity (revision %s)", entity, rev)
     idx.by_name = {n: tuple(ds) for n, ds in names.items()}
     idx.known_names = frozenset(known)
+    _allow_by_id(idx)
     idx.rules = tuple(sorted((r for r in rules if r.enabled), key=lambda r: (r.priority, r.id)))
     idx.ruled_models = frozenset(r.model for r in idx.rules if r.model is not None)
     idx.byok_providers = {u: frozenset(p) for u, p in byok_providers.items()}
