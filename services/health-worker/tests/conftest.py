@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -12,7 +12,9 @@ from turnout_common.auth import token_hash
 from turnout_common.broker import Producer, ensure_topics
 from turnout_common.events import HealthEvent
 from turnout_common.follow import TopicFollower
+from turnout_common.oidc import OidcSettings
 from turnout_common.settings import KafkaSettings
+from turnout_common.testing.oidc import Jwks
 from turnout_common.testing.servers import LocalServer
 from turnout_common.topics import CONFIG, HEALTH, USAGE
 from turnout_health.app import create_app
@@ -54,8 +56,15 @@ def snapshot_server(snapshot: Snapshot) -> Any:
 
 
 @pytest.fixture(scope="session")
+def sso() -> Iterator[Jwks]:
+    """A local OIDC issuer (JWKS over HTTP) the harness trusts for admin SSO."""
+    with Jwks() as jwks:
+        yield jwks
+
+
+@pytest.fixture(scope="session")
 async def harness(
-    database_url: str, kafka_settings: KafkaSettings, snapshot_server: LocalServer
+    database_url: str, kafka_settings: KafkaSettings, snapshot_server: LocalServer, sso: Jwks
 ) -> AsyncIterator[Harness]:
     """One health worker (fast settings) shared by the lifecycle tests."""
     await ensure_topics(kafka_settings, [CONFIG, HEALTH, USAGE])
@@ -76,7 +85,7 @@ async def harness(
     common, hs = make_settings(
         database_url, kafka_settings, snapshot_server.url, f"health_{uuid.uuid4().hex[:8]}", **FAST
     )
-    app = create_app(common, hs)
+    app = create_app(common, hs, OidcSettings.model_validate(sso.settings()))
     try:
         async with running(app) as client:
             await wait_until(lambda: app.state.usage.assigned and app.state.worker.lease.is_leader)

@@ -6,6 +6,7 @@ import asyncio
 import re
 import uuid
 
+from turnout_common.testing.oidc import Jwks
 from turnout_common.testing.upstream import start_fake_openai
 from turnout_health.testing import ADMIN, MINTED, Harness, provider_data, wait_until
 
@@ -18,7 +19,9 @@ async def test_admin_auth(harness: Harness) -> None:
     r = await harness.client.get(
         "/api/v1/health/providers", headers={"Authorization": "Bearer nope-nope"}
     )
-    assert r.status_code == 403
+    assert r.status_code == 401  # an unknown credential is 401 (403 is a valid non-admin)
+    assert r.json()["error"]["type"] == "authentication_error"
+    assert r.json()["error"]["code"] == "invalid_token"
     r = await harness.client.get(
         "/api/v1/health/providers", headers={"Authorization": f"Bearer {MINTED}"}
     )
@@ -30,7 +33,22 @@ async def test_admin_auth(harness: Harness) -> None:
     r = await harness.client.get(
         "/api/v1/health/providers", headers={"Authorization": f"Bearer {MINTED}"}
     )
-    assert r.status_code == 403
+    assert r.status_code == 401  # revoked
+
+
+async def test_oidc_admin_auth(harness: Harness, sso: Jwks) -> None:
+    """SSO: a JWT with the admin role is an admin; without it 403; a bad signature 401."""
+    url = "/api/v1/health/providers"
+    admin = {"Authorization": f"Bearer {sso.token(['dev', 'admin'], sub='sso-admin')}"}
+    r = await harness.client.get(url, headers=admin)
+    assert r.status_code == 200, r.text
+    viewer = {"Authorization": f"Bearer {sso.token(['viewer'])}"}
+    r = await harness.client.get(url, headers=viewer)
+    assert r.status_code == 403 and r.json()["error"]["type"] == "permission_error"
+    for bad in (sso.forged(["admin"]), sso.token(["admin"], exp=1000)):
+        r = await harness.client.get(url, headers={"Authorization": f"Bearer {bad}"})
+        assert r.status_code == 401, r.text
+        assert r.json()["error"]["code"] == "invalid_token"
 
 
 async def test_providers_and_history(harness: Harness) -> None:
@@ -44,7 +62,15 @@ async def test_providers_and_history(harness: Harness) -> None:
         row = next(p for p in r.json()["data"] if p["provider_id"] == pid)
         assert row["status"] == "healthy" and row["circuit"] == "closed"
         assert row["kind"] == "vllm" and row["latency_ms"] > 0 and row["last_probe_at"]
-        await wait_until(lambda: harness.app.state.worker.prober.probes >= 3)
+        pool = harness.app.state.turnout.pool
+        while True:  # the probe counter is global: wait for this provider's own history
+            async with pool.acquire() as conn:
+                n = await conn.fetchval(
+                    "SELECT count(*) FROM probe_history WHERE provider_id = $1", pid
+                )
+            if n >= 3:
+                break
+            await asyncio.sleep(0.05)
         r = await harness.client.get(f"/api/v1/health/providers/{pid}/history?limit=2", headers=H)
         page = r.json()
         assert len(page["data"]) == 2 and page["next_before"] == page["data"][-1]["id"]

@@ -2,7 +2,7 @@
 
 Admins: the bootstrap token (``TURNOUT_ADMIN_TOKEN``), tokens minted through config-api
 (their SHA-256 hashes arrive as ``admin_token`` config entities), or an OIDC JWT with the
-admin role (see ``turnout_config_api`` for the OIDC verifier). Users: a virtual key whose
+admin role (:mod:`turnout_common.oidc`). Users: a virtual key whose
 hash the service knows from config events.
 """
 

@@ -11,9 +11,11 @@ import httpx
 from fastapi import FastAPI
 
 from turnout_common import db
+from turnout_common.asgi import ApiMiddleware
 from turnout_common.crypto import KeyRing
 from turnout_common.logs import setup_logging
 from turnout_common.migrations import migrate_dsn
+from turnout_common.oidc import OidcVerifier
 from turnout_common.outbox import OutboxRelay
 from turnout_common.tasks import cancel
 from turnout_common.web import install_error_handlers, install_http_metrics, ops_router
@@ -21,26 +23,11 @@ from turnout_config_api.api import admin, keys, models, providers, routing, user
 from turnout_config_api.changes import SCHEMA
 from turnout_config_api.db_errors import install_db_error_handlers
 from turnout_config_api.deps import AdminReadDep
-from turnout_config_api.middleware import ApiMiddleware
-from turnout_config_api.oidc import OidcVerifier
 from turnout_config_api.relay import RelaySender, run_relay
 from turnout_config_api.settings import ConfigApiSettings
 from turnout_config_api.state import AppState
 
 API_PREFIX = "/api/v1"
-
-
-def _oidc(settings: ConfigApiSettings) -> OidcVerifier | None:
-    if not settings.oidc_enabled:
-        return None
-    assert settings.oidc_issuer is not None and settings.oidc_jwks_url is not None
-    return OidcVerifier(
-        issuer=settings.oidc_issuer,
-        jwks_url=settings.oidc_jwks_url,
-        audience=settings.oidc_audience,
-        role_claim=settings.oidc_role_claim,
-        admin_role=settings.oidc_admin_role,
-    )
 
 
 def create_app(settings: ConfigApiSettings | None = None) -> FastAPI:
@@ -68,7 +55,13 @@ def create_app(settings: ConfigApiSettings | None = None) -> FastAPI:
             service="config-api",
         )
         state = AppState(
-            settings, ring, pool, http, oidc=_oidc(settings), relay=relay, sender=sender
+            settings,
+            ring,
+            pool,
+            http,
+            oidc=OidcVerifier.from_settings(settings),
+            relay=relay,
+            sender=sender,
         )
         state.relay_task = asyncio.create_task(run_relay(relay, sender), name="config-outbox")
         app.state.config_api = state

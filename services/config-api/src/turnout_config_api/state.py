@@ -9,8 +9,8 @@ import asyncpg
 import httpx
 
 from turnout_common.crypto import KeyRing
+from turnout_common.oidc import OidcVerifier
 from turnout_common.outbox import OutboxRelay
-from turnout_config_api.oidc import OidcVerifier
 from turnout_config_api.relay import RelaySender
 from turnout_config_api.settings import ConfigApiSettings
 

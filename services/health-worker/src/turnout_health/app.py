@@ -18,6 +18,7 @@ from turnout_common.errors import ConfigurationError
 from turnout_common.events import ConfigEvent
 from turnout_common.follow import ConfigFollower
 from turnout_common.migrations import migrate_dsn
+from turnout_common.oidc import OidcSettings, OidcVerifier, oidc_settings
 from turnout_common.outbox import OutboxRelay
 from turnout_common.settings import CommonSettings
 from turnout_common.tasks import cancel
@@ -42,16 +43,20 @@ log = logging.getLogger(__name__)
 
 
 def create_app(
-    settings: CommonSettings | None = None, health: HealthSettings | None = None
+    settings: CommonSettings | None = None,
+    health: HealthSettings | None = None,
+    oidc: OidcSettings | None = None,
 ) -> FastAPI:
+    """``oidc`` defaults to ``settings`` (if it carries ``oidc_*``), else ``TURNOUT_OIDC_*``."""
     settings = settings or CommonSettings(service_name="health-worker")
     health = health or HealthSettings()
+    verifier = OidcVerifier.from_settings(oidc or oidc_settings(settings))
     checks: dict[str, ReadinessCheck] = {}
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
-            await _start(app, stack, settings, health, checks)
+            await _start(app, stack, settings, health, checks, verifier)
             yield
 
     app = FastAPI(title="turnout-health-worker", lifespan=lifespan)
@@ -72,6 +77,7 @@ async def _start(
     settings: CommonSettings,
     health: HealthSettings,
     checks: dict[str, ReadinessCheck],
+    oidc: OidcVerifier | None,
 ) -> None:
     from turnout_health.main import migrations
 
@@ -146,7 +152,7 @@ async def _start(
         return not relay_task.done()
 
     checks.update(database=db_ok, config=config_ok, outbox_relay=relay_ok)
-    app.state.turnout = AppState(settings, health, pool, registry)
+    app.state.turnout = AppState(settings, health, pool, registry, oidc)
     app.state.worker = worker
     app.state.usage = usage
     app.state.service = service

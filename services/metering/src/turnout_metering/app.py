@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
+from turnout_common.asgi import ApiMiddleware
 from turnout_common.web import (
     ReadinessCheck,
     install_error_handlers,
@@ -62,6 +63,7 @@ def create_app(
     app.state.runtime = rt
     install_error_handlers(app)
     install_http_metrics(app, "metering")
+    app.add_middleware(ApiMiddleware)  # outermost: request ids, curl-style JSON bodies
     app.include_router(ops_router(_checks(rt)))
     app.include_router(usage.router)
     app.include_router(credits.router)

@@ -9,6 +9,7 @@ from fastapi import Depends, Header, Request
 
 from turnout_common.auth import Principal, bearer_token, is_bootstrap_admin, token_hash
 from turnout_common.errors import AuthenticationFailed, PermissionDenied
+from turnout_common.oidc import OidcVerifier, oidc_settings
 from turnout_metering.runtime import Runtime
 
 
@@ -20,16 +21,35 @@ def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-def get_principal(
-    runtime: RuntimeDep, authorization: Annotated[str | None, Header()] = None
+def get_oidc(request: Request, runtime: RuntimeDep) -> OidcVerifier | None:
+    """The OIDC verifier (SSO): ``app.state.oidc`` if the app set one, else built once from
+    the settings (``oidc_*`` fields, if they have them) or ``TURNOUT_OIDC_*``."""
+    state = request.app.state
+    verifier: OidcVerifier | None
+    try:
+        verifier = state.oidc
+    except AttributeError:
+        verifier = state.oidc = OidcVerifier.from_settings(oidc_settings(runtime.settings))
+    return verifier
+
+
+async def get_principal(
+    runtime: RuntimeDep,
+    oidc: Annotated[OidcVerifier | None, Depends(get_oidc)],
+    authorization: Annotated[str | None, Header()] = None,
 ) -> Principal:
+    """Admins: bootstrap token, minted admin token, OIDC JWT with the admin role. Users: a
+    virtual key, or an OIDC JWT without it (its ``sub``). Anything else is 401."""
     token = bearer_token(authorization)
     if token is None:
         raise AuthenticationFailed(
-            "missing credentials: send 'Authorization: Bearer <admin token or virtual key>'"
+            "missing credentials: send 'Authorization: Bearer <admin token or virtual key>'",
+            code="missing_token",
         )
     if is_bootstrap_admin(token, runtime.settings.admin_token):
         return Principal("admin", "bootstrap")
+    if oidc is not None and oidc.looks_like_jwt(token):
+        return await oidc.verify(token)
     digest = token_hash(token)
     if runtime.config.is_admin_hash(digest):
         return Principal("admin", "admin_token")
@@ -37,7 +57,7 @@ def get_principal(
     if key is not None and not key.revoked:
         if key.expires_at is None or key.expires_at > datetime.now(UTC):
             return Principal("user", key.user_id, key.id)
-    raise AuthenticationFailed("invalid, revoked or expired token")
+    raise AuthenticationFailed("invalid, revoked or expired token", code="invalid_token")
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

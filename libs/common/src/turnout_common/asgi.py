@@ -1,7 +1,9 @@
-"""ASGI middleware: request ids, and JSON bodies sent without a JSON content type.
+"""ASGI middleware shared by the JSON APIs (config-api, metering): request ids, and JSON
+bodies sent without a JSON content type.
 
 ``curl -d '{...}'`` (the SPEC §5 walkthrough) sends ``application/x-www-form-urlencoded``;
-this API only accepts JSON bodies, so such a body is read as JSON (invalid JSON still 422s).
+these APIs only accept JSON bodies, so such a body is read as JSON (invalid JSON still 422s).
+Add it after ``install_http_metrics`` (outermost), since it copies the scope.
 """
 
 from __future__ import annotations
