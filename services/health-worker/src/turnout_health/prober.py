@@ -127,6 +127,13 @@ class Prober:
             cfg = self._registry.providers.get(count.provider_id)
             if cfg is not None and cfg.enabled:
                 await self._service.apply_passive(cfg, count)
+        # slow targets without traffic in the window any more: judge them on an empty window
+        seen = {(c.provider_id, c.deployment_id) for c in counts}
+        for (provider_id, deployment_id), rt in list(self._service.runtimes.items()):
+            cfg = self._registry.providers.get(provider_id)
+            if rt.slow is not None and (provider_id, deployment_id) not in seen and cfg:
+                empty = repository.PassiveCount(provider_id, deployment_id, 0, 0, 0.0, 0.0)
+                await self._service.apply_passive(cfg, empty)
         for (provider_id, deployment_id), rt in list(self._service.runtimes.items()):
             cfg = self._registry.providers.get(provider_id)
             if deployment_id and cfg is not None and rt.circuit.trial_due(now):

@@ -5,6 +5,11 @@ A target is ``(provider_id, deployment_id)``; ``deployment_id == ""`` is the pro
 only: their trial after the cool-down is the router's trial traffic while half-open.
 Only changes of ``(status, circuit, auto_disabled)`` are published, through the outbox, in
 the same transaction as the state row they describe.
+
+Sustained slow traffic (the passive window's average attempt latency above ``SLOW_MS``, with
+at least ``PASSIVE_MIN_REQUESTS`` attempts) makes a closed target ``degraded`` until the
+average is back under it; latency alone never moves the circuit (degraded still gets
+traffic).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from turnout_health.settings import HealthSettings
 
 Target = tuple[str, str]
 Published = tuple[HealthStatus, CircuitState, bool]
+SLOW_PREFIX = "passive latency: "
 
 
 @dataclass
@@ -36,6 +42,7 @@ class ProviderRuntime:
     status: HealthStatus = "unknown"
     latency_ms: float | None = None
     reason: str = ""
+    slow: str | None = None  # why passive traffic is slow (closed circuit only), else None
     published: Published | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -87,6 +94,8 @@ class HealthService:
             if row.opened_at is not None:
                 circuit.opened_at = now_mono - (now_wall - row.opened_at).total_seconds()
             rt = ProviderRuntime(circuit, row.status, row.latency_ms, row.reason)  # type: ignore[arg-type]
+            if row.status == "degraded" and row.reason.startswith(SLOW_PREFIX):
+                rt.slow = row.reason
             rt.published = (rt.status, circuit.state, row.auto_disabled)
             self.runtimes[(row.provider_id, row.deployment_id)] = rt
 
@@ -107,6 +116,10 @@ class HealthService:
             elif was == "half_open":
                 reason = f"trial probe succeeded: {result.reason}"
             rt.status = derive_status(rt.circuit.state, result, rt.status)
+            if was != "closed" or rt.circuit.state != "closed":
+                rt.slow = None  # a circuit change restarts the passive window
+            elif rt.slow is not None and rt.status == "healthy":
+                rt.status, reason = "degraded", rt.slow  # the probe is fast, traffic is not
             rt.latency_ms, rt.reason = result.latency_ms, reason
             await self._persist(
                 provider, (provider.id, ""), rt, result, circuit_changed=was != rt.circuit.state
@@ -116,7 +129,7 @@ class HealthService:
         rt = self.runtime(provider.id, deployment_id)
         async with rt.lock:
             rt.circuit.half_open()
-            rt.status = "unknown"
+            rt.status, rt.slow = "unknown", None
             trial = "trial traffic" if deployment_id else "one trial probe"
             rt.reason = f"cool-down of {self._settings.cooldown_s:g} s over; {trial}"
             await self._persist(
@@ -126,8 +139,10 @@ class HealthService:
     async def apply_passive(self, provider: ProviderConfig, count: PassiveCount) -> None:
         """Judge the router's own attempts since the last circuit change of the target.
 
-        Closed: open when the error rate reaches the threshold (with enough requests).
-        Half-open (deployments): close on clean trial traffic, re-open on any failure.
+        Closed: open when the error rate reaches the threshold (with enough requests); else
+        ``degraded`` while the average latency is above ``SLOW_MS`` (with enough requests),
+        ``healthy`` again once it is not. Half-open (deployments): close on clean trial
+        traffic, re-open on any failure. A count of 0 requests means an empty window.
         """
         s = self._settings
         rt = self.runtime(provider.id, count.deployment_id)
@@ -141,24 +156,53 @@ class HealthService:
                 else:
                     rt.circuit.record("success", now)
                     rt.status, rt.reason = "healthy", f"trial traffic succeeded ({count.requests})"
+                rt.slow = None
             elif (
                 state == "closed"
                 and count.requests >= s.passive_min_requests
                 and count.errors / count.requests >= s.passive_error_rate
             ):
                 rt.circuit.trip(now)
-                rt.status = "down"
+                rt.status, rt.slow = "down", None
                 rt.reason = (
                     f"passive: {count.errors}/{count.requests} attempts failed in the last "
                     f"{s.passive_window_s:g} s"
                 )
-            else:
+            elif state != "closed" or not self._judge_latency(rt, count, avg):
                 return
-            rt.latency_ms = avg
+            if avg is not None:
+                rt.latency_ms = avg
             target = (provider.id, count.deployment_id)
             await self._persist(
                 provider, target, rt, None, circuit_changed=state != rt.circuit.state
             )
+
+    def _judge_latency(self, rt: ProviderRuntime, count: PassiveCount, avg: float | None) -> bool:
+        """Sustained slow traffic -> ``degraded``; back under ``SLOW_MS`` -> ``healthy``.
+        Only a status this judgement set is reverted (a slow probe's stays). True if the
+        status changed."""
+        s = self._settings
+        slow = None
+        if avg is not None and count.requests >= s.passive_min_requests and avg > s.slow_ms:
+            slow = (
+                f"{SLOW_PREFIX}average {avg:.0f} ms > {s.slow_ms:.0f} ms over"
+                f" {count.requests} attempts in the last {s.passive_window_s:g} s"
+            )
+        rt.slow = slow
+        # a deployment is judged on traffic only: "unknown" there just means "not judged yet"
+        fresh = rt.status == "healthy" or (count.deployment_id != "" and rt.status == "unknown")
+        if slow is not None and fresh:
+            rt.status, rt.reason = "degraded", slow
+            return True
+        if slow is None and rt.status == "degraded" and rt.reason.startswith(SLOW_PREFIX):
+            rt.status = "healthy"
+            rt.reason = (
+                f"{SLOW_PREFIX}average {avg:.0f} ms <= {s.slow_ms:.0f} ms again"
+                if avg is not None and count.requests >= s.passive_min_requests
+                else f"{SLOW_PREFIX}no sustained slow traffic in the last {s.passive_window_s:g} s"
+            )
+            return True
+        return False
 
     async def forget(self, provider_id: str) -> None:
         """The provider left the config: drop its state and tombstone its health keys."""

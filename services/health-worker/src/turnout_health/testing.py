@@ -127,7 +127,11 @@ class Harness:
         return time.monotonic()
 
     async def send_usage(
-        self, provider_id: str, deployment_id: str, statuses: list[int | None]
+        self,
+        provider_id: str,
+        deployment_id: str,
+        statuses: list[int | None],
+        latency_ms: float = 40.0,
     ) -> None:
         """One usage record per status (None = connect error), each with one attempt."""
         for status in statuses:
@@ -139,7 +143,7 @@ class Harness:
                 deployment_id=deployment_id,
                 status=status,
                 error=None if status else "connect_error",
-                latency_ms=40.0,
+                latency_ms=latency_ms,
             )
             event = UsageEvent(
                 request_id=str(uuid.uuid4()), provider_id=provider_id, attempts=[attempt]
