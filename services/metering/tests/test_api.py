@@ -1,7 +1,9 @@
-"""The HTTP API: auth scopes, listing, CSV export, summaries vs SQL, credits, lab, ops."""
+"""The HTTP API: auth scopes, listing, CSV export, summaries vs SQL, credits (grants and
+adjustments), curl-style bodies, lab, ops."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from collections.abc import AsyncIterator
@@ -15,11 +17,32 @@ from prometheus_client.parser import text_string_to_metric_families
 from turnout_metering.app import create_app
 from turnout_metering.runtime import Runtime
 
-from .conftest import ADMIN, ALICE_KEY, BOB_KEY, MINTED_ADMIN, usage
+from .conftest import ADMIN, ALICE_KEY, BOB_KEY, MINTED_ADMIN, CreditWatch, usage, wait_until
 
 ADMIN_H = {"Authorization": f"Bearer {ADMIN}"}
 ALICE_H = {"Authorization": f"Bearer {ALICE_KEY}"}
 BOB_H = {"Authorization": f"Bearer {BOB_KEY}"}
+ALICE_START = Decimal("9.69999997")  # tier credit 10.00 - 30 x 0.010000001 (the fixture's usage)
+
+
+async def curl(client: httpx.AsyncClient, path: str, raw: str) -> httpx.Response:
+    """POST a body the way ``curl -d`` does: raw JSON sent as a form content type."""
+    headers = {**ADMIN_H, "Content-Type": "application/x-www-form-urlencoded"}
+    return await client.post(path, headers=headers, content=raw.encode())
+
+
+async def adjust(
+    client: httpx.AsyncClient, user: str, amount: str, reason: str = "correction", **kw: str
+) -> httpx.Response:
+    headers = kw.get("headers") or ADMIN_H
+    body = {"amount_usd": amount, "reason": reason}
+    return await client.post(f"/api/v1/credits/{user}/adjust", headers=headers, json=body)
+
+
+async def balance_of(client: httpx.AsyncClient, user: str) -> Decimal | None:
+    credits = (await client.get(f"/api/v1/credits/{user}", headers=ADMIN_H)).json()
+    assert credits["ledger_consistent"], credits
+    return None if credits["balance_usd"] is None else Decimal(credits["balance_usd"])
 
 
 @pytest.fixture
@@ -157,3 +180,109 @@ async def test_lab_and_ops(client: httpx.AsyncClient, runtime: Runtime) -> None:
     assert ("turnout_http_requests_total", "metering") in names_labels
     models = {dict(labels).get("gen_ai_request_model") for name, labels in samples}
     assert "gpt-4o-mini" in models
+
+
+async def test_adjustments_move_balance_ledger_and_credit_event(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    watch = CreditWatch(runtime.settings.kafka, runtime.settings.credit_topic)
+    await watch.start()
+    try:
+        assert await balance_of(client, "alice") == ALICE_START
+        up = await curl(
+            client,
+            "/api/v1/credits/alice/adjust",
+            '{"amount_usd": "1.25", "reason": "  refund for the 502 outage  "}',
+        )
+        assert up.status_code == 201, up.text
+        entry = up.json()
+        assert entry["kind"] == "adjustment" and Decimal(entry["amount_usd"]) == Decimal("1.25")
+        assert (
+            entry["reason"] == "refund for the 502 outage" and entry["actor"] == "admin:bootstrap"
+        )
+        assert await balance_of(client, "alice") == ALICE_START + Decimal("1.25")
+
+        down = await adjust(client, "alice", "-0.94999997", "duplicate grant in March")
+        assert down.status_code == 201, down.text
+        assert Decimal(down.json()["amount_usd"]) == Decimal("-0.94999997")
+        assert await balance_of(client, "alice") == Decimal(10)
+        await wait_until(lambda: (e := watch.latest("user:alice")) and e.balance_usd == 10)
+        event = watch.latest("user:alice")
+        assert event is not None and not event.blocked and event.remaining_usd is not None
+
+        # removing more than is left is refused, and nothing is recorded
+        over = await adjust(client, "alice", "-10.000000001")
+        assert over.status_code == 409, over.text
+        error = over.json()["error"]
+        assert error["code"] == "insufficient_balance" and error["param"] == "amount_usd"
+        assert "below zero" in error["message"] and "10.000000000 USD" in error["message"]
+        assert await balance_of(client, "alice") == Decimal(10)
+
+        # down to exactly zero is allowed, and blocks her like a spent balance does
+        zero = await adjust(client, "alice", "-10", "account closed")
+        assert zero.status_code == 201, zero.text
+        assert await balance_of(client, "alice") == 0
+        await wait_until(lambda: (e := watch.latest("user:alice")) and e.blocked)
+        event = watch.latest("user:alice")
+        assert event is not None and event.balance_usd == 0
+    finally:
+        await watch.stop()
+
+    ledger = (await client.get("/api/v1/credits/alice/ledger", headers=ALICE_H)).json()
+    rows = [(e["kind"], Decimal(e["amount_usd"]), e["reason"]) for e in ledger["data"][:3]]
+    assert rows == [
+        ("adjustment", Decimal("-10"), "account closed"),
+        ("adjustment", Decimal("-0.94999997"), "duplicate grant in March"),
+        ("adjustment", Decimal("1.25"), "refund for the 502 outage"),
+    ]
+    assert ledger["total"] == 5  # tier grant + usage debit + 3 adjustments
+    assert Decimal(ledger["balance_usd"]) == Decimal(ledger["ledger_balance_usd"]) == 0
+
+
+async def test_adjustment_creates_an_account_but_never_an_overdraft(
+    client: httpx.AsyncClient,
+) -> None:
+    assert await balance_of(client, "bob") is None  # free tier: no credit account
+    refused = await adjust(client, "bob", "-1")
+    assert refused.status_code == 409 and "no credit account" in refused.json()["error"]["message"]
+    assert await balance_of(client, "bob") is None
+    assert (await adjust(client, "bob", "3")).status_code == 201
+    assert await balance_of(client, "bob") == 3
+    # concurrent removals are serialised on the account: never below zero
+    results = await asyncio.gather(*(adjust(client, "bob", "-1.1") for _ in range(4)))
+    assert sorted(r.status_code for r in results) == [201, 201, 409, 409]
+    assert await balance_of(client, "bob") == Decimal("0.8")
+
+
+async def test_adjustment_is_admin_only_and_validated(client: httpx.AsyncClient) -> None:
+    path = "/api/v1/credits/alice/adjust"
+    for who in (ALICE_H, BOB_H):
+        denied = await adjust(client, "alice", "5", headers=who)
+        assert denied.status_code == 403 and denied.json()["error"]["type"] == "permission_error"
+    assert (await client.post(path, json={"amount_usd": "5", "reason": "x"})).status_code == 401
+    cases = [
+        ({"amount_usd": "0", "reason": "x"}, "amount_usd"),
+        ({"amount_usd": "-0.000", "reason": "x"}, "amount_usd"),
+        ({"amount_usd": "1"}, "reason"),
+        ({"amount_usd": "1", "reason": "   "}, "reason"),
+        ({"amount_usd": "0.0000000001", "reason": "x"}, "amount_usd"),
+        ({"amount_usd": "1000000.01", "reason": "x"}, "amount_usd"),
+        ({"amount_usd": "1", "reason": "x", "kind": "grant"}, "kind"),
+    ]
+    for body, param in cases:
+        bad = await client.post(path, headers=ADMIN_H, json=body)
+        assert bad.status_code == 422, (body, bad.text)
+        assert bad.json()["error"]["param"] == param, (body, bad.text)
+    unknown = await adjust(client, "zed", "1")
+    assert unknown.status_code == 404 and "zed" in unknown.json()["error"]["message"]
+    assert await balance_of(client, "alice") == ALICE_START  # nothing recorded
+
+
+async def test_curl_style_bodies_are_read_as_json(client: httpx.AsyncClient) -> None:
+    ok = await curl(client, "/api/v1/credits/alice/grant", '{"amount_usd":5,"reason":"curl"}')
+    assert ok.status_code == 201, ok.text
+    assert ok.json()["kind"] == "grant" and ok.headers["x-request-id"]
+    assert await balance_of(client, "alice") == ALICE_START + 5
+    broken = await curl(client, "/api/v1/credits/alice/grant", "amount_usd=5&reason=form")
+    assert broken.status_code == 422 and broken.json()["error"]["type"] == "invalid_request_error"
+    assert await balance_of(client, "alice") == ALICE_START + 5

@@ -80,6 +80,14 @@ async def ensure_account(conn: asyncpg.Connection, user_id: str) -> None:
     )
 
 
+async def lock_balance(conn: asyncpg.Connection, user_id: str) -> Decimal | None:
+    """The user's balance, its account row locked until the transaction ends (None = none)."""
+    balance: Decimal | None = await conn.fetchval(
+        "SELECT balance_usd FROM credit_accounts WHERE user_id = $1 FOR UPDATE", user_id
+    )
+    return balance
+
+
 async def add_entry(
     conn: asyncpg.Connection,
     user_id: str,

@@ -14,6 +14,7 @@ from typing import Any
 
 import asyncpg
 
+from turnout_common.errors import Conflict
 from turnout_common.events import CreditEvent
 from turnout_common.outbox import enqueue_many
 from turnout_metering import credit_repo as repo
@@ -173,10 +174,44 @@ class CreditService:
         return True
 
     async def grant(self, user_id: str, amount: Decimal, reason: str, actor: str) -> asyncpg.Record:
+        """Add prepaid credit (``amount`` > 0)."""
+        return await self._record(user_id, "grant", amount, reason, actor)
+
+    async def adjust(
+        self, user_id: str, amount: Decimal, reason: str, actor: str
+    ) -> asyncpg.Record:
+        """Correct the balance by a signed ``amount``. A negative one may take the balance down
+        to zero (which blocks a prepaid user) but not below: only usage already served may
+        overdraw an account. Conflict (409) otherwise, nothing recorded."""
+        return await self._record(user_id, "adjustment", amount, reason, actor)
+
+    async def _record(
+        self,
+        user_id: str,
+        kind: str,
+        amount: Decimal,
+        reason: str,
+        actor: str,
+    ) -> asyncpg.Record:
+        """One admin ledger entry, the balance moved and the new credit state published
+        (through the outbox), in one transaction. An entry that removes credit may not take
+        the balance below zero."""
         period = self.period()
         async with self._pool.acquire() as conn, conn.transaction():
+            if amount < 0:
+                balance = await repo.lock_balance(conn, user_id)  # no concurrent debit now
+                have = balance if balance is not None else Decimal(0)
+                if have + amount < 0:
+                    shown = "no credit account" if balance is None else f"{balance} USD"
+                    raise Conflict(
+                        f"a {kind} of {amount} USD would take the balance of {user_id!r}"
+                        f" ({shown}) below zero; at most {max(have, Decimal(0))} USD can be"
+                        " removed",
+                        code="insufficient_balance",
+                        param="amount_usd",
+                    )
             row = await repo.add_entry(
-                conn, user_id, "grant", amount, period, reason=reason, actor=actor
+                conn, user_id, kind, amount, period, reason=reason, actor=actor
             )
             assert row is not None
             await self.refresh(conn, {("user", user_id)}, period)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 GroupBy = Literal["model", "provider", "user", "key", "day", "source"]
+# why an admin moved a user's credit (kept in the ledger); blank is refused
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
 
 
 class UsageRecord(BaseModel):
@@ -96,7 +98,28 @@ class GrantIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     amount_usd: Decimal = Field(gt=0, le=Decimal("1000000"), decimal_places=9)
-    reason: str = Field(min_length=1, max_length=500)
+    reason: Reason
+
+
+class AdjustmentIn(BaseModel):
+    """A signed correction of a user's prepaid balance (an ``adjustment`` ledger entry)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    amount_usd: Decimal = Field(
+        ge=Decimal("-1000000"),
+        le=Decimal("1000000"),
+        decimal_places=9,
+        description="positive adds credit, negative removes it (at most down to zero)",
+    )
+    reason: Reason
+
+    @field_validator("amount_usd")
+    @classmethod
+    def _not_zero(cls, value: Decimal) -> Decimal:
+        if value == 0:
+            raise ValueError("must not be zero (positive adds credit, negative removes it)")
+        return value
 
 
 class LedgerEntry(BaseModel):

@@ -1,4 +1,4 @@
-"""``/api/v1/credits/{user}``: budget and balance, grants, the ledger."""
+"""``/api/v1/credits/{user}``: budget and balance, grants and adjustments, the ledger."""
 
 from __future__ import annotations
 
@@ -7,11 +7,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
+from turnout_common.auth import Principal
 from turnout_common.errors import NotFound
 from turnout_metering import credit_repo
 from turnout_metering.credit_view import describe
 from turnout_metering.deps import AdminDep, PrincipalDep, RuntimeDep, scoped_user
-from turnout_metering.schemas import Credits, GrantIn, LedgerEntry, LedgerPage
+from turnout_metering.runtime import Runtime
+from turnout_metering.schemas import AdjustmentIn, Credits, GrantIn, LedgerEntry, LedgerPage
 
 router = APIRouter(prefix="/api/v1/credits", tags=["credits"])
 UserPath = Annotated[str, Path(min_length=1, max_length=200)]
@@ -25,15 +27,35 @@ async def get_credits(runtime: RuntimeDep, principal: PrincipalDep, user_id: Use
     return await describe(runtime, user_id)
 
 
+def _known_user(runtime: Runtime, user_id: str) -> str:
+    if user_id not in runtime.config.users:
+        raise NotFound(f"unknown user {user_id!r}: create it in config-api first")
+    return user_id
+
+
+def _actor(admin: Principal) -> str:
+    return f"{admin.kind}:{admin.subject}"
+
+
 @router.post("/{user_id}/grant", response_model=LedgerEntry, status_code=201)
 async def grant(
     runtime: RuntimeDep, admin: AdminDep, user_id: UserPath, body: GrantIn
 ) -> LedgerEntry:
     """Add prepaid credit (a ledger entry) and publish the user's new credit state."""
-    if user_id not in runtime.config.users:
-        raise NotFound(f"unknown user {user_id!r}: create it in config-api first")
     row = await runtime.credits.grant(
-        user_id, body.amount_usd, body.reason, actor=f"{admin.kind}:{admin.subject}"
+        _known_user(runtime, user_id), body.amount_usd, body.reason, actor=_actor(admin)
+    )
+    return LedgerEntry.model_validate(dict(row))
+
+
+@router.post("/{user_id}/adjust", response_model=LedgerEntry, status_code=201)
+async def adjust(
+    runtime: RuntimeDep, admin: AdminDep, user_id: UserPath, body: AdjustmentIn
+) -> LedgerEntry:
+    """Correct prepaid credit by a signed amount (an ``adjustment`` ledger entry with its
+    reason) and publish the user's new credit state; 409 if it would go below zero."""
+    row = await runtime.credits.adjust(
+        _known_user(runtime, user_id), body.amount_usd, body.reason, actor=_actor(admin)
     )
     return LedgerEntry.model_validate(dict(row))
 
