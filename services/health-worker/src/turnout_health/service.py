@@ -178,14 +178,15 @@ class HealthService:
             )
 
     def _judge_latency(self, rt: ProviderRuntime, count: PassiveCount, avg: float | None) -> bool:
-        """Sustained slow traffic -> ``degraded``; back under ``SLOW_MS`` -> ``healthy``.
+        """Sustained slow traffic -> ``degraded``; back under ``PASSIVE_SLOW_MS`` -> ``healthy``.
         Only a status this judgement set is reverted (a slow probe's stays). True if the
         status changed."""
         s = self._settings
         slow = None
-        if avg is not None and count.requests >= s.passive_min_requests and avg > s.slow_ms:
+        limit = s.passive_slow_ms
+        if avg is not None and count.requests >= s.passive_min_requests and avg > limit:
             slow = (
-                f"{SLOW_PREFIX}average {avg:.0f} ms > {s.slow_ms:.0f} ms over"
+                f"{SLOW_PREFIX}average {avg:.0f} ms > {limit:.0f} ms over"
                 f" {count.requests} attempts in the last {s.passive_window_s:g} s"
             )
         rt.slow = slow
@@ -197,7 +198,7 @@ class HealthService:
         if slow is None and rt.status == "degraded" and rt.reason.startswith(SLOW_PREFIX):
             rt.status = "healthy"
             rt.reason = (
-                f"{SLOW_PREFIX}average {avg:.0f} ms <= {s.slow_ms:.0f} ms again"
+                f"{SLOW_PREFIX}average {avg:.0f} ms <= {limit:.0f} ms again"
                 if avg is not None and count.requests >= s.passive_min_requests
                 else f"{SLOW_PREFIX}no sustained slow traffic in the last {s.passive_window_s:g} s"
             )

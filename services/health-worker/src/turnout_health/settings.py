@@ -17,6 +17,12 @@ class HealthSettings(BaseSettings):
     probe_timeout_s: float = Field(5.0, gt=0)
     probe_concurrency: int = Field(8, ge=1)
     slow_ms: float = Field(2000.0, gt=0)
+    passive_slow_ms: float = Field(
+        30_000.0,
+        gt=0,
+        description="router attempts averaging slower than this (passive window) mean degraded;"
+        " whole non-stream generations count, so it is far above the probe's slow_ms",
+    )
     failure_threshold: int = Field(3, ge=2)
     failure_window_s: float = Field(60.0, gt=0)
     cooldown_s: float = Field(30.0, gt=0)

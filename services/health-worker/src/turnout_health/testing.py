@@ -42,6 +42,7 @@ FAST = {
     "passive_flush_s": 0.1,
     "leader_retry_s": 0.2,
     "slow_ms": 2000.0,
+    "passive_slow_ms": 2000.0,
 }
 
 
