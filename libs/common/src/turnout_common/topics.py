@@ -23,7 +23,7 @@ HEALTH = Topic(
     "turnout.health.v1",
     1,
     True,
-    "health-worker -> router: provider/deployment state changes",
+    "health-worker -> router, config-api: provider/deployment state changes",
 )
 USAGE = Topic(
     "turnout.usage.v1",

@@ -23,6 +23,7 @@ from turnout_config_api.api import admin, keys, models, providers, routing, user
 from turnout_config_api.changes import SCHEMA
 from turnout_config_api.db_errors import install_db_error_handlers
 from turnout_config_api.deps import AdminReadDep
+from turnout_config_api.health_view import follow_health
 from turnout_config_api.relay import RelaySender, run_relay
 from turnout_config_api.settings import ConfigApiSettings
 from turnout_config_api.state import AppState
@@ -64,10 +65,14 @@ def create_app(settings: ConfigApiSettings | None = None) -> FastAPI:
             sender=sender,
         )
         state.relay_task = asyncio.create_task(run_relay(relay, sender), name="config-outbox")
+        state.health_task = asyncio.create_task(
+            follow_health(state.health, settings.kafka), name="config-health-view"
+        )
         app.state.config_api = state
         try:
             yield
         finally:
+            await cancel(state.health_task)
             await cancel(state.relay_task)
             await sender.close()
             await http.aclose()

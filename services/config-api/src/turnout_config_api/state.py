@@ -11,6 +11,7 @@ import httpx
 from turnout_common.crypto import KeyRing
 from turnout_common.oidc import OidcVerifier
 from turnout_common.outbox import OutboxRelay
+from turnout_config_api.health_view import HealthView
 from turnout_config_api.relay import RelaySender
 from turnout_config_api.settings import ConfigApiSettings
 
@@ -25,6 +26,8 @@ class AppState:
     relay: OutboxRelay | None = None
     sender: RelaySender | None = None
     relay_task: asyncio.Task[None] | None = field(default=None, repr=False)
+    health: HealthView = field(default_factory=HealthView)
+    health_task: asyncio.Task[None] | None = field(default=None, repr=False)
 
     def relay_alive(self) -> bool:
         return self.relay_task is not None and not self.relay_task.done()

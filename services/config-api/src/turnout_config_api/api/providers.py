@@ -16,8 +16,14 @@ from turnout_config_api.schemas.providers import (
     ProviderUpdate,
 )
 from turnout_config_api.services import discovery, providers
+from turnout_config_api.state import AppState
 
 router = APIRouter(prefix="/providers", tags=["providers"])
+
+
+def _with_health(state: AppState, out: ProviderOut) -> ProviderOut:
+    out.health = state.health.of(out.id)
+    return out
 
 
 @router.get("", response_model=Page[ProviderOut])
@@ -34,7 +40,8 @@ async def list_providers(
             limit,
             offset,
         )
-    return Page(data=[providers.to_out(r) for r in rows], total=total, limit=limit, offset=offset)
+    data = [_with_health(state, providers.to_out(r)) for r in rows]
+    return Page(data=data, total=total, limit=limit, offset=offset)
 
 
 @router.post("", status_code=201, response_model=ProviderOut)
@@ -45,7 +52,7 @@ async def create_provider(state: StateDep, actor: AdminDep, body: ProviderCreate
 @router.get("/{ref}", response_model=ProviderOut)
 async def get_provider(state: StateDep, _: AdminReadDep, ref: str) -> ProviderOut:
     async with state.pool.acquire() as conn:
-        return providers.to_out(await providers.get(conn, ref))
+        return _with_health(state, providers.to_out(await providers.get(conn, ref)))
 
 
 @router.patch("/{ref}", response_model=ProviderOut)

@@ -43,6 +43,19 @@ class ProviderUpdate(Strict):
     metadata: dict[str, Any] | None = None
 
 
+class ProviderHealth(BaseModel):
+    """The latest state the health-worker published for a provider."""
+
+    status: str
+    circuit: str
+    auto_disabled: bool
+    reason: str
+    latency_ms: float | None
+    changed_at: datetime
+    degraded_deployments: list[str]
+    """Deployments (catalog ids) of this provider whose own state is not ``healthy``."""
+
+
 class ProviderOut(BaseModel):
     id: str
     name: str
@@ -62,6 +75,11 @@ class ProviderOut(BaseModel):
     revision: int
     created_at: datetime
     updated_at: datetime
+    health: ProviderHealth | None = Field(
+        None,
+        description="the latest state from the health-worker (turnout.health.v1); null until"
+        " it has reported on this provider",
+    )
 
 
 class ProbeResult(BaseModel):
