@@ -94,3 +94,14 @@ def test_trial_subjects_follow_the_circuit() -> None:
     # one the worker disabled is skipped, not tried
     state.apply_health("q", "down", "half_open", auto_disabled=True)
     assert "q" not in state.trial and "q" in state.unavailable
+
+
+def test_probe_latency_is_kept_per_provider_only() -> None:
+    from turnout_router.state import RouterState
+
+    state = RouterState(None)
+    state.apply_health("p", "healthy", "closed", False, latency_ms=250.0)
+    state.apply_health("p:d1", "degraded", "closed", False, latency_ms=40_000.0)
+    assert state.latency == {"p": 250.0}  # a deployment's passive latency is a generation
+    state.apply_health("p", "down", "open", True)  # no latency in the event: unknown again
+    assert state.latency == {}

@@ -381,3 +381,48 @@ def test_a_key_may_allow_a_catalog_entry_by_id() -> None:
         index, Need(purpose="chat", model="beta", allowed=allowed), set(), CAPS, random.Random(1)
     )
     assert chain[0].deployment.name == "beta"
+
+
+def test_power_level_latency_limits_use_the_providers_probe_latency() -> None:
+    index = make_index(
+        [
+            {"enabled": True, "min_tier": None, "priority": 0, "weight": 1},
+            {"enabled": True, "min_tier": None, "priority": 1, "weight": 1},
+        ],
+        [
+            {
+                "name": "alpha",
+                "provider": i,
+                "enabled": True,
+                "purposes": ["chat"],
+                "context_window": None,
+                "tools": True,
+                "vision": True,
+                "streaming": True,
+                "price": "0.5",
+                "min_tier": None,
+                "priority": 0,
+                "fallbacks": [],
+            }
+            for i in (0, 1)
+        ],
+    )
+    lat_caps = {"eco": 10_000.0, "precision": 2_000.0}
+    latency = {"p0": 3_000.0, "p1": 400.0}  # p0 is preferred (priority) but slow
+    rng = random.Random(2)
+
+    def providers(level: str | None) -> list[str]:
+        need = Need(purpose="chat", model="alpha", power_level=level)
+        chain = plan(index, need, set(), CAPS, rng, 6, frozenset(), 1.0, lat_caps, latency)
+        return [c.provider.id for c in chain]
+
+    assert providers(None) == ["p0", "p1"]  # no power level: no latency limit
+    assert providers("eco") == ["p0", "p1"]  # 3 s is within eco's 10 s
+    assert providers("precision") == ["p1"]  # 3 s is over precision's 2 s
+    assert providers("balanced") == ["p0", "p1"]  # no cap configured for balanced here
+    slow = {"p0": 3_000.0, "p1": 2_500.0}
+    need = Need(purpose="chat", model="alpha", power_level="precision")
+    with pytest.raises(TurnoutError) as info:
+        plan(index, need, set(), CAPS, rng, 6, frozenset(), 1.0, lat_caps, slow)
+    assert info.value.status == 503 and info.value.code == "no_model_for_power_level"
+    assert "slower than the precision power level's 2000 ms" in info.value.message

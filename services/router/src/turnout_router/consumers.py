@@ -25,11 +25,13 @@ def on_health(state: RouterState, _key: bytes | None, value: bytes | None) -> No
     if ev.get("deployment_id"):
         subject += ":" + str(ev["deployment_id"])
     auto = ev.get("auto_disabled")
+    latency = ev.get("latency_ms")
     state.apply_health(
         subject,
         str(ev.get("status", "unknown")),
         str(ev.get("circuit", "closed")),
         None if auto is None else bool(auto),
+        float(latency) if isinstance(latency, int | float) else None,
     )
 
 

@@ -62,7 +62,7 @@ class Candidate:
 
 # Reasons a deployment is filtered out, ranked: the highest rank among the requested
 # name's deployments explains the error (the filter that came closest to serving it).
-_DISABLED, _PURPOSE, _TIER, _CAPABILITY, _CONTEXT, _PRICE, _UNAVAILABLE = range(7)
+_DISABLED, _PURPOSE, _TIER, _CAPABILITY, _CONTEXT, _PRICE, _LATENCY, _UNAVAILABLE = range(8)
 
 
 def _reject_reason(
@@ -72,6 +72,8 @@ def _reject_reason(
     index: Index,
     unavailable: set[str] | frozenset[str],
     price_cap: float | None,
+    latency_cap: float | None = None,
+    latency: Mapping[str, float] | None = None,
 ) -> tuple[int, str] | None:
     if p is None or not d.enabled:
         return _DISABLED, f"model {d.name!r} is disabled"
@@ -89,6 +91,12 @@ def _reject_reason(
         )
     if price_cap is not None and d.max_price > price_cap:
         return _PRICE, f"model {d.name!r} costs more than the {need.power_level} power level allows"
+    if latency_cap is not None and latency and (ms := latency.get(d.provider_id)) is not None:
+        if ms > latency_cap:
+            return _LATENCY, (
+                f"model {d.name!r}: its provider answers in {ms:.0f} ms, slower than the "
+                f"{need.power_level} power level's {latency_cap:.0f} ms"
+            )
     if not p.enabled or p.id in unavailable or f"{p.id}:{d.id}" in unavailable:
         return _UNAVAILABLE, f"no healthy upstream can serve {d.name!r} right now"
     return None
@@ -117,6 +125,8 @@ def _error(rank: int, message: str) -> TurnoutError:
         return ServiceUnavailable(message, code="no_healthy_upstream")
     if rank == _PRICE:
         return BadRequest(message, code="no_model_for_power_level")
+    if rank == _LATENCY:
+        return ServiceUnavailable(message, code="no_model_for_power_level")
     return BadRequest(message, code="model_not_capable", param="model")
 
 
@@ -144,15 +154,18 @@ def candidates_for(
     unavailable: set[str] | frozenset[str],
     price_caps: Mapping[str, float],
     rng: random.Random,
+    latency_caps: Mapping[str, float] | None = None,
+    latency: Mapping[str, float] | None = None,
 ) -> tuple[list[Candidate], tuple[int, str] | None]:
     """Ordered candidates of one public name, and the best rejection reason if none pass."""
     cap = price_caps.get(need.power_level) if need.power_level else None
+    lat_cap = latency_caps.get(need.power_level) if need.power_level and latency_caps else None
     byok = need.byok_providers
     out: list[Candidate] = []
     worst: tuple[int, str] | None = None
     for d in index.by_name.get(name, ()):
         p = index.providers.get(d.provider_id)
-        reason = _reject_reason(d, p, need, index, unavailable, cap)
+        reason = _reject_reason(d, p, need, index, unavailable, cap, lat_cap, latency)
         if reason is None:
             assert p is not None
             out.append(Candidate(d, p, bool(byok) and p.id in byok))
@@ -244,6 +257,8 @@ def plan(
     max_attempts: int = 6,
     trial: set[str] | frozenset[str] = frozenset(),
     trial_share: float = 1.0,
+    latency_caps: Mapping[str, float] | None = None,
+    latency: Mapping[str, float] | None = None,
 ) -> list[Candidate]:
     """The ordered attempt chain for ``need`` (never empty) or the error explaining why not.
 
@@ -272,7 +287,9 @@ def plan(
         for pos, name in enumerate(seq):
             if need.allowed is not None and name not in need.allowed:
                 continue
-            cands, why = candidates_for(name, index, need, unavailable, price_caps, rng)
+            cands, why = candidates_for(
+                name, index, need, unavailable, price_caps, rng, latency_caps, latency
+            )
             if pos == 0 and why is not None and (best is None or why[0] > best[0]):
                 best = why
             for c in cands:

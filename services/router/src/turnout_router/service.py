@@ -58,6 +58,7 @@ class Gateway:
         self.buckets = Buckets()
         self.rng = random.Random()
         self.caps = settings.price_caps()
+        self.latency_caps = settings.latency_caps()
         self._targets: dict[tuple[str, int, str | None], UpstreamTarget] = {}
         self._targets_rev = -1
 
@@ -112,6 +113,8 @@ class Gateway:
             s.max_attempts,
             self.state.trial,
             s.half_open_trial_share,
+            self.latency_caps,
+            self.state.latency,
         )
         user = caller.user
         if self.state.credits or (user is not None and user.budget_usd is not None):

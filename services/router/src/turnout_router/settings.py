@@ -36,6 +36,10 @@ class RouterSettings(CommonSettings):
     eco_max_price_per_mtok: float = 1.0
     balanced_max_price_per_mtok: float = 5.0
     precision_max_price_per_mtok: float = 1_000_000.0
+    # ... and max provider latency (the health-worker's latest probe; None = no limit)
+    eco_max_latency_ms: float | None = Field(10_000.0, gt=0)
+    balanced_max_latency_ms: float | None = Field(5_000.0, gt=0)
+    precision_max_latency_ms: float | None = Field(2_000.0, gt=0)
 
     # defaults when a key / provider sets none (None = unlimited)
     default_output_tokens: int = Field(256, ge=1, description="budget estimate w/o max_tokens")
@@ -53,6 +57,14 @@ class RouterSettings(CommonSettings):
     usage_resend_window_s: float = Field(10.0, ge=0)
     usage_resend_max_mb: float = Field(8.0, ge=0)
     usage_topic: str = "turnout.usage.v1"
+
+    def latency_caps(self) -> dict[str, float]:
+        caps = {
+            "eco": self.eco_max_latency_ms,
+            "balanced": self.balanced_max_latency_ms,
+            "precision": self.precision_max_latency_ms,
+        }
+        return {level: cap for level, cap in caps.items() if cap is not None}
 
     def price_caps(self) -> dict[str, float]:
         return {

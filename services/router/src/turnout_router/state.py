@@ -139,6 +139,8 @@ class RouterState:
         self.unavailable: set[str] = set()
         """Provider ids and ``provider:deployment`` ids that are down or circuit-open."""
         self.trial: set[str] = set()
+        self.latency: dict[str, float] = {}
+        """Provider id -> the latest probe latency the health-worker reported (ms)."""
         """Subjects whose circuit is half-open: tried first only for a share of requests."""
         self._health: dict[str, tuple[str, str]] = {}
         self.credits: dict[str, Credit] = {}
@@ -188,7 +190,12 @@ class RouterState:
 
     # --- health -------------------------------------------------------------------------
     def apply_health(
-        self, subject: str, status: str, circuit: str, auto_disabled: bool | None = None
+        self,
+        subject: str,
+        status: str,
+        circuit: str,
+        auto_disabled: bool | None = None,
+        latency_ms: float | None = None,
     ) -> None:
         """Skip what the health-worker auto-disabled; system providers are never disabled
         (SPEC §2), whatever their state. Events without the flag: skip down / open."""
@@ -198,6 +205,11 @@ class RouterState:
             self.unavailable.add(subject)
         else:
             self.unavailable.discard(subject)
+        if ":" not in subject:  # provider-level: a probe's round trip, not a generation
+            if latency_ms is None:
+                self.latency.pop(subject, None)
+            else:
+                self.latency[subject] = latency_ms
         if circuit == "half_open" and not skip:
             self.trial.add(subject)
         else:
