@@ -101,7 +101,7 @@ async def test_model_patch_and_routing_rules(client, admin, catalog) -> None:
     assert any(x["id"] == rid for x in listed)
 
 
-async def test_tiers_and_users(client, admin, uid) -> None:
+async def test_tiers_and_users(client, admin, uid, catalog) -> None:
     tiers = (await client.get("/api/v1/tiers", headers=admin)).json()
     ranks = {t["name"]: t["rank"] for t in tiers}
     assert [ranks[n] for n in ("free", "starter", "professional", "enterprise")] == [0, 1, 2, 3]

@@ -29,10 +29,12 @@ from turnout_config_api.schemas import providers as ps
 from turnout_config_api.schemas import routing as rs
 from turnout_config_api.schemas import users as us
 from turnout_config_api.services import models, providers, routing, users
+from turnout_config_api.services.usage import resolve_names
 
 M = TypeVar("M", bound=BaseModel)
 PURPOSES = ("chat", "completion", "embeddings", "reranking")
 _ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+_MODEL_REFS = ("model", "fallbacks", "targets")
 
 
 def load_file(path: str | Path) -> dict[str, Any]:
@@ -92,6 +94,23 @@ class Applier:
             row: asyncpg.Record | None = await conn.fetchrow(sql, *args)
             return row
 
+    async def _resolved(self, body: M) -> M:
+        """Model references given by catalog id, as the public names the services store, so
+        a file naming a model by id compares equal to what is stored (apply stays idempotent);
+        the services still refuse unknown ones."""
+        refs = {
+            k: v for k, v in body.model_dump(exclude_unset=True).items() if k in _MODEL_REFS and v
+        }
+        if not refs:
+            return body
+        update: dict[str, Any] = {}
+        async with self.pool.acquire() as conn:
+            for k, v in refs.items():
+                one = isinstance(v, str)
+                names = await resolve_names(conn, [v] if one else v, k, strict=False)
+                update[k] = names[0] if one else names
+        return body.model_copy(update=update)
+
     async def tiers(self, items: Mapping[str, Any]) -> None:
         for name, data in items.items():
             body = _parse(us.TierPut, data, f"tiers.{name}")
@@ -130,7 +149,7 @@ class Applier:
 
     async def models(self, items: list[Any]) -> None:
         for i, data in enumerate(items):
-            body = _parse(ms.ModelCreate, data, f"models[{i}]")
+            body = await self._resolved(_parse(ms.ModelCreate, data, f"models[{i}]"))
             label = f"model {body.name or body.upstream_model} on {body.provider}"
             row = await self._row(
                 "SELECT m.* FROM models m JOIN providers p ON p.id = m.provider_id"
@@ -154,7 +173,7 @@ class Applier:
         for purpose, data in items.items():
             if purpose not in PURPOSES:
                 raise ValidationFailed(f"routes.{purpose}: purpose must be one of {PURPOSES}")
-            body = _parse(rs.RoutePut, data, f"routes.{purpose}")
+            body = await self._resolved(_parse(rs.RoutePut, data, f"routes.{purpose}"))
             row = await self._row("SELECT * FROM routes WHERE purpose = $1", purpose)
             if row is None or _changed(body, row, set()):
                 self.diff.append(f"{'~' if row else '+'} route {purpose}")
@@ -163,7 +182,7 @@ class Applier:
 
     async def rules(self, items: list[Any]) -> None:
         for i, data in enumerate(items):
-            body = _parse(rs.RuleCreate, data, f"routing_rules[{i}]")
+            body = await self._resolved(_parse(rs.RuleCreate, data, f"routing_rules[{i}]"))
             row = await self._row("SELECT * FROM routing_rules WHERE name = $1", body.name)
             if row is None:
                 self.diff.append(f"+ routing rule {body.name}")

@@ -13,6 +13,7 @@ from turnout_common.errors import NotFound, ValidationFailed
 from turnout_config_api.changes import Actor, insert_recorded, update_recorded
 from turnout_config_api.schemas.keys import AdminTokenCreate, KeyCreate, KeyUpdate
 from turnout_config_api.services.common import new_id, patch_changes
+from turnout_config_api.services.usage import resolve_names
 
 ADMIN_TOKEN_PREFIX = "tk-admin-"  # noqa: S105 - a prefix, not a secret
 
@@ -35,6 +36,15 @@ def _future(expires_at: datetime | None) -> None:
         raise ValidationFailed("expires_at is in the past", param="expires_at")
 
 
+async def _check_allowed(conn: asyncpg.Connection, allowed: list[str] | None) -> None:
+    """``allowed_models`` entries must be catalog names, aliases or ids, like a route's.
+
+    They are stored as given: the router resolves an id itself, to the entry's name *and*
+    aliases, which storing only the name would narrow."""
+    if allowed:
+        await resolve_names(conn, allowed, "allowed_models")
+
+
 async def create(pool: asyncpg.Pool, actor: Actor, body: KeyCreate) -> tuple[asyncpg.Record, str]:
     """Returns the row and the secret (to show once)."""
     _future(body.expires_at)
@@ -46,6 +56,7 @@ async def create(pool: asyncpg.Pool, actor: Actor, body: KeyCreate) -> tuple[asy
                 f"no user {body.user_id!r}: create it with POST /api/v1/users first",
                 param="user_id",
             )
+        await _check_allowed(conn, body.allowed_models)
         row = await insert_recorded(
             conn,
             actor,
@@ -66,6 +77,7 @@ async def update(pool: asyncpg.Pool, actor: Actor, key_id: str, body: KeyUpdate)
         _future(changes["expires_at"])
     async with pool.acquire() as conn, conn.transaction():
         current = await get(conn, key_id)
+        await _check_allowed(conn, changes.get("allowed_models"))
         row = await update_recorded(conn, actor, "virtual_key", current, changes)
     return row
 

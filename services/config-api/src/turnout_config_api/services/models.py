@@ -16,7 +16,7 @@ from turnout_config_api.changes import (
 from turnout_config_api.schemas.models import ModelCreate, ModelOut, ModelUpdate
 from turnout_config_api.services import providers
 from turnout_config_api.services.common import new_id, patch_changes, tier_exists
-from turnout_config_api.services.usage import exclusive_names, refuse_if_used
+from turnout_config_api.services.usage import exclusive_names, refuse_if_used, resolve_names
 
 _NOT_NULL = frozenset(
     {
@@ -70,6 +70,12 @@ async def _unique(conn: asyncpg.Connection, pid: str, pname: str, upstream: str)
         )
 
 
+async def resolve_fallbacks(conn: asyncpg.Connection, refs: list[str]) -> list[str]:
+    """A catalog id in a model's fallbacks becomes that entry's public name; other values
+    stay as they are (a fallback may name a model that is created later)."""
+    return await resolve_names(conn, refs, "fallbacks", strict=False)
+
+
 async def create(pool: asyncpg.Pool, actor: Actor, body: ModelCreate) -> asyncpg.Record:
     values: dict[str, Any] = body.model_dump(exclude={"provider"})
     values["name"] = body.name or body.upstream_model
@@ -80,6 +86,7 @@ async def create(pool: asyncpg.Pool, actor: Actor, body: ModelCreate) -> asyncpg
             raise ValidationFailed(exc.message + "; create it first", param="provider") from exc
         await _unique(conn, provider["id"], provider["name"], body.upstream_model)
         await tier_exists(conn, body.min_tier)
+        values["fallbacks"] = await resolve_fallbacks(conn, values["fallbacks"])
         row = await insert_and_record(conn, actor, provider["id"], values)
     return row
 
@@ -108,6 +115,8 @@ async def update(
             await refuse_if_used(conn, f"renaming model {current['name']!r}", names)
         if changes.get("min_tier"):
             await tier_exists(conn, changes["min_tier"])
+        if "fallbacks" in changes:
+            changes["fallbacks"] = await resolve_fallbacks(conn, changes["fallbacks"])
         await update_recorded(conn, actor, "model", current, changes)
         return await get(conn, model_id)
 

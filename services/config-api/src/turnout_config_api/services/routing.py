@@ -17,7 +17,7 @@ from turnout_config_api.changes import (
 )
 from turnout_config_api.schemas.routing import RoutePut, RuleCreate, RuleUpdate
 from turnout_config_api.services.common import new_id, patch_changes, tier_exists
-from turnout_config_api.services.usage import require_known_names
+from turnout_config_api.services.usage import resolve_names
 
 _RULE_NOT_NULL = frozenset({"name", "enabled", "priority", "requires_byok", "targets", "weight"})
 
@@ -26,8 +26,7 @@ async def put_route(
     pool: asyncpg.Pool, actor: Actor, purpose: str, body: RoutePut
 ) -> asyncpg.Record:
     async with pool.acquire() as conn, conn.transaction():
-        await require_known_names(conn, [body.model], "model")
-        await require_known_names(conn, body.fallbacks, "fallbacks")
+        body = await _resolve_route(conn, body)
         before = await conn.fetchrow("SELECT * FROM routes WHERE purpose = $1", purpose)
         rev = await next_revision(conn)
         row = await conn.fetchrow(
@@ -43,6 +42,27 @@ async def put_route(
         assert row is not None
         await record_change(conn, actor, rev, "route", before, row)
     return row
+
+
+async def _resolve_route(conn: asyncpg.Connection, body: RoutePut) -> RoutePut:
+    """The route with catalog ids replaced by public names (422 for unknown ones)."""
+    (model,) = await resolve_names(conn, [body.model], "model")
+    fallbacks = await resolve_names(conn, body.fallbacks, "fallbacks")
+    return body.model_copy(update={"model": model, "fallbacks": fallbacks})
+
+
+async def _resolve_rule_refs(conn: asyncpg.Connection, values: dict[str, Any]) -> dict[str, Any]:
+    """``targets`` (known names, aliases or ids) and ``model`` with ids made public names.
+
+    ``model`` is the requested model a rule matches: ``auto`` or a name not (yet) in the
+    catalog stays as it is, as before; only a catalog id is replaced.
+    """
+    out = dict(values)
+    if out.get("targets"):
+        out["targets"] = await resolve_names(conn, out["targets"], "targets")
+    if out.get("model") is not None:
+        (out["model"],) = await resolve_names(conn, [out["model"]], "model", strict=False)
+    return out
 
 
 async def delete_route(pool: asyncpg.Pool, actor: Actor, purpose: str) -> None:
@@ -62,7 +82,8 @@ async def get_rule(conn: asyncpg.Connection, ref: str) -> asyncpg.Record:
 
 async def _validate_rule(
     conn: asyncpg.Connection, values: dict[str, Any], own_id: str | None
-) -> None:
+) -> dict[str, Any]:
+    """The values with model references resolved to public names, or a 409/422."""
     if values.get("name") is not None:
         other = await conn.fetchval("SELECT id FROM routing_rules WHERE name = $1", values["name"])
         if other is not None and other != own_id:
@@ -71,16 +92,16 @@ async def _validate_rule(
                 code="duplicate_name",
                 param="name",
             )
-    if values.get("targets"):
-        await require_known_names(conn, values["targets"], "targets")
+    resolved = await _resolve_rule_refs(conn, values)
     if values.get("tier"):
         await tier_exists(conn, values["tier"])
+    return resolved
 
 
 async def create_rule(pool: asyncpg.Pool, actor: Actor, body: RuleCreate) -> asyncpg.Record:
     values = body.model_dump()
     async with pool.acquire() as conn, conn.transaction():
-        await _validate_rule(conn, values, None)
+        values = await _validate_rule(conn, values, None)
         row = await insert_recorded(conn, actor, "routing_rule", {"id": new_id(), **values})
     return row
 
@@ -91,7 +112,7 @@ async def update_rule(
     changes = patch_changes(body, _RULE_NOT_NULL)
     async with pool.acquire() as conn, conn.transaction():
         current = await get_rule(conn, ref)
-        await _validate_rule(conn, changes, current["id"])
+        changes = await _validate_rule(conn, changes, current["id"])
         lo = changes.get("min_tokens", current["min_tokens"])
         hi = changes.get("max_tokens", current["max_tokens"])
         if lo is not None and hi is not None and lo > hi:

@@ -1,4 +1,4 @@
-"""Who uses a model name: routes and routing rules (for 409s on delete, 422s on write)."""
+"""Model references: who uses a name (409s on delete) and name-or-id resolution (422s on write)."""
 
 from __future__ import annotations
 
@@ -56,22 +56,34 @@ async def refuse_if_used(conn: asyncpg.Connection, what: str, names: list[str]) 
         )
 
 
-async def require_known_names(conn: asyncpg.Connection, names: list[str], param: str) -> None:
-    """Routes and rules may only reference public names that exist in the catalog."""
-    if not names:
-        return
-    known = {
-        r["name"]
-        for r in await conn.fetch(
-            "SELECT name FROM models WHERE name = ANY($1::text[])"
-            " UNION SELECT unnest(aliases) FROM models WHERE aliases && $1::text[]",
-            names,
-        )
-    }
-    missing = [n for n in names if n not in known]
-    if missing:
+async def resolve_names(
+    conn: asyncpg.Connection, refs: list[str], param: str, *, strict: bool = True
+) -> list[str]:
+    """Model references as public names (SPEC: by name or id), in order.
+
+    A catalog name or alias stays as it is (so nothing accepted before changes meaning); a
+    catalog entry's id becomes that entry's public name, which is what is stored, published
+    and compared by the router. Anything else is a 422 when ``strict``, else kept unchanged
+    (references that may name a model created later, like a model's own fallbacks).
+    """
+    if not refs:
+        return []
+    known: set[str] = set()
+    by_id: dict[str, str] = {}
+    for r in await conn.fetch(
+        "SELECT id, name, aliases FROM models"
+        " WHERE name = ANY($1::text[]) OR aliases && $1::text[] OR id = ANY($1::text[])",
+        refs,
+    ):
+        known.add(r["name"])
+        known.update(r["aliases"])
+        by_id[r["id"]] = r["name"]
+    out = [ref if ref in known else by_id.get(ref, ref) for ref in refs]
+    missing = [ref for ref in refs if ref not in known and ref not in by_id]
+    if strict and missing:
         raise ValidationFailed(
-            f"unknown model name(s) {', '.join(repr(n) for n in missing)}: "
-            "create them with POST /api/v1/models first",
+            f"unknown model(s) {', '.join(repr(n) for n in missing)} (not a catalog name, "
+            "alias or id): create them with POST /api/v1/models first",
             param=param,
         )
+    return out
