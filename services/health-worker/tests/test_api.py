@@ -87,6 +87,46 @@ async def test_providers_and_history(harness: Harness) -> None:
     assert r.status_code == 422 and "limit" in r.json()["error"]["message"]
 
 
+async def test_history_by_provider_name(harness: Harness) -> None:
+    """SPEC: names may be used for ids; an id wins over another provider's equal name."""
+    _, server = start_fake_openai("named")
+    pid, other = str(uuid.uuid4()), str(uuid.uuid4())
+    name = f"named-{pid[:8]}"
+    registry = harness.app.state.turnout.registry
+    try:
+        await harness.publish_config(
+            "provider", pid, provider_data(pid, server.url + "/v1", name=name)
+        )
+        await harness.wait_event(pid, lambda e: e.status == "healthy")
+        pool = harness.app.state.turnout.pool
+        async with asyncio.timeout(10):
+            while True:
+                async with pool.acquire() as conn:
+                    n = await conn.fetchval(
+                        "SELECT count(*) FROM probe_history WHERE provider_id = $1", pid
+                    )
+                if n:
+                    break
+                await asyncio.sleep(0.05)
+        by_name = await harness.client.get(
+            f"/api/v1/health/providers/{name}/history?limit=1", headers=H
+        )
+        assert by_name.status_code == 200, by_name.text
+        assert by_name.json()["provider_id"] == pid and len(by_name.json()["data"]) == 1
+        # a second provider named like the first one's id: the id still means the first
+        await harness.publish_config(
+            "provider", other, provider_data(other, server.url + "/v1", name=pid)
+        )
+        await wait_until(lambda: other in registry.providers)
+        by_id = await harness.client.get(f"/api/v1/health/providers/{pid}/history", headers=H)
+        assert by_id.status_code == 200 and by_id.json()["provider_id"] == pid
+    finally:
+        await harness.publish_config("provider", other, None)
+        server.stop()
+    r = await harness.client.get("/api/v1/health/providers/no-such-name/history", headers=H)
+    assert r.status_code == 404 and "no-such-name" in r.json()["error"]["message"]
+
+
 async def test_passive_errors_open_the_circuit(harness: Harness) -> None:
     """The router's own failed attempts trip the circuit even while probes still pass."""
     _, server = start_fake_openai("passive")

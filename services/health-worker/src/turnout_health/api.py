@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
 from turnout_common.errors import NotFound
 from turnout_health import repository
@@ -80,14 +80,16 @@ async def list_providers(state: StateDep) -> ProviderList:
 @router.get("/providers/{provider_id}/history", response_model=ProbeHistory)
 async def provider_history(
     state: StateDep,
-    provider_id: str,
+    provider_id: Annotated[str, Path(description="provider id or name")],
     limit: Annotated[int, Query(ge=1, le=1000, description="rows per page")] = 100,
     before: Annotated[int | None, Query(ge=1, description="return rows older than this id")] = None,
 ) -> ProbeHistory:
+    ref = provider_id
+    provider_id = state.registry.provider_id(ref)
     async with state.pool.acquire() as conn:
         rows = await repository.history(conn, provider_id, limit, before)
     if not rows and provider_id not in state.registry.providers and before is None:
-        raise NotFound(f"no provider {provider_id!r} is configured or has health history")
+        raise NotFound(f"no provider with id or name {ref!r} is configured or has health history")
     records = [ProbeRecord(**r) for r in rows]
     next_before = records[-1].id if len(records) == limit else None
     return ProbeHistory(provider_id=provider_id, data=records, next_before=next_before)

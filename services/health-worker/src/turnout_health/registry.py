@@ -50,6 +50,14 @@ class ConfigRegistry:
         self._token_by_id: dict[str, str] = {}
         self._revisions = Revisions()
 
+    def provider_id(self, ref: str) -> str:
+        """A provider referenced by id or name (SPEC: names or ids), as its id; an id wins
+        over another provider's equal name. Unknown refs come back unchanged (the history
+        of a deleted provider is still found by its id)."""
+        if ref in self.providers:
+            return ref
+        return next((p.id for p in self.providers.values() if p.name == ref), ref)
+
     def apply(self, event: ConfigEvent) -> bool:
         """Apply one event; False if it is untracked, stale or malformed."""
         if event.entity not in _TRACKED:
