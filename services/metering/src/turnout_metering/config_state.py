@@ -1,4 +1,5 @@
-"""What metering keeps from ``turnout.config.v1``: users, virtual keys, tiers, admin tokens.
+"""What metering keeps from ``turnout.config.v1``: users, virtual keys, tiers, admin tokens
+and provider names (for the ``provider`` filter by id on the daily rollup).
 
 Kept in memory (rebuilt from the snapshot at start). Per ``(entity, entity_id)`` the highest
 revision applied wins; older events are ignored, so replays are harmless.
@@ -15,7 +16,7 @@ from typing import Any
 from turnout_common.events import ConfigEvent
 from turnout_common.follow import Revisions
 
-TRACKED = frozenset({"user", "virtual_key", "tier", "admin_token"})
+TRACKED = frozenset({"user", "virtual_key", "tier", "admin_token", "provider"})
 
 
 def _money(value: Any) -> Decimal | None:
@@ -80,6 +81,8 @@ class ConfigState:
         self.keys: dict[str, VirtualKey] = {}
         self.tiers: dict[str, Tier] = {}
         self.admin_tokens: dict[str, AdminToken] = {}
+        self.provider_names: dict[str, str] = {}
+        """Provider id -> its current name."""
         self._revisions = Revisions()
         self._keys_by_hash: dict[str, str] = {}
         self.on_change: Callable[[set[Subject]], None] | None = None
@@ -133,6 +136,11 @@ class ConfigState:
                     monthly_credits_usd=_money(data.get("monthly_credits_usd")) or Decimal(0),
                 )
             return {("user", u.id) for u in self.users.values() if u.tier == entity_id}
+        if entity == "provider":
+            self.provider_names.pop(entity_id, None)
+            if data is not None and data.get("name"):
+                self.provider_names[entity_id] = str(data["name"])
+            return set()
         # admin_token
         self.admin_tokens.pop(entity_id, None)
         if data is not None:

@@ -32,9 +32,26 @@ class UsageFilter:
     key_id: str | None = None
     model: str | None = None
     provider: str | None = None
+    """A provider name or id (SPEC: names or ids)."""
     source: str | None = None
     outcome: str | None = None
     status: int | None = None
+    provider_named: str | None = None
+    """The current name of the provider whose id is ``provider``, if it is one (from config):
+    the daily rollup keeps the provider's name only, so an id is matched through it there."""
+
+
+def _provider_clause(f: UsageFilter, args: list[Any], *, rollup: bool) -> str:
+    """A name or an id. The raw log has both columns (neither is indexed, so the OR adds
+    nothing but a comparison per row to the same scan); the rollup has names only."""
+    args.append(f.provider)
+    n = len(args)
+    if not rollup:
+        return f"(provider = ${n} OR provider_id = ${n})"
+    if f.provider_named is None or f.provider_named == f.provider:
+        return f"provider = ${n}"
+    args.append(f.provider_named)
+    return f"provider IN (${n}, ${n + 1})"
 
 
 def _where(f: UsageFilter, *, rollup: bool) -> tuple[list[str], list[Any]]:
@@ -42,7 +59,10 @@ def _where(f: UsageFilter, *, rollup: bool) -> tuple[list[str], list[Any]]:
     args: list[Any] = []
     for field in fields(f):
         value = getattr(f, field.name)
-        if value is None or (rollup and field.name == "status"):
+        if value is None or field.name == "provider_named" or (rollup and field.name == "status"):
+            continue
+        if field.name == "provider":
+            clauses.append(_provider_clause(f, args, rollup=rollup))
             continue
         args.append(value)
         clauses.append(f"{field.name} = ${len(args)}")

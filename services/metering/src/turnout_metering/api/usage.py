@@ -23,10 +23,11 @@ CSV_MAX = 100_000
 
 def usage_filter(
     principal: PrincipalDep,
+    runtime: RuntimeDep,
     user_id: str | None = None,
     key_id: str | None = None,
     model: str | None = None,
-    provider: str | None = None,
+    provider: Annotated[str | None, Query(description="provider name or id")] = None,
     source: str | None = None,
     outcome: Outcome | None = None,
     status: Annotated[int | None, Query(ge=100, le=599)] = None,
@@ -39,6 +40,7 @@ def usage_filter(
         source=source,
         outcome=outcome,
         status=status,
+        provider_named=runtime.config.provider_names.get(provider) if provider else None,
     )
 
 
