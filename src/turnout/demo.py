@@ -84,13 +84,18 @@ def _demo_key(cfg: str, tok: str, state_dir: Path) -> str:
     return key
 
 
-def _wait_routable(router_url: str, key: str, timeout: float) -> bool:
-    """Until the router knows the key and the model (config reaches it over Kafka)."""
+def _wait_routable(router_url: str, key: str, revision: int, timeout: float) -> bool:
+    """Until the router has applied config ``revision`` (every demo change: config reaches it
+    over Kafka) and knows the key and the model. Knowing the model is not enough: on a second
+    ``--demo`` the simulator may have moved, and the router must have the new base_url."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        status, data = _request(router_url + "/v1/models", key)
-        if status == 200 and "demo-chat" in {m.get("id") for m in data.get("data", [])}:
-            return True
+        status, ready = _request(router_url + "/readyz", key)
+        applied = ready.get("config_revision", 0) if isinstance(ready, dict) else 0
+        if status == 200 and applied >= revision:
+            status, data = _request(router_url + "/v1/models", key)
+            if status == 200 and "demo-chat" in {m.get("id") for m in data.get("data", [])}:
+                return True
         time.sleep(0.1)
     return False
 
@@ -144,7 +149,9 @@ def start_demo(info: dict[str, str], state_dir: Path) -> dict[str, str]:
         cfg, tok, "POST", "/users", {"id": "demo", "tier": "professional", "monthly_budget_usd": 5}
     )
     key = _demo_key(cfg, tok, state_dir)
-    if not _wait_routable(info["router_url"], key, timeout=30):
+    status, snapshot = _request(cfg + "/api/v1/snapshot", tok)
+    revision = int(snapshot.get("revision", 0)) if status == 200 else 0
+    if not _wait_routable(info["router_url"], key, revision, timeout=30):
         _say("the router does not know the demo key yet; it should in a moment")
     _say(f"OpenAI-compatible simulator at {base_url} (provider 'simulator')")
     return {"demo_key": key, "simulator_url": base_url}

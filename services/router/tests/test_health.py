@@ -21,7 +21,7 @@ async def served_by(router: Any, model: str) -> str:
     return raw.headers["x-turnout-provider"]
 
 
-async def eventually(router: Any, model: str, provider: str, timeout: float = 1.0) -> None:
+async def eventually(router: Any, model: str, provider: str, timeout: float = 10.0) -> None:
     t0 = time.monotonic()
     while await served_by(router, model) != provider:
         assert time.monotonic() - t0 < timeout, f"{model} still not served by {provider}"

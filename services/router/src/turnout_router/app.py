@@ -157,6 +157,7 @@ class RouterApp:
                         "config": self.state.config_loaded,
                         "consumers": self.followers.running,
                     },
+                    "config_revision": self.state.config_revision,
                 }
                 proto.response_bytes(200 if ok else 503, JSON, orjson.dumps(body))
                 return
