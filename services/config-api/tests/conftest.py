@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx
-import jwt
 import pytest
-from aiohttp import web
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import FastAPI
 
 from turnout_common.crypto import generate_key
 from turnout_common.events import ConfigEvent
 from turnout_common.settings import KafkaSettings
-from turnout_common.testing.servers import LocalServer
+from turnout_common.testing.oidc import Jwks
 from turnout_common.topics import CONFIG
 from turnout_config_api.app import create_app
 from turnout_config_api.settings import ConfigApiSettings
@@ -39,47 +35,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.get_closest_marker("broker_restart") is not None)
 
 
-class Jwks:
-    """A local OIDC key set: signs tokens, serves the JWKS over real HTTP."""
-
-    def __init__(self) -> None:
-        self.private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.private_key.public_key()))
-        jwk.update(kid="test-key", use="sig", alg="RS256")
-        self.jwks = {"keys": [jwk]}
-        self.server = LocalServer(self._app)
-
-    def _app(self) -> web.Application:
-        app = web.Application()
-
-        async def jwks(_: web.Request) -> web.Response:
-            return web.json_response(self.jwks)
-
-        app.router.add_get("/certs", jwks)
-        return app
-
-    def token(self, roles: list[str], sub: str = "sso-user", **claims: Any) -> str:
-        now = int(time.time())
-        payload = {
-            "iss": ISSUER,
-            "aud": AUDIENCE,
-            "sub": sub,
-            "iat": now,
-            "exp": now + 300,
-            "roles": roles,
-            **claims,
-        }
-        return jwt.encode(payload, self.private_key, algorithm="RS256", headers={"kid": "test-key"})
-
-
 @pytest.fixture(scope="session")
 def jwks_server() -> Iterator[Jwks]:
-    jwks = Jwks()
-    jwks.server.start()
-    try:
+    with Jwks(ISSUER, AUDIENCE) as jwks:
         yield jwks
-    finally:
-        jwks.server.stop()
 
 
 @pytest.fixture(scope="session")
