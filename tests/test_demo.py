@@ -7,6 +7,7 @@ simulator to a free port.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -14,8 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,19 +27,13 @@ from turnout.demo import REPLY
 from turnout_common.devinfra import free_port
 from turnout_common.testing.plugin import fresh_database
 from turnout_common.testing.upstream import count_words, prompt_tokens
+from turnout_common.testing.waiting import wait_for as poll_until
 
 KEY_LINE = re.compile(r"demo virtual key: (\S+) \(model 'demo-chat'\)")
 
 
-def wait_for(fn: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = fn()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.1)
+# this module's deadline and poll interval
+wait_for = functools.partial(poll_until, timeout=20.0, interval=0.1)
 
 
 class Up:

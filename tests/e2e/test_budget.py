@@ -3,10 +3,11 @@ raising the budget in config-api lets the user in again."""
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
@@ -14,21 +15,14 @@ from openai import AuthenticationError, OpenAI, RateLimitError
 
 from turnout_common.testing.servers import LocalServer
 from turnout_common.testing.upstream import FakeOpenAI
+from turnout_common.testing.waiting import wait_for as poll_until
 
-T = TypeVar("T")
 PRICE = Decimal(1000)  # USD per million tokens: each request here costs about 2 cents
 BUDGET = Decimal("0.10")
 
 
-def wait_for(fn: Callable[[], T | None], timeout: float = 15.0) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = fn()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
+# this module's deadline and poll interval
+wait_for = functools.partial(poll_until, timeout=15.0, interval=0.05)
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,6 @@ this machine and the test says so).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +32,7 @@ from aiohttp import web
 
 from turnout_common.testing.servers import LocalServer
 from turnout_common.testing.upstream import FakeOpenAI
+from turnout_common.testing.waiting import wait_for
 from turnout_common.topics import HEALTH
 
 HEALTH_ENV = {
@@ -117,17 +117,6 @@ class Env:
     def served(self, name: str) -> bool:
         r = self.chat(f"only-{name}")
         return r.status_code == 200 and r.headers["x-turnout-provider"] == name
-
-
-def wait_for(fn: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = fn()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout:g} s")
-        time.sleep(interval)
 
 
 class Clients:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterator
 from decimal import ROUND_HALF_UP, Decimal
@@ -14,6 +15,7 @@ from openai import BadRequestError, OpenAI
 from turnout_common.testing.fake_providers import FakeCohere
 from turnout_common.testing.servers import LocalServer
 from turnout_common.testing.upstream import FakeOpenAI, count_words, prompt_tokens
+from turnout_common.testing.waiting import wait_for as poll_until
 
 # Catalog prices of the extra deployments (USD per 1M tokens). The completion model's prices
 # make its cost end in exactly half a nano-USD (CONTRACTS: half-up, not banker's rounding);
@@ -39,15 +41,8 @@ def upstreams() -> Iterator[dict[str, tuple[Any, LocalServer]]]:
         srv.stop()
 
 
-def wait_for(fn: Any, timeout: float = 15.0, interval: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = fn()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(interval)
+# this module's deadline and poll interval
+wait_for = functools.partial(poll_until, timeout=15.0, interval=0.1)
 
 
 @pytest.fixture(scope="module")

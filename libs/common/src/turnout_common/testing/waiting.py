@@ -1,0 +1,24 @@
+"""Polling with a deadline, for tests that watch another process (no timed assertions)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def wait_for(fn: Callable[[], T | None], timeout: float = 20.0, interval: float = 0.05) -> T:
+    """Call ``fn`` every ``interval`` seconds until it returns something truthy; return it.
+
+    Fails the test with an AssertionError once ``timeout`` seconds have passed.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        result = fn()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout:g} s")
+        time.sleep(interval)
