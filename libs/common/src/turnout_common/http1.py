@@ -127,37 +127,39 @@ class _Conn(asyncio.Protocol):
             if self._body:
                 chunk = self._body.popleft()
                 self._size -= len(chunk)
-                if self._paused and self._size < LOW_WATER and self.transport is not None:
-                    self._paused = False
-                    self.transport.resume_reading()
+                if self._size < LOW_WATER:
+                    self._resume()
                 return chunk
             if self.error is not None:
                 raise self.error
             if self.complete:
                 return b""
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
+            await self._wait()
 
     async def read_all(self) -> bytes:
         self._streaming = False
-        if self._paused and self.transport is not None:
-            self._paused = False
-            self.transport.resume_reading()
+        self._resume()
         while not self.complete and self.error is None:
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
+            await self._wait()
         if self.error is not None:
             raise self.error
         body = b"".join(self._body)
         self._body.clear()
         self._size = 0
         return body
+
+    def _resume(self) -> None:
+        if self._paused and self.transport is not None:
+            self._paused = False
+            self.transport.resume_reading()
+
+    async def _wait(self) -> None:
+        """Until ``on_body``, ``on_message_complete`` or an abort wakes this reader."""
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
 
     def clear_timeout(self) -> None:
         if self._timer is not None:
