@@ -139,9 +139,9 @@ class RouterState:
         self.unavailable: set[str] = set()
         """Provider ids and ``provider:deployment`` ids that are down or circuit-open."""
         self.trial: set[str] = set()
+        """Subjects whose circuit is half-open: tried first only for a share of requests."""
         self.latency: dict[str, float] = {}
         """Provider id -> the latest probe latency the health-worker reported (ms)."""
-        """Subjects whose circuit is half-open: tried first only for a share of requests."""
         self._health: dict[str, tuple[str, str]] = {}
         self.credits: dict[str, Credit] = {}
 
