@@ -11,7 +11,6 @@ service is ready; Ctrl-C / SIGTERM stops everything it started.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import secrets
@@ -30,7 +29,7 @@ from turnout.migrate import migrate_all
 from turnout.services import SERVICES
 from turnout_common.crypto import generate_key
 from turnout_common.db import can_connect, dsn_with_database
-from turnout_common.devinfra import EmbeddedPostgres, TansuBroker, port_open
+from turnout_common.devinfra import EmbeddedPostgres, TansuBroker, port_open, stop_processes
 from turnout_common.testing.plugin import SMALL_KAFKA_TIMEOUTS
 
 LOCAL_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -169,17 +168,7 @@ class Up:
         return not pending
 
     def stop(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        for proc in self.procs.values():
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(max(0.1, deadline - time.monotonic()))
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        stop_processes(self.procs.values(), grace_s=10)
         if self.tansu is not None:
             self.tansu.stop()
         if self.pg is not None:

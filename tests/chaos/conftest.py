@@ -31,7 +31,7 @@ import pytest
 from turnout.migrate import migrate_all
 from turnout.services import SERVICES
 from turnout_common.crypto import generate_key
-from turnout_common.devinfra import TansuBroker, free_port, port_open
+from turnout_common.devinfra import TansuBroker, free_port, port_open, stop_processes
 from turnout_common.testing.plugin import fresh_database, kafka_env
 
 REPO = Path(__file__).resolve().parents[2]
@@ -205,16 +205,7 @@ class ChaosSystem:
         return await readyz(base_url) == 200
 
     def stop_all(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 15
-        for proc in self.procs.values():
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(max(0.1, deadline - time.monotonic()))
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        stop_processes(self.procs.values(), grace_s=15)
         self.procs.clear()
         for up in self.upstreams.values():
             up.kill()
