@@ -188,6 +188,26 @@ class UsageLog:
         return self.records[request_id]
 
 
+def usage_record(rid: str, **extra: Any) -> dict[str, Any]:
+    """A successful chat usage record as the gateway hands it to the emitter."""
+    return {
+        "request_id": rid,
+        "user_id": "alice",
+        "key_id": "k",
+        "purpose": "chat",
+        "input_tokens": 10,
+        "output_tokens": 5,
+        "cached_tokens": 0,
+        "estimated": False,
+        "status": 200,
+        "outcome": "success",
+        "attempts": [],
+        "source": "api",
+        "started_at": time.time(),
+        **extra,
+    }
+
+
 @pytest.fixture(scope="session")
 def fakes() -> Iterator[dict[str, tuple[FakeOpenAI, LocalServer]]]:
     servers = {n: start_fake_openai(n) for n in ("one", "two", "three")}

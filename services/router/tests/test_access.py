@@ -99,6 +99,10 @@ async def test_unknown_model_and_model_not_allowed(router: Any, world: Any, uniq
     assert (code, body["error"]["code"]) == (403, "model_not_allowed")
     ids = {m.id for m in (await client(router, key).models.list()).data}
     assert ids == {"backup"}
+    assert (await client(router, key).models.retrieve("backup")).id == "backup"
+    with pytest.raises(openai.NotFoundError) as info:
+        await client(router, key).models.retrieve("primary")  # exists, but not for this key
+    assert info.value.code == "model_not_found"
 
 
 async def test_key_rate_limit(router: Any, world: Any, unique: str, usage_log: Any) -> None:

@@ -105,3 +105,28 @@ def test_probe_latency_is_kept_per_provider_only() -> None:
     assert state.latency == {"p": 250.0}  # a deployment's passive latency is a generation
     state.apply_health("p", "down", "open", True)  # no latency in the event: unknown again
     assert state.latency == {}
+
+
+def test_conditions_are_replaced_only_when_the_health_state_changes() -> None:
+    from turnout_router.state import Conditions, RouterState
+
+    state = RouterState(None)
+    limits = Conditions(trial_share=0.3, price_caps={"eco": 1.0}, max_attempts=2)
+    state.conditions = limits
+    state.apply_health("p", "healthy", "closed", False)
+    assert state.conditions is limits  # nothing changed: no new object
+    state.apply_health("p", "down", "open", True)
+    down = state.conditions
+    assert down is not limits and down.unavailable == {"p"}
+    assert (down.trial_share, down.price_caps, down.max_attempts) == (0.3, {"eco": 1.0}, 2)
+    state.apply_health("p", "down", "open", True)
+    assert state.conditions is down
+    state.apply_health("p", "healthy", "closed", False, latency_ms=120.0)
+    assert state.conditions.unavailable == frozenset() and state.conditions.latency == {"p": 120.0}
+    assert down.unavailable == {"p"} and down.latency == {}  # an older value never changes
+
+
+async def test_the_router_routes_with_its_settings_limits(router: Any) -> None:
+    s, c = router.app.settings, router.app.state.conditions
+    assert (c.trial_share, c.max_attempts) == (s.half_open_trial_share, s.max_attempts)
+    assert (c.price_caps, c.latency_caps) == (s.price_caps(), s.latency_caps())

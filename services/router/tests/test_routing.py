@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
 from typing import Any
 
 import pytest
@@ -12,12 +13,19 @@ from hypothesis import strategies as st
 from turnout_common.errors import NotFound, PermissionDenied, TurnoutError
 from turnout_router.entities import RoutingRule
 from turnout_router.routing import Need, plan
-from turnout_router.state import build_index
+from turnout_router.state import Conditions, build_index
 
 NAMES = ["alpha", "beta", "gamma"]
 TIERS = ["free", "starter", "professional", "enterprise"]
 RANK = {t: i for i, t in enumerate(TIERS)}
 CAPS = {"eco": 1.0, "balanced": 5.0, "precision": 1e6}
+
+
+def cond(down: Iterable[str] = (), trial: Iterable[str] = (), **kw: Any) -> Conditions:
+    """Routing conditions: nothing down or on trial and the ``CAPS`` price caps unless told."""
+    kw.setdefault("price_caps", CAPS)
+    return Conditions(unavailable=frozenset(down), trial=frozenset(trial), **kw)
+
 
 providers = st.lists(
     st.fixed_dictionaries(
@@ -129,7 +137,7 @@ def test_every_candidate_passes_every_filter(
     )
     failure: TurnoutError | None = None
     try:
-        chain = plan(index, need, down, CAPS, random.Random(seed), max_attempts=6)
+        chain = plan(index, need, cond(down, max_attempts=6), random.Random(seed))
     except TurnoutError as err:
         failure = err
     if failure is not None:
@@ -191,7 +199,7 @@ def test_weighted_choice_among_equals() -> None:
     )
     rng = random.Random(7)
     need = Need(purpose="chat", model="alpha")
-    firsts = [plan(index, need, set(), CAPS, rng)[0].provider.id for _ in range(4000)]
+    firsts = [plan(index, need, cond(), rng)[0].provider.id for _ in range(4000)]
     share = firsts.count("p0") / len(firsts)
     assert 0.70 < share < 0.80  # 3:1 weights -> 75 %
 
@@ -216,7 +224,7 @@ def test_auto_uses_rules_then_route() -> None:
         [base, {**base, "name": "beta"}, {**base, "name": "gamma"}],
     )
     rng = random.Random(1)
-    chain = plan(index, Need(purpose="chat", model="auto"), set(), CAPS, rng)
+    chain = plan(index, Need(purpose="chat", model="auto"), cond(), rng)
     assert [c.deployment.name for c in chain] == ["alpha", "beta"]  # the route
     rule = {
         "id": "r1",
@@ -233,12 +241,12 @@ def test_auto_uses_rules_then_route() -> None:
     }
     index.rules = (RoutingRule.from_data(rule),)
     eco_code = Need(purpose="chat", model="auto", power_level="eco", task_type="code")
-    assert [c.deployment.name for c in plan(index, eco_code, set(), CAPS, rng)] == [
+    assert [c.deployment.name for c in plan(index, eco_code, cond(), rng)] == [
         "gamma",
         "alpha",
     ]
     eco_chat = Need(purpose="chat", model="auto", power_level="eco", task_type="chat")
-    assert plan(index, eco_chat, set(), CAPS, rng)[0].deployment.name == "alpha"
+    assert plan(index, eco_chat, cond(), rng)[0].deployment.name == "alpha"
 
 
 def _three_names(extra: dict[tuple[str, str], tuple[int, dict[str, Any]]] | None = None) -> Any:
@@ -274,22 +282,22 @@ def test_a_rule_naming_a_model_reroutes_requests_for_it() -> None:
     rng = random.Random(5)
 
     def names(**need: Any) -> list[str]:
-        chain = plan(index, Need(purpose="chat", **need), set(), CAPS, rng)
+        chain = plan(index, Need(purpose="chat", **need), cond(), rng)
         return [c.deployment.name for c in chain]
 
     assert names(model="beta", task_type="code") == ["gamma", "beta"]  # the rule's targets
     code = Need(purpose="chat", model="beta", task_type="code")
-    assert {c.via for c in plan(index, code, set(), CAPS, rng)} == {"rule:r1"}
+    assert {c.via for c in plan(index, code, cond(), rng)} == {"rule:r1"}
     chat = Need(purpose="chat", model="beta", task_type="chat")
-    assert {c.via for c in plan(index, chat, set(), CAPS, rng)} == {"model"}
+    assert {c.via for c in plan(index, chat, cond(), rng)} == {"model"}
     auto = Need(purpose="chat", model="auto")
-    assert {c.via for c in plan(index, auto, set(), CAPS, rng)} == {"route:chat"}
+    assert {c.via for c in plan(index, auto, cond(), rng)} == {"route:chat"}
     assert names(model="beta", task_type="chat") == ["beta"]  # conditions still apply
     assert names(model="alpha", task_type="code") == ["alpha", "beta"]  # other models: as before
     assert names(model="auto", task_type="code") == ["alpha", "beta"]  # not an auto rule
     # a key that may not use the rule's target keeps its own model
     only_beta = Need(purpose="chat", model="beta", task_type="code", allowed=frozenset({"beta"}))
-    assert [c.deployment.name for c in plan(index, only_beta, set(), CAPS, rng)] == ["beta"]
+    assert [c.deployment.name for c in plan(index, only_beta, cond(), rng)] == ["beta"]
     # a rule whose targets cannot serve: the requested model's own chain does
     index.rules = (_rule("r2", ["no-such-model"], model="alpha"),)
     index.ruled_models = frozenset({"alpha"})
@@ -305,7 +313,7 @@ def test_rule_weight_splits_traffic_among_rules_of_equal_priority() -> None:
     )
     rng = random.Random(9)
     firsts = [
-        plan(index, Need(purpose="chat", model="auto"), set(), CAPS, rng)[0].deployment.name
+        plan(index, Need(purpose="chat", model="auto"), cond(), rng)[0].deployment.name
         for _ in range(4000)
     ]
     assert "alpha" not in firsts
@@ -315,7 +323,7 @@ def test_rule_weight_splits_traffic_among_rules_of_equal_priority() -> None:
 def test_unknown_model_is_404() -> None:
     index = make_index([{"enabled": True, "min_tier": None, "priority": 0, "weight": 1}], [])
     with pytest.raises(NotFound) as info:
-        plan(index, Need(purpose="chat", model="nope"), set(), CAPS, random.Random())
+        plan(index, Need(purpose="chat", model="nope"), cond(), random.Random())
     assert info.value.code == "model_not_found"
 
 
@@ -349,10 +357,10 @@ def test_a_half_open_subject_goes_first_only_for_its_trial_share(subject: str) -
     trial = {subject}
 
     def first(share: float) -> str:
-        return plan(index, need, set(), CAPS, rng, 6, trial, share)[0].provider.id
+        return plan(index, need, cond(trial=trial, trial_share=share), rng)[0].provider.id
 
     assert {first(1.0) for _ in range(50)} == {"p0"}  # share 1: the old behaviour
-    chains = [plan(index, need, set(), CAPS, rng, 6, trial, 0.0) for _ in range(50)]
+    chains = [plan(index, need, cond(trial=trial, trial_share=0.0), rng) for _ in range(50)]
     # share 0: always demoted, but still in the chain as the last fallback
     assert {tuple(c.provider.id for c in chain) for chain in chains} == {("p1", "p0")}
     firsts = [first(0.2) for _ in range(4000)]
@@ -363,7 +371,7 @@ def test_a_half_open_subject_that_is_the_only_candidate_still_serves() -> None:
     index = _two_equal_providers()
     need = Need(purpose="chat", model="alpha")
     rng = random.Random(3)
-    chain = plan(index, need, {"p1"}, CAPS, rng, 6, {"p0"}, 0.0)
+    chain = plan(index, need, cond({"p1"}, {"p0"}, trial_share=0.0), rng)
     assert [c.provider.id for c in chain] == ["p0"]
 
 
@@ -378,7 +386,7 @@ def test_a_key_may_allow_a_catalog_entry_by_id() -> None:
     allowed = index.keys_by_hash["h1"].allowed_models
     assert allowed == frozenset({"m1", "alpha", "beta"})
     chain = plan(
-        index, Need(purpose="chat", model="beta", allowed=allowed), set(), CAPS, random.Random(1)
+        index, Need(purpose="chat", model="beta", allowed=allowed), cond(), random.Random(1)
     )
     assert chain[0].deployment.name == "beta"
 
@@ -413,7 +421,7 @@ def test_power_level_latency_limits_use_the_providers_probe_latency() -> None:
 
     def providers(level: str | None) -> list[str]:
         need = Need(purpose="chat", model="alpha", power_level=level)
-        chain = plan(index, need, set(), CAPS, rng, 6, frozenset(), 1.0, lat_caps, latency)
+        chain = plan(index, need, cond(latency_caps=lat_caps, latency=latency), rng)
         return [c.provider.id for c in chain]
 
     assert providers(None) == ["p0", "p1"]  # no power level: no latency limit
@@ -423,6 +431,6 @@ def test_power_level_latency_limits_use_the_providers_probe_latency() -> None:
     slow = {"p0": 3_000.0, "p1": 2_500.0}
     need = Need(purpose="chat", model="alpha", power_level="precision")
     with pytest.raises(TurnoutError) as info:
-        plan(index, need, set(), CAPS, rng, 6, frozenset(), 1.0, lat_caps, slow)
+        plan(index, need, cond(latency_caps=lat_caps, latency=slow), rng)
     assert info.value.status == 503 and info.value.code == "no_model_for_power_level"
     assert "slower than the precision power level's 2000 ms" in info.value.message

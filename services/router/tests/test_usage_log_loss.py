@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
@@ -24,23 +23,7 @@ from turnout_common.testing.plugin import SMALL_KAFKA_TIMEOUTS
 from turnout_common.topics import USAGE
 from turnout_router.usage import BrokerLostLog, UsageEmitter
 
-
-def record(rid: str) -> dict[str, Any]:
-    return {
-        "request_id": rid,
-        "user_id": "alice",
-        "key_id": "k",
-        "purpose": "chat",
-        "input_tokens": 10,
-        "output_tokens": 5,
-        "cached_tokens": 0,
-        "estimated": False,
-        "status": 200,
-        "outcome": "success",
-        "attempts": [],
-        "source": "api",
-        "started_at": time.time(),
-    }
+from .conftest import usage_record
 
 
 def ack(partition: int, offset: int) -> RecordMetadata:
@@ -98,7 +81,7 @@ async def test_records_survive_a_broker_restart_the_producer_did_not_notice(
         await emitter.start()
         before = {f"before-{i}" for i in range(8)}
         for rid in sorted(before):  # one flush each: every partition gets acknowledged offsets
-            emitter.emit(record(rid))
+            emitter.emit(usage_record(rid))
             await asyncio.sleep(0.05)
         await read_keys(settings, before)
 
@@ -106,7 +89,7 @@ async def test_records_survive_a_broker_restart_the_producer_did_not_notice(
         await asyncio.to_thread(broker.start)
         after = {f"after-{i}" for i in range(8)}
         for rid in sorted(after):
-            emitter.emit(record(rid))
+            emitter.emit(usage_record(rid))
             await asyncio.sleep(0.05)
         # the new (empty) broker ends up with both: the new records and the lost old ones
         await read_keys(settings, before | after)

@@ -22,24 +22,10 @@ from turnout_common.topics import USAGE
 from turnout_router.entities import micro_price
 from turnout_router.usage import UsageEmitter, nano_str, price, price_nano
 
+from .conftest import usage_record
 
-def record(rid: str) -> dict[str, Any]:
-    return {
-        "request_id": rid,
-        "user_id": "alice",
-        "key_id": "k",
-        "purpose": "chat",
-        "input_tokens": 10,
-        "output_tokens": 5,
-        "cached_tokens": 0,
-        "estimated": False,
-        "status": 200,
-        "outcome": "success",
-        "attempts": [],
-        "source": "api",
-        "started_at": time.time(),
-        "_prices": (Decimal("0.10"), Decimal("0.20"), Decimal("0.05")),
-    }
+PRICES = (Decimal("0.10"), Decimal("0.20"), Decimal("0.05"))
+"""Input, output and cached price per million tokens: the emitter prices the records."""
 
 
 async def read_all(settings: KafkaSettings, want: set[str], timeout: float = 20) -> dict[str, Any]:
@@ -96,13 +82,13 @@ async def test_spooled_while_broker_down_then_delivered(tmp_path: Path) -> None:
     try:
         await ensure_topics(settings, (USAGE,))
         await emitter.start()
-        emitter.emit(record("before-outage"))
+        emitter.emit(usage_record("before-outage", _prices=PRICES))
         await read_all(settings, {"before-outage"})
 
         broker.stop()
         down = {f"during-outage-{i}" for i in range(5)}
         for rid in sorted(down):
-            emitter.emit(record(rid))  # never blocks, never raises
+            emitter.emit(usage_record(rid, _prices=PRICES))  # never blocks, never raises
         deadline = time.monotonic() + 10
         while emitter.spooled < 5:
             assert time.monotonic() < deadline, "records were not spooled"

@@ -9,43 +9,44 @@ from turnout_router.auth import Caller
 from turnout_router.state import Index
 
 
-def list_models(index: Index, caller: Caller) -> dict[str, Any]:
+def _entry(index: Index, caller: Caller, name: str) -> dict[str, Any] | None:
+    """The entry of one public name, or None when this key may not use it."""
     allowed = caller.key.allowed_models
-    data = []
-    for name in sorted(index.by_name):
-        if allowed is not None and name not in allowed:
-            continue
-        usable = [
-            d
-            for d in index.by_name[name]
-            if d.enabled
-            and (p := index.providers.get(d.provider_id)) is not None
-            and p.enabled
-            and index.tier_rank(d.min_tier) <= caller.tier_rank
-            and index.tier_rank(p.min_tier) <= caller.tier_rank
-        ]
-        if usable:
-            d = usable[0]
-            data.append(
-                {
-                    "id": name,
-                    "object": "model",
-                    "created": 0,
-                    "owned_by": "turnout",
-                    "purposes": sorted({x for u in usable for x in u.purposes}),
-                    "context_window": d.context_window,
-                }
-            )
-    return {"object": "list", "data": data}
+    if allowed is not None and name not in allowed:
+        return None
+    usable = [
+        d
+        for d in index.by_name.get(name, ())
+        if d.enabled
+        and (p := index.providers.get(d.provider_id)) is not None
+        and p.enabled
+        and index.tier_rank(d.min_tier) <= caller.tier_rank
+        and index.tier_rank(p.min_tier) <= caller.tier_rank
+    ]
+    if not usable:
+        return None
+    return {
+        "id": name,
+        "object": "model",
+        "created": 0,
+        "owned_by": "turnout",
+        "purposes": sorted({x for u in usable for x in u.purposes}),
+        "context_window": usable[0].context_window,
+    }
+
+
+def list_models(index: Index, caller: Caller) -> dict[str, Any]:
+    entries = (_entry(index, caller, name) for name in sorted(index.by_name))
+    return {"object": "list", "data": [e for e in entries if e is not None]}
 
 
 def get_model(index: Index, caller: Caller, name: str) -> dict[str, Any]:
     """One entry of :func:`list_models` (what the OpenAI SDK's ``models.retrieve`` reads)."""
-    for entry in list_models(index, caller)["data"]:
-        if entry["id"] == name:
-            return dict(entry)
-    raise NotFound(
-        f"the model {name!r} does not exist or this key may not use it",
-        code="model_not_found",
-        param="model",
-    )
+    entry = _entry(index, caller, name)
+    if entry is None:
+        raise NotFound(
+            f"the model {name!r} does not exist or this key may not use it",
+            code="model_not_found",
+            param="model",
+        )
+    return entry

@@ -1,15 +1,16 @@
 """Pure candidate selection: which deployments may serve a request, in which order.
 
-No I/O and no clock: given the :class:`~turnout_router.state.Index`, the set of unavailable
-providers/deployments, the request's :class:`Need` and a random source, :func:`plan` returns
-the ordered attempt chain (the requested name's deployments, then its fallbacks, then the
-route's fallbacks) or raises the error that explains why nothing can serve it.
+No I/O and no clock: given the :class:`~turnout_router.state.Index`, the
+:class:`~turnout_router.state.Conditions` (health state and limits), the request's
+:class:`Need` and a random source, :func:`plan` returns the ordered attempt chain (the
+requested name's deployments, then its fallbacks, then the route's fallbacks) or raises
+the error that explains why nothing can serve it.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from turnout_common.errors import (
@@ -21,7 +22,7 @@ from turnout_common.errors import (
     TurnoutError,
 )
 from turnout_router.entities import Deployment, Provider, RoutingRule
-from turnout_router.state import Index
+from turnout_router.state import Conditions, Index
 
 AUTO = "auto"
 
@@ -70,10 +71,9 @@ def _reject_reason(
     p: Provider | None,
     need: Need,
     index: Index,
-    unavailable: set[str] | frozenset[str],
+    cond: Conditions,
     price_cap: float | None,
-    latency_cap: float | None = None,
-    latency: Mapping[str, float] | None = None,
+    latency_cap: float | None,
 ) -> tuple[int, str] | None:
     if p is None or not d.enabled:
         return _DISABLED, f"model {d.name!r} is disabled"
@@ -91,13 +91,13 @@ def _reject_reason(
         )
     if price_cap is not None and d.max_price > price_cap:
         return _PRICE, f"model {d.name!r} costs more than the {need.power_level} power level allows"
-    if latency_cap is not None and latency and (ms := latency.get(d.provider_id)) is not None:
+    if latency_cap is not None and (ms := cond.latency.get(d.provider_id)) is not None:
         if ms > latency_cap:
             return _LATENCY, (
                 f"model {d.name!r}: its provider answers in {ms:.0f} ms, slower than the "
                 f"{need.power_level} power level's {latency_cap:.0f} ms"
             )
-    if not p.enabled or p.id in unavailable or f"{p.id}:{d.id}" in unavailable:
+    if not p.enabled or p.id in cond.unavailable or f"{p.id}:{d.id}" in cond.unavailable:
         return _UNAVAILABLE, f"no healthy upstream can serve {d.name!r} right now"
     return None
 
@@ -151,21 +151,19 @@ def candidates_for(
     name: str,
     index: Index,
     need: Need,
-    unavailable: set[str] | frozenset[str],
-    price_caps: Mapping[str, float],
+    cond: Conditions,
     rng: random.Random,
-    latency_caps: Mapping[str, float] | None = None,
-    latency: Mapping[str, float] | None = None,
 ) -> tuple[list[Candidate], tuple[int, str] | None]:
     """Ordered candidates of one public name, and the best rejection reason if none pass."""
-    cap = price_caps.get(need.power_level) if need.power_level else None
-    lat_cap = latency_caps.get(need.power_level) if need.power_level and latency_caps else None
+    level = need.power_level
+    cap = cond.price_caps.get(level) if level else None
+    lat_cap = cond.latency_caps.get(level) if level else None
     byok = need.byok_providers
     out: list[Candidate] = []
     worst: tuple[int, str] | None = None
     for d in index.by_name.get(name, ()):
         p = index.providers.get(d.provider_id)
-        reason = _reject_reason(d, p, need, index, unavailable, cap, lat_cap, latency)
+        reason = _reject_reason(d, p, need, index, cond, cap, lat_cap)
         if reason is None:
             assert p is not None
             out.append(Candidate(d, p, bool(byok) and p.id in byok))
@@ -175,7 +173,7 @@ def candidates_for(
 
 
 def _demote_trials(
-    chain: list[Candidate], trial: set[str] | frozenset[str], share: float, rng: random.Random
+    chain: list[Candidate], trial: frozenset[str], share: float, rng: random.Random
 ) -> list[Candidate]:
     keep: list[Candidate] = []
     later: list[Candidate] = []
@@ -248,23 +246,13 @@ def _names(index: Index, need: Need, rng: random.Random) -> list[tuple[str, tupl
     return [("model", seq)]
 
 
-def plan(
-    index: Index,
-    need: Need,
-    unavailable: set[str] | frozenset[str],
-    price_caps: Mapping[str, float],
-    rng: random.Random,
-    max_attempts: int = 6,
-    trial: set[str] | frozenset[str] = frozenset(),
-    trial_share: float = 1.0,
-    latency_caps: Mapping[str, float] | None = None,
-    latency: Mapping[str, float] | None = None,
-) -> list[Candidate]:
+def plan(index: Index, need: Need, cond: Conditions, rng: random.Random) -> list[Candidate]:
     """The ordered attempt chain for ``need`` (never empty) or the error explaining why not.
 
-    Half-open subjects (``trial``) keep their place for ``trial_share`` of the requests and
-    go to the end of the chain otherwise: a recovering upstream gets trial traffic, not all
-    of it, and still serves when nothing else can.
+    At most ``cond.max_attempts`` long. Half-open subjects (``cond.trial``) keep their place
+    for ``cond.trial_share`` of the requests and go to the end of the chain otherwise: a
+    recovering upstream gets trial traffic, not all of it, and still serves when nothing
+    else can.
     """
     if need.model != AUTO:
         if need.model not in index.known_names:
@@ -287,9 +275,7 @@ def plan(
         for pos, name in enumerate(seq):
             if need.allowed is not None and name not in need.allowed:
                 continue
-            cands, why = candidates_for(
-                name, index, need, unavailable, price_caps, rng, latency_caps, latency
-            )
+            cands, why = candidates_for(name, index, need, cond, rng)
             if pos == 0 and why is not None and (best is None or why[0] > best[0]):
                 best = why
             for c in cands:
@@ -300,9 +286,9 @@ def plan(
             if via != "model":
                 for c in chain:
                     c.via = via
-            if trial:
-                chain = _demote_trials(chain, trial, trial_share, rng)
-            return chain[:max_attempts]
+            if cond.trial:
+                chain = _demote_trials(chain, cond.trial, cond.trial_share, rng)
+            return chain[: cond.max_attempts]
     if best is None:
         raise ServiceUnavailable(
             f"no deployment can serve {need.model!r}", code="no_healthy_upstream"

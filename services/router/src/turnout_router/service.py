@@ -7,6 +7,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from turnout_common.errors import (
@@ -57,8 +58,14 @@ class Gateway:
         self.budgets = budgets
         self.buckets = Buckets()
         self.rng = random.Random()
-        self.caps = settings.price_caps()
-        self.latency_caps = settings.latency_caps()
+        # the settings' part of the routing conditions, once; health events replace the rest
+        state.conditions = replace(
+            state.conditions,
+            trial_share=settings.half_open_trial_share,
+            price_caps=settings.price_caps(),
+            latency_caps=settings.latency_caps(),
+            max_attempts=settings.max_attempts,
+        )
         self._targets: dict[tuple[str, int, str | None], UpstreamTarget] = {}
         self._targets_rev = -1
 
@@ -98,24 +105,13 @@ class Gateway:
                 self.buckets, "user:" + key.user_id, tier.rpm_limit, tier.tpm_limit, est, now
             )
         ctx.tokens_charged = est
-        if power_level is not None and power_level not in self.caps:
+        cond = self.state.conditions
+        if power_level is not None and power_level not in cond.price_caps:
             raise ValidationFailed(
                 "x-power-level: use one of eco, balanced, precision", param="x-power-level"
             )
         need = _need(caller, inb, power_level, task_type)
-        s = self.settings
-        chain = plan(
-            index,
-            need,
-            self.state.unavailable,
-            self.caps,
-            self.rng,
-            s.max_attempts,
-            self.state.trial,
-            s.half_open_trial_share,
-            self.latency_caps,
-            self.state.latency,
-        )
+        chain = plan(index, need, cond, self.rng)
         user = caller.user
         if self.state.credits or (user is not None and user.budget_usd is not None):
             d = chain[0].deployment

@@ -8,6 +8,7 @@ Config events are applied in O(1) (idempotent by per-entity revision); the read-
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -117,6 +118,37 @@ def build_index(entities: dict[tuple[str, str], tuple[int, dict[str, Any]]]) -> 
     return idx
 
 
+@dataclass(frozen=True, slots=True)
+class Conditions:
+    """What routing needs besides the config: the health state and the settings' limits.
+
+    Never mutated: :class:`RouterState` replaces it when the health state changes, so a
+    request reads one consistent value with one attribute access and nothing is rebuilt
+    per request.
+    """
+
+    unavailable: frozenset[str] = frozenset()
+    """Provider ids and ``provider:deployment`` ids that are down or circuit-open."""
+    trial: frozenset[str] = frozenset()
+    """Subjects whose circuit is half-open: tried first only for ``trial_share`` of requests."""
+    trial_share: float = 1.0
+    latency: Mapping[str, float] = field(default_factory=dict)
+    """Provider id -> the latest probe latency the health-worker reported (ms)."""
+    price_caps: Mapping[str, float] = field(default_factory=dict)
+    """Power level -> the highest price per million tokens it allows."""
+    latency_caps: Mapping[str, float] = field(default_factory=dict)
+    """Power level -> the slowest probe latency it allows (ms)."""
+    max_attempts: int = 6
+    """Upstream attempts per request, in all (the chain's length limit)."""
+
+
+def _with(subjects: frozenset[str], subject: str, member: bool) -> frozenset[str]:
+    """``subjects`` with or without ``subject``: the same object when nothing changes."""
+    if (subject in subjects) == member:
+        return subjects
+    return subjects | {subject} if member else subjects - {subject}
+
+
 @dataclass(slots=True)
 class Credit:
     seq: int
@@ -136,12 +168,8 @@ class RouterState:
         self._secrets: dict[tuple[str, int], str | None] = {}
         self.config_revision = 0
         self.config_loaded = False
-        self.unavailable: set[str] = set()
-        """Provider ids and ``provider:deployment`` ids that are down or circuit-open."""
-        self.trial: set[str] = set()
-        """Subjects whose circuit is half-open: tried first only for a share of requests."""
-        self.latency: dict[str, float] = {}
-        """Provider id -> the latest probe latency the health-worker reported (ms)."""
+        self.conditions = Conditions()
+        """Health state and routing limits; replaced (never mutated) when health changes."""
         self._health: dict[str, tuple[str, str]] = {}
         self.credits: dict[str, Credit] = {}
 
@@ -189,6 +217,18 @@ class RouterState:
         return plain
 
     # --- health -------------------------------------------------------------------------
+    @property
+    def unavailable(self) -> frozenset[str]:
+        return self.conditions.unavailable
+
+    @property
+    def trial(self) -> frozenset[str]:
+        return self.conditions.trial
+
+    @property
+    def latency(self) -> Mapping[str, float]:
+        return self.conditions.latency
+
     def apply_health(
         self,
         subject: str,
@@ -201,19 +241,18 @@ class RouterState:
         (SPEC §2), whatever their state. Events without the flag: skip down / open."""
         self._health[subject] = (status, circuit)
         skip = auto_disabled if auto_disabled is not None else status == "down" or circuit == "open"
-        if skip:
-            self.unavailable.add(subject)
-        else:
-            self.unavailable.discard(subject)
-        if ":" not in subject:  # provider-level: a probe's round trip, not a generation
+        c = self.conditions
+        unavailable = _with(c.unavailable, subject, skip)
+        trial = _with(c.trial, subject, circuit == "half_open" and not skip)
+        latency = c.latency
+        # provider-level only: a probe's round trip, not a generation
+        if ":" not in subject and latency.get(subject) != latency_ms:
             if latency_ms is None:
-                self.latency.pop(subject, None)
+                latency = {k: v for k, v in latency.items() if k != subject}
             else:
-                self.latency[subject] = latency_ms
-        if circuit == "half_open" and not skip:
-            self.trial.add(subject)
-        else:
-            self.trial.discard(subject)
+                latency = {**latency, subject: latency_ms}
+        if unavailable is not c.unavailable or trial is not c.trial or latency is not c.latency:
+            self.conditions = replace(c, unavailable=unavailable, trial=trial, latency=latency)
 
     def health_of(self, subject: str) -> tuple[str, str] | None:
         return self._health.get(subject)
