@@ -74,9 +74,6 @@ def default_entities() -> list[dict[str, Any]]:
             "t1",
             {"id": "t1", "name": "ops", "token_hash": token_hash(MINTED_ADMIN), "revoked": False},
         ),
-        entity(
-            9, "provider", "prov-groq", {"id": "prov-groq", "name": "groq-cloud", "kind": "groq"}
-        ),
     ]
 
 

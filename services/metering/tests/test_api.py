@@ -55,7 +55,8 @@ async def client(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
     ]
     events += [
         usage(f"b{i}", user_id="bob", key_id="k-bob", model="gpt-4o-mini", provider="openai",
-              cost="0.0025", latency_ms=400.0, started_at=day0, source="lab")
+              provider_id="p-openai", cost="0.0025", latency_ms=400.0, started_at=day0,
+              source="lab")
         for i in range(12)
     ]  # fmt: skip
     events.append(
@@ -131,8 +132,8 @@ async def test_summary_matches_sql(
 
 
 async def test_provider_filter_by_name_or_id(client: httpx.AsyncClient, runtime: Runtime) -> None:
-    """SPEC: names or ids. The log matches either column; the daily rollup keeps names only,
-    so an id is matched there through the provider's current name (from config)."""
+    """SPEC: names or ids. The log and the daily rollup both keep the two, so either matches
+    there (no config needed: metering does not follow providers)."""
     events = [usage(f"g{i}", provider="groq-cloud", provider_id="prov-groq") for i in range(3)]
     await runtime.ingestor().ingest(events)
     for ref in ("groq-cloud", "prov-groq"):
@@ -155,6 +156,51 @@ async def test_provider_filter_by_name_or_id(client: httpx.AsyncClient, runtime:
     assert page.status_code == 200 and page.json()["total"] == 0
     got = await client.get("/api/v1/usage/summary?provider=no-such-provider", headers=ADMIN_H)
     assert got.status_code == 200 and got.json()["data"] == []
+
+
+async def test_renamed_provider_by_id_and_by_each_name(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    """Provider prov-p served as "alpha", was renamed "beta", then a new provider prov-q took
+    the name "alpha". By id: all of a provider's usage, whatever its name was then; by name:
+    the usage recorded under that name; grouped: prov-p is one row, under its latest name."""
+    day = datetime.now(UTC).replace(hour=9, minute=0, second=0, microsecond=0)
+    old = [
+        usage(f"pa{i}", provider="alpha", provider_id="prov-p", started_at=day) for i in range(3)
+    ]
+    new = [
+        usage(f"pb{i}", provider="beta", provider_id="prov-p", started_at=day + timedelta(hours=2))
+        for i in range(2)
+    ]
+    reused = [
+        usage(f"q{i}", provider="alpha", provider_id="prov-q", started_at=day + timedelta(hours=3))
+        for i in range(4)
+    ]
+    # the old name's records arrive last (a late redelivery): the later record's name still wins
+    for batch in (new, reused, old):
+        await runtime.ingestor().ingest(batch)
+
+    async def requests(query: str) -> tuple[int, int]:
+        listed = (await client.get(f"/api/v1/usage?{query}", headers=ADMIN_H)).json()
+        got = (await client.get(f"/api/v1/usage/summary?{query}", headers=ADMIN_H)).json()
+        return listed["total"], got["totals"]["requests"]
+
+    assert await requests("provider=prov-p") == (5, 5)
+    assert await requests("provider=beta") == (2, 2)
+    assert await requests("provider=alpha") == (7, 7)  # prov-p's old name and prov-q's name
+    assert await requests("provider=prov-q") == (4, 4)
+    assert await requests("provider=prov-p&outcome=success&user_id=alice") == (5, 5)
+
+    async def groups(query: str = "") -> list[tuple[str | None, int]]:
+        path = f"/api/v1/usage/summary?group_by=provider{query}"
+        got = (await client.get(path, headers=ADMIN_H)).json()
+        return [(g["key"], g["requests"]) for g in got["data"]]
+
+    assert await groups("&provider=prov-p") == [("beta", 5)]
+    assert await groups("&provider=alpha") == [("alpha", 4), ("beta", 3)]
+    assert await groups() == [("alpha", 4), ("beta", 5), ("gpu-box", 31), ("openai", 12)]
+    lab = (await client.get("/api/v1/lab/stats?group_by=provider", headers=ADMIN_H)).json()
+    assert [(g["key"], g["requests"]) for g in lab["data"]] == [("openai", 12)]
 
 
 async def test_credits_grant_and_ledger(client: httpx.AsyncClient) -> None:

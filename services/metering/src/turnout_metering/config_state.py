@@ -1,5 +1,4 @@
-"""What metering keeps from ``turnout.config.v1``: users, virtual keys, tiers, admin tokens
-and provider names (for the ``provider`` filter by id on the daily rollup).
+"""What metering keeps from ``turnout.config.v1``: users, virtual keys, tiers, admin tokens.
 
 Kept in memory (rebuilt from the snapshot at start). Per ``(entity, entity_id)`` the highest
 revision applied wins; older events are ignored, so replays are harmless.
@@ -16,7 +15,7 @@ from typing import Any
 from turnout_common.events import ConfigEvent
 from turnout_common.follow import Revisions
 
-TRACKED = frozenset({"user", "virtual_key", "tier", "admin_token", "provider"})
+TRACKED = frozenset({"user", "virtual_key", "tier", "admin_token"})
 
 
 def _money(value: Any) -> Decimal | None:
@@ -81,8 +80,6 @@ class ConfigState:
         self.keys: dict[str, VirtualKey] = {}
         self.tiers: dict[str, Tier] = {}
         self.admin_tokens: dict[str, AdminToken] = {}
-        self.provider_names: dict[str, str] = {}
-        """Provider id -> its current name."""
         self._revisions = Revisions()
         self._keys_by_hash: dict[str, str] = {}
         self.on_change: Callable[[set[Subject]], None] | None = None
@@ -136,11 +133,6 @@ class ConfigState:
                     monthly_credits_usd=_money(data.get("monthly_credits_usd")) or Decimal(0),
                 )
             return {("user", u.id) for u in self.users.values() if u.tier == entity_id}
-        if entity == "provider":
-            self.provider_names.pop(entity_id, None)
-            if data is not None and data.get("name"):
-                self.provider_names[entity_id] = str(data["name"])
-            return set()
         # admin_token
         self.admin_tokens.pop(entity_id, None)
         if data is not None:

@@ -2,8 +2,8 @@
 
 COPY the batch into a temp table, ``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` into the
 append-only log, and only the rows actually inserted (``RETURNING``, in one statement) update the
-daily rollup, spend per period and the prepaid-credit ledger. A redelivered or duplicated
-record therefore changes nothing.
+daily rollup, the latest name per provider id, spend per period and the prepaid-credit ledger.
+A redelivered or duplicated record therefore changes nothing.
 """
 
 from __future__ import annotations
@@ -41,10 +41,12 @@ CREATE TEMP TABLE IF NOT EXISTS usage_in (
 """
 
 _NEW_COLUMNS = (
-    "request_id, started_at, period, user_id, key_id, model, provider, source, outcome,"
-    " input_tokens, output_tokens, cached_tokens, cost_usd, latency_ms"
+    "request_id, started_at, period, user_id, key_id, model, provider_id, provider, source,"
+    " outcome, input_tokens, output_tokens, cached_tokens, cost_usd, latency_ms"
 )
-_DIMS = "day, user_id, key_id, model, provider, source, outcome"
+# The rollup's key (migration 0002 rebuilds the rows it had from usage_log with the same
+# aggregate): a provider's id and the name it was recorded under are both kept.
+_DIMS = "day, user_id, key_id, model, provider_id, provider, source, outcome"
 
 # One statement, one snapshot: every derived table is fed from ``ins``, the rows that were
 # actually inserted (a duplicate request id inserts nothing, so it changes nothing).
@@ -59,12 +61,12 @@ WITH ins AS (
     INSERT INTO usage_daily AS d ({_DIMS}, requests, errors, input_tokens, output_tokens,
                                   cached_tokens, cost_usd, latency_sum_ms, lat_hist)
     SELECT (started_at AT TIME ZONE 'UTC')::date, coalesce(user_id, ''), coalesce(key_id, ''),
-           coalesce(model, ''), coalesce(provider, ''), source, outcome,
-           count(*), count(*) FILTER (WHERE outcome <> 'success'), sum(input_tokens),
+           coalesce(model, ''), coalesce(provider_id, ''), coalesce(provider, ''), source,
+           outcome, count(*), count(*) FILTER (WHERE outcome <> 'success'), sum(input_tokens),
            sum(output_tokens), sum(cached_tokens), sum(cost_usd), sum(latency_ms),
            {histogram_sql("b")}
     FROM (SELECT *, {bucket_index_sql("latency_ms")} AS b FROM ins) n
-    GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1, 2, 3, 4, 5, 6, 7
+    GROUP BY 1, 2, 3, 4, 5, 6, 7, 8 ORDER BY 1, 2, 3, 4, 5, 6, 7, 8
     ON CONFLICT ({_DIMS}) DO UPDATE SET
         requests = d.requests + EXCLUDED.requests,
         errors = d.errors + EXCLUDED.errors,
@@ -75,6 +77,13 @@ WITH ins AS (
         latency_sum_ms = d.latency_sum_ms + EXCLUDED.latency_sum_ms,
         lat_hist = (SELECT array_agg(x + y ORDER BY i)
                     FROM unnest(d.lat_hist, EXCLUDED.lat_hist) WITH ORDINALITY AS t(x, y, i))
+), named AS (  -- per provider id, the name of its latest record (ties: the greatest name)
+    INSERT INTO provider_names AS p (provider_id, name, seen_at)
+    SELECT DISTINCT ON (provider_id) provider_id, provider, started_at FROM ins
+    WHERE provider_id <> '' AND provider <> ''
+    ORDER BY provider_id, started_at DESC, provider DESC
+    ON CONFLICT (provider_id) DO UPDATE SET name = EXCLUDED.name, seen_at = EXCLUDED.seen_at
+    WHERE (EXCLUDED.seen_at, EXCLUDED.name) > (p.seen_at, p.name)
 ), spent AS (
     INSERT INTO spend AS s (subject_type, subject_id, period, spent_usd, requests)
     SELECT t, id, period, sum(cost), count(*) FROM (

@@ -18,12 +18,23 @@ LIST_COLUMNS = (
 )
 GROUP_SQL = {
     "model": "model",
-    "provider": "provider",
+    # a provider's rows under its latest name (provider_names), so a renamed provider is one
+    # group; rows without a provider id under the name they were recorded with
+    "provider": "CASE WHEN provider_id = '' THEN provider"
+    " ELSE coalesce(provider_latest, provider_id) END",
     "user": "user_id",
     "key": "key_id",
     "day": "day::text",
     "source": "source",
 }
+
+
+# The rollup plus each row's provider's latest name, under the rollup's own column names (so
+# the same filters apply). provider_names is small (a row per provider id): a hash join.
+_NAMED_DAILY = (
+    "(SELECT d.*, n.name AS provider_latest FROM usage_daily d"
+    " LEFT JOIN provider_names n ON n.provider_id = d.provider_id) usage_daily"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,26 +43,12 @@ class UsageFilter:
     key_id: str | None = None
     model: str | None = None
     provider: str | None = None
-    """A provider name or id (SPEC: names or ids)."""
+    """A provider id or a name it was recorded under (SPEC: names or ids): the rows whose
+    ``provider_id`` or ``provider`` equals it. By id, every row of the provider whatever its
+    name was then; by name, the rows recorded under that name (an earlier name too)."""
     source: str | None = None
     outcome: str | None = None
     status: int | None = None
-    provider_named: str | None = None
-    """The current name of the provider whose id is ``provider``, if it is one (from config):
-    the daily rollup keeps the provider's name only, so an id is matched through it there."""
-
-
-def _provider_clause(f: UsageFilter, args: list[Any], *, rollup: bool) -> str:
-    """A name or an id. The raw log has both columns (neither is indexed, so the OR adds
-    nothing but a comparison per row to the same scan); the rollup has names only."""
-    args.append(f.provider)
-    n = len(args)
-    if not rollup:
-        return f"(provider = ${n} OR provider_id = ${n})"
-    if f.provider_named is None or f.provider_named == f.provider:
-        return f"provider = ${n}"
-    args.append(f.provider_named)
-    return f"provider IN (${n}, ${n + 1})"
 
 
 def _where(f: UsageFilter, *, rollup: bool) -> tuple[list[str], list[Any]]:
@@ -59,13 +56,15 @@ def _where(f: UsageFilter, *, rollup: bool) -> tuple[list[str], list[Any]]:
     args: list[Any] = []
     for field in fields(f):
         value = getattr(f, field.name)
-        if value is None or field.name == "provider_named" or (rollup and field.name == "status"):
-            continue
-        if field.name == "provider":
-            clauses.append(_provider_clause(f, args, rollup=rollup))
+        if value is None or (rollup and field.name == "status"):
             continue
         args.append(value)
-        clauses.append(f"{field.name} = ${len(args)}")
+        if field.name == "provider":
+            # the log and the rollup both have the two columns; neither is indexed, so the OR
+            # adds nothing but a comparison per row to the same scan
+            clauses.append(f"(provider = ${len(args)} OR provider_id = ${len(args)})")
+        else:
+            clauses.append(f"{field.name} = ${len(args)}")
     return clauses, args
 
 
@@ -120,7 +119,12 @@ async def summary(
     start: date | None,
     end: date | None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Aggregates from ``usage_daily`` (whole UTC days, ``start``..``end`` inclusive)."""
+    """Aggregates from ``usage_daily`` (whole UTC days, ``start``..``end`` inclusive).
+
+    Grouped by provider, each row counts under its provider's latest name (``provider_names``;
+    its id if it never had one), or, without a provider id, under the name it was recorded
+    with: a renamed provider is one group, named as it is now, and keys stay unique.
+    """
     clauses, args = _where(f, rollup=True)
     if start is not None:
         args.append(start)
@@ -130,12 +134,13 @@ async def summary(
         clauses.append(f"day <= ${len(args)}")
     where = " WHERE " + " AND ".join(clauses) if clauses else ""
     group = GROUP_SQL[group_by]
+    table = _NAMED_DAILY if group_by == "provider" else "usage_daily"
     rows = await conn.fetch(
         f"SELECT NULLIF({group}, '') AS k, sum(requests) AS requests, sum(errors) AS errors,"
         " sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,"
         " sum(cached_tokens) AS cached_tokens, sum(cost_usd) AS cost_usd,"
         " sum(latency_sum_ms) AS latency_sum_ms, array_agg(lat_hist) AS hists"
-        f" FROM usage_daily{where} GROUP BY 1 ORDER BY 1 NULLS LAST",
+        f" FROM {table}{where} GROUP BY 1 ORDER BY 1 NULLS LAST",
         *args,
     )
     data = [_summary_row(r["k"], r, sum_histograms(r["hists"])) for r in rows]

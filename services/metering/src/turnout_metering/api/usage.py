@@ -19,15 +19,19 @@ router = APIRouter(prefix="/api/v1", tags=["usage"])
 
 Outcome = Literal["success", "upstream_error", "rejected", "client_abort", "error"]
 CSV_MAX = 100_000
+PROVIDER_FILTER = (
+    "provider id, or a name it was recorded under: by id, all of the provider's usage"
+    " whatever its name was then; by name, the usage recorded under that name (an earlier"
+    " name of a renamed provider too)"
+)
 
 
 def usage_filter(
     principal: PrincipalDep,
-    runtime: RuntimeDep,
     user_id: str | None = None,
     key_id: str | None = None,
     model: str | None = None,
-    provider: Annotated[str | None, Query(description="provider name or id")] = None,
+    provider: Annotated[str | None, Query(description=PROVIDER_FILTER)] = None,
     source: str | None = None,
     outcome: Outcome | None = None,
     status: Annotated[int | None, Query(ge=100, le=599)] = None,
@@ -40,7 +44,6 @@ def usage_filter(
         source=source,
         outcome=outcome,
         status=status,
-        provider_named=runtime.config.provider_names.get(provider) if provider else None,
     )
 
 
@@ -122,5 +125,10 @@ async def get_summary(
     start: Annotated[date | None, Query(alias="from", description="UTC day, inclusive")] = None,
     end: Annotated[date | None, Query(alias="to", description="UTC day, inclusive")] = None,
 ) -> UsageSummary:
-    """Requests, tokens, cost and latency percentiles per group, from the daily rollups."""
+    """Requests, tokens, cost and latency percentiles per group, from the daily rollups.
+
+    ``group_by=provider``: one row per provider, keyed by the latest name its usage was
+    recorded under (a renamed provider is one row, under its new name; its id if it never had
+    a name); usage recorded without a provider id counts under the name it was recorded with.
+    """
     return await summarize(runtime, f, group_by, start, end)
