@@ -6,6 +6,11 @@ A service writes its change and the event row(s) in ONE database transaction
 the broker acknowledged them. Delivery is at-least-once (a crash between the ack and the mark
 re-sends), so consumers are idempotent (event id / revision).
 Several relays may run: a per-schema advisory lock lets one send at a time, preserving order.
+
+A row's ``headers`` become its Kafka message headers. Written inside a traced span (a service
+that traces, :mod:`turnout_common.tracing`), rows also get the W3C trace context
+(``traceparent``, ``tracestate``) of a ``create <topic>`` span there, so consumers continue
+the trace of the request or probe that caused them.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import asyncpg
 
 from turnout_common.db import check_schema
 from turnout_common.metrics import OUTBOX_PENDING
+from turnout_common.telemetry import message_trace_headers
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +73,9 @@ async def enqueue(
     """Add an event to the outbox inside the caller's transaction. Returns the row id."""
     check_schema(schema)
     raw_key = key.encode() if isinstance(key, str) else key
+    trace = message_trace_headers(topic, 1, key)
+    if trace is not None:
+        headers = {**headers, **trace} if headers else trace
     row_id: int = await conn.fetchval(
         f"INSERT INTO {schema}.outbox (topic, key, payload, headers) VALUES ($1, $2, $3, $4)"
         " RETURNING id",
@@ -88,12 +97,16 @@ async def enqueue_many(
 ) -> int:
     """Add ``(key, payload)`` events, in order, inside the caller's transaction.
 
-    One INSERT for all of them (:func:`enqueue` costs a round trip per row); ``headers`` go
-    on every row. Returns how many rows were added.
+    One INSERT for all of them (:func:`enqueue` costs a round trip per row); ``headers`` (and
+    the trace context, one ``create`` span for all) go on every row. Returns how many rows
+    were added.
     """
     if not records:
         return 0
     check_schema(schema)
+    trace = message_trace_headers(topic, len(records), records[0][0] if len(records) == 1 else None)
+    if trace is not None:
+        headers = {**headers, **trace} if headers else trace
     await conn.execute(
         f"INSERT INTO {schema}.outbox (topic, key, payload, headers)"
         " SELECT $1, k, p, $4::jsonb"

@@ -7,13 +7,19 @@ exporters follow the standard variables: ``OTEL_TRACES_EXPORTER`` (``otlp``, the
 ``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES`` and ``OTEL_TRACES_SAMPLER[_ARG]``.
 OpenTelemetry is imported inside :func:`setup_tracing`, so a service that does not trace never
 loads it. Metrics: the prometheus_client default registry, exposed at ``/metrics``.
+
+Messages written for later (outbox rows) take the trace context of the span that caused them
+from :func:`message_trace_headers`: a context variable that only a tracing service sets, inside
+its spans (:meth:`turnout_common.tracing.ServiceTracing.active`), so when tracing is off a write
+pays one variable read and one ``is None`` check.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from typing import TYPE_CHECKING
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
@@ -23,6 +29,29 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 METRICS_CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+class MessageTracing(Protocol):
+    def message_context(self, topic: str, count: int, key: str | bytes | None) -> dict[str, str]:
+        """The W3C context (``traceparent``, ``tracestate``) for messages created now."""
+        ...
+
+
+MESSAGE_TRACING: ContextVar[MessageTracing | None] = ContextVar(
+    "turnout_message_tracing", default=None
+)
+"""Set (by the tracing service) only while one of its spans is the current one."""
+
+
+def message_trace_headers(
+    topic: str, count: int = 1, key: str | bytes | None = None
+) -> dict[str, str] | None:
+    """Headers carrying the current span's trace context for ``count`` messages to ``topic``
+    (``key``: the message's, when there is one), or None when nothing is being traced."""
+    tracing = MESSAGE_TRACING.get()
+    if tracing is None:
+        return None
+    return tracing.message_context(topic, count, key) or None
 
 
 def trace_exporter_names() -> list[str]:

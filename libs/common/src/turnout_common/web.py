@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -15,7 +15,19 @@ from turnout_common.metrics import HttpMetricsMiddleware
 from turnout_common.settings import CommonSettings
 from turnout_common.telemetry import METRICS_CONTENT_TYPE, metrics_payload
 
+if TYPE_CHECKING:
+    from fastapi.telemetry import TelemetryConfig
+
+    from turnout_common.tracing import ServiceTracing
+
 ReadinessCheck = Callable[[], Awaitable[bool]]
+
+FASTAPI_TELEMETRY: TelemetryConfig = {"tracing": False}
+"""``FastAPI(telemetry=…)`` for Turnout's apps: FastAPI's own request spans stay off. They
+start by themselves once a global tracer provider is set (as ``setup_tracing`` does) and
+would duplicate :func:`install_tracing`'s SERVER spans, which follow the services' switch
+(``tracer_provider`` / ``OTEL_*``) and carry the context on to Kafka."""
+
 S = TypeVar("S", bound=CommonSettings)
 
 _HTTP_TYPES = {
@@ -73,6 +85,16 @@ def install_error_handlers(app: FastAPI) -> None:
 def install_http_metrics(app: FastAPI, service: str) -> None:
     """Count every request as ``turnout_http_requests_total`` / ``..._duration_seconds``."""
     app.add_middleware(HttpMetricsMiddleware, service=service)
+
+
+def install_tracing(app: FastAPI, tracing: ServiceTracing | None) -> None:
+    """A SERVER span per request (:class:`turnout_common.tracing.TracingMiddleware`) when
+    ``tracing`` is on; nothing (and no OpenTelemetry import) when it is None. Install it after
+    :func:`install_http_metrics` and before ``ApiMiddleware`` (which copies the scope)."""
+    if tracing is not None:
+        from turnout_common.tracing import TracingMiddleware
+
+        app.add_middleware(TracingMiddleware, tracing=tracing)
 
 
 def ops_router(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from fastapi import FastAPI
@@ -18,7 +18,13 @@ from turnout_common.migrations import migrate_dsn
 from turnout_common.oidc import OidcVerifier
 from turnout_common.outbox import OutboxRelay
 from turnout_common.tasks import cancel
-from turnout_common.web import install_error_handlers, install_http_metrics, ops_router
+from turnout_common.web import (
+    FASTAPI_TELEMETRY,
+    install_error_handlers,
+    install_http_metrics,
+    install_tracing,
+    ops_router,
+)
 from turnout_config_api.api import admin, keys, models, providers, routing, users
 from turnout_config_api.changes import SCHEMA
 from turnout_config_api.db_errors import install_db_error_handlers
@@ -28,13 +34,27 @@ from turnout_config_api.relay import RelaySender, run_relay
 from turnout_config_api.settings import ConfigApiSettings
 from turnout_config_api.state import AppState
 
+if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
+
+    from turnout_common.tracing import ServiceTracing
+
 API_PREFIX = "/api/v1"
 
 
-def create_app(settings: ConfigApiSettings | None = None) -> FastAPI:
-    """Build the app; a missing/invalid ``TURNOUT_ENCRYPTION_KEYS`` fails here, at start-up."""
+def create_app(
+    settings: ConfigApiSettings | None = None, *, tracer_provider: TracerProvider | None = None
+) -> FastAPI:
+    """Build the app; a missing/invalid ``TURNOUT_ENCRYPTION_KEYS`` fails here, at start-up.
+    ``tracer_provider`` turns tracing on (else the ``OTEL_*`` environment may): a SERVER span
+    per request, config events carrying its context, a CONSUMER span per traced health event."""
     settings = settings or ConfigApiSettings()
     ring = KeyRing(settings.encryption_key_list())
+    tracing: ServiceTracing | None = None
+    if tracer_provider is not None or settings.tracing_requested():
+        from turnout_common.tracing import ServiceTracing
+
+        tracing = ServiceTracing.from_settings(settings, tracer_provider, "turnout_config_api")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -66,7 +86,8 @@ def create_app(settings: ConfigApiSettings | None = None) -> FastAPI:
         )
         state.relay_task = asyncio.create_task(run_relay(relay, sender), name="config-outbox")
         state.health_task = asyncio.create_task(
-            follow_health(state.health, settings.kafka), name="config-health-view"
+            follow_health(state.health, settings.kafka, tracing=tracing),
+            name="config-health-view",
         )
         app.state.config_api = state
         try:
@@ -77,6 +98,8 @@ def create_app(settings: ConfigApiSettings | None = None) -> FastAPI:
             await sender.close()
             await http.aclose()
             await pool.close()
+            if tracing is not None:
+                tracing.shutdown()
 
     app = FastAPI(
         title="turnout-config-api",
@@ -85,10 +108,12 @@ def create_app(settings: ConfigApiSettings | None = None) -> FastAPI:
         openapi_url=None,  # served under /api/v1/openapi.json, behind auth like the rest
         docs_url=None,
         redoc_url=None,
+        telemetry=FASTAPI_TELEMETRY,  # request spans: install_tracing's, when tracing is on
     )
     install_error_handlers(app)
     install_db_error_handlers(app)
     install_http_metrics(app, "config-api")
+    install_tracing(app, tracing)
     app.add_middleware(ApiMiddleware)
 
     def checks() -> dict[str, Callable[[], Awaitable[bool]]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
@@ -17,6 +18,9 @@ from turnout_common.follow import TopicFollower
 from turnout_common.settings import KafkaSettings
 from turnout_common.topics import HEALTH
 from turnout_config_api.schemas.providers import ProviderHealth
+
+if TYPE_CHECKING:
+    from turnout_common.tracing import ServiceTracing
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +72,19 @@ class HealthView:
         )
 
 
-async def follow_health(view: HealthView, kafka: KafkaSettings, retry_s: float = 2.0) -> None:
-    """Keep ``view`` up to date forever (cancel to stop); reconnects after broker outages."""
+async def follow_health(
+    view: HealthView,
+    kafka: KafkaSettings,
+    retry_s: float = 2.0,
+    *,
+    tracing: ServiceTracing | None = None,
+) -> None:
+    """Keep ``view`` up to date forever (cancel to stop); reconnects after broker outages.
+    With ``tracing``, an event carrying a trace context is applied in a CONSUMER span."""
     while True:
-        follower = TopicFollower(kafka, HEALTH.name, view.apply, name="config-health")
+        follower = TopicFollower(
+            kafka, HEALTH.name, view.apply, name="config-health", tracing=tracing
+        )
         try:
             await follower.start()
             await follower.run()

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Coroutine, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from fastapi import FastAPI
@@ -24,9 +24,11 @@ from turnout_common.settings import CommonSettings
 from turnout_common.tasks import cancel
 from turnout_common.topics import CONFIG, HEALTH, USAGE
 from turnout_common.web import (
+    FASTAPI_TELEMETRY,
     ReadinessCheck,
     install_error_handlers,
     install_http_metrics,
+    install_tracing,
     ops_router,
 )
 from turnout_health import api, repository
@@ -39,6 +41,11 @@ from turnout_health.service import HealthService
 from turnout_health.settings import HealthSettings
 from turnout_health.worker import Worker
 
+if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
+
+    from turnout_health.tracing import HealthTracing
+
 log = logging.getLogger(__name__)
 
 
@@ -46,22 +53,34 @@ def create_app(
     settings: CommonSettings | None = None,
     health: HealthSettings | None = None,
     oidc: OidcSettings | None = None,
+    *,
+    tracer_provider: TracerProvider | None = None,
 ) -> FastAPI:
-    """``oidc`` defaults to ``settings`` (if it carries ``oidc_*``), else ``TURNOUT_OIDC_*``."""
+    """``oidc`` defaults to ``settings`` (if it carries ``oidc_*``), else ``TURNOUT_OIDC_*``.
+    ``tracer_provider`` turns tracing on (else the ``OTEL_*`` environment may): probes, the
+    health events they cause, the API's requests and the config follower are traced."""
     settings = settings or CommonSettings(service_name="health-worker")
     health = health or HealthSettings()
     verifier = OidcVerifier.from_settings(oidc or oidc_settings(settings))
     checks: dict[str, ReadinessCheck] = {}
+    tracing: HealthTracing | None = None
+    if tracer_provider is not None or settings.tracing_requested():
+        from turnout_health.tracing import HealthTracing
+
+        tracing = HealthTracing.from_settings(settings, tracer_provider, "turnout_health")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
-            await _start(app, stack, settings, health, checks, verifier)
+            if tracing is not None:
+                stack.callback(tracing.shutdown)  # last: after every traced task stopped
+            await _start(app, stack, settings, health, checks, verifier, tracing)
             yield
 
-    app = FastAPI(title="turnout-health-worker", lifespan=lifespan)
+    app = FastAPI(title="turnout-health-worker", lifespan=lifespan, telemetry=FASTAPI_TELEMETRY)
     install_error_handlers(app)
     install_http_metrics(app, "health-worker")
+    install_tracing(app, tracing)
 
     def current_checks() -> Mapping[str, ReadinessCheck]:
         return checks
@@ -78,6 +97,7 @@ async def _start(
     health: HealthSettings,
     checks: dict[str, ReadinessCheck],
     oidc: OidcVerifier | None,
+    tracing: HealthTracing | None = None,
 ) -> None:
     from turnout_health.main import migrations
 
@@ -122,6 +142,7 @@ async def _start(
         on_config,
         name="health-config",
         snapshot_timeout_s=settings.snapshot_timeout_s,
+        tracing=tracing,
     )
     await follower.start()
     stack.push_async_callback(follower.stop)
@@ -137,7 +158,7 @@ async def _start(
     client = httpx.AsyncClient(follow_redirects=False)
     stack.push_async_callback(client.aclose)
     service = HealthService(pool, schema, health)
-    prober = Prober(pool, service, registry, health, keyring, client)
+    prober = Prober(pool, service, registry, health, keyring, client, tracing)
     worker = Worker(LeaderLease(dsn, schema), service, prober, health)
     worker.start()
     stack.push_async_callback(worker.stop)

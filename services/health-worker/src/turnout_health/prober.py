@@ -6,6 +6,7 @@ import asyncio
 import logging
 import random
 import time
+from typing import TYPE_CHECKING
 
 import asyncpg
 import httpx
@@ -17,6 +18,9 @@ from turnout_health.probes import SELF_HOSTED, ProbeResult, probe_requests, run_
 from turnout_health.registry import ConfigRegistry, ProviderConfig
 from turnout_health.service import HealthService
 from turnout_health.settings import HealthSettings
+
+if TYPE_CHECKING:
+    from turnout_health.tracing import HealthTracing
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +34,11 @@ class Prober:
         settings: HealthSettings,
         keyring: KeyRing | None,
         client: httpx.AsyncClient,
+        tracing: HealthTracing | None = None,
     ) -> None:
+        """With ``tracing``, each probe (and the health event it causes) is traced."""
         self._pool = pool
+        self._tracing = tracing
         self._service = service
         self._registry = registry
         self._settings = settings
@@ -80,19 +87,24 @@ class Prober:
     async def _probe(self, cfg: ProviderConfig, trial: bool) -> None:
         try:
             async with self._sem:
-                if trial:
-                    await self._service.enter_half_open(cfg)
-                result = await self.probe(cfg)
-                self.probes += 1
-                if result.latency_ms is not None:
-                    metrics.PROBE_LATENCY.labels(cfg.kind, result.status).observe(
-                        result.latency_ms / 1000
-                    )
-                await self._service.apply_probe(cfg, result)
+                if self._tracing is None:
+                    await self._probe_and_apply(cfg, trial)
+                else:
+                    await self._tracing.probe(cfg, trial, self._probe_and_apply)
         except (OSError, asyncpg.PostgresError) as exc:
             log.warning("probe of provider %s not recorded: %s", cfg.id, type(exc).__name__)
         finally:
             self._next_due[cfg.id] = time.monotonic() + self._interval()
+
+    async def _probe_and_apply(self, cfg: ProviderConfig, trial: bool) -> ProbeResult:
+        if trial:
+            await self._service.enter_half_open(cfg)
+        result = await self.probe(cfg)
+        self.probes += 1
+        if result.latency_ms is not None:
+            metrics.PROBE_LATENCY.labels(cfg.kind, result.status).observe(result.latency_ms / 1000)
+        await self._service.apply_probe(cfg, result)
+        return result
 
     async def probe(self, cfg: ProviderConfig) -> ProbeResult:
         """Probe one provider now (decrypting its key just for this call)."""

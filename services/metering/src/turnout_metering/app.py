@@ -10,9 +10,11 @@ from fastapi import FastAPI
 
 from turnout_common.asgi import ApiMiddleware
 from turnout_common.web import (
+    FASTAPI_TELEMETRY,
     ReadinessCheck,
     install_error_handlers,
     install_http_metrics,
+    install_tracing,
     ops_router,
 )
 from turnout_metering.api import credits, lab, usage
@@ -59,10 +61,13 @@ def create_app(
             if owned:
                 await rt.stop()
 
-    app = FastAPI(title="turnout-metering", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title="turnout-metering", version="0.1.0", lifespan=lifespan, telemetry=FASTAPI_TELEMETRY
+    )
     app.state.runtime = rt
     install_error_handlers(app)
     install_http_metrics(app, "metering")
+    install_tracing(app, rt.tracing)  # a SERVER span per request when the runtime traces
     app.add_middleware(ApiMiddleware)  # outermost: request ids, curl-style JSON bodies
     app.include_router(ops_router(_checks(rt)))
     app.include_router(usage.router)

@@ -124,6 +124,7 @@ class Runtime:
             s.admin_token.get_secret_value(),
             self._apply_config,
             snapshot_timeout_s=s.snapshot_timeout_s,
+            tracing=self.tracing,
         )
         try:
             await self.follower.start()

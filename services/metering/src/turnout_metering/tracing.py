@@ -9,6 +9,13 @@ span in the Kafka message headers. For each batch written to the database:
   partition, offset and whether the record was new (``turnout.metering.inserted``) or a
   redelivered duplicate.
 
+The batch span is the current one while the batch is written, so the credit and billing
+events it causes (outbox) carry its context: a ``create turnout.credit.v1`` /
+``create turnout.billing.v1`` span, its child, whose context the router's ``process
+turnout.credit.v1`` span continues. The HTTP API's SERVER spans (a grant's credit event
+carries the request's trace) and the config follower's CONSUMER spans are
+:class:`~turnout_common.tracing.ServiceTracing`'s.
+
 Off unless a tracer provider is injected (``create_app(tracer_provider=…)`` /
 ``Runtime(tracer_provider=…)``) or the ``OTEL_*`` environment asks for it; when off the consumer
 pays one ``is None`` check per batch and OpenTelemetry is not imported.
@@ -33,6 +40,7 @@ from opentelemetry.trace import (
 from opentelemetry.util.types import AttributeValue
 
 from turnout_common.events import UsageEvent
+from turnout_common.tracing import ServiceTracing
 from turnout_metering.ingest import BatchResult
 
 if TYPE_CHECKING:
@@ -50,15 +58,13 @@ def _carrier(record: ConsumerRecord[bytes, bytes]) -> dict[str, str] | None:
     return carrier if "traceparent" in carrier else None
 
 
-class MeteringTracing:
+class MeteringTracing(ServiceTracing):
     def __init__(
         self, provider: TracerProvider, *, group: str, schema: str, owned: bool = False
     ) -> None:
-        self.provider = provider
-        self.tracer = provider.get_tracer("turnout_metering", "0.1.0")
+        super().__init__(provider, "turnout_metering", owned=owned)
         self.group = group
         self.schema = schema
-        self._owned = owned
 
     @classmethod
     def create(
@@ -72,12 +78,6 @@ class MeteringTracing:
         return cls(
             provider, group=settings.metering_group, schema=settings.metering_schema, owned=owned
         )
-
-    def shutdown(self) -> None:
-        if self._owned:
-            shutdown = getattr(self.provider, "shutdown", None)
-            if shutdown is not None:
-                shutdown()
 
     async def ingest(
         self, batch: Batch, events: Sequence[UsageEvent], ingest: Ingest
@@ -126,7 +126,8 @@ class MeteringTracing:
             )
             spans.append((key, span))
         try:
-            result = await ingest(events)
+            with self.active(db, end=False, record=False):  # its credit/billing events carry it
+                result = await ingest(events)
         except BaseException as exc:
             for span in [db, *(s for _, s in spans)]:
                 span.record_exception(exc)

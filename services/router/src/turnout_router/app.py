@@ -75,13 +75,13 @@ class RouterApp:
             resend_max_bytes=int(s.usage_resend_max_mb * (1 << 20)),
             on_cost=self.budgets.charge,
         )
-        self.followers = Followers(s, self.state)
-        self.gateway = Gateway(s, self.state, self.client, self.emitter, self.metrics, self.budgets)
         self.tracing: RouterTracing | None = None  # None: no span work on the request path
         if tracer_provider is not None or s.tracing_requested():
             from turnout_router.tracing import RouterTracing
 
             self.tracing = RouterTracing.create(s, tracer_provider)
+        self.followers = Followers(s, self.state, tracing=self.tracing)
+        self.gateway = Gateway(s, self.state, self.client, self.emitter, self.metrics, self.budgets)
         self.started = False
         self._startup: asyncio.Task[None] | None = None
         self.metrics.gauges["turnout_router_usage_pending"] = lambda: self.emitter.pending

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import orjson
 
@@ -13,6 +14,9 @@ from turnout_common.follow import ConfigFollower, TopicFollower
 from turnout_common.topics import CREDIT, HEALTH
 from turnout_router.settings import RouterSettings
 from turnout_router.state import RouterState
+
+if TYPE_CHECKING:
+    from turnout_common.tracing import ServiceTracing
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +54,16 @@ def on_credit(state: RouterState, _key: bytes | None, value: bytes | None) -> No
 
 
 class Followers:
-    """Starts the three followers concurrently; ``running`` feeds ``/readyz``."""
+    """Starts the three followers concurrently; ``running`` feeds ``/readyz``. With
+    ``tracing``, a record carrying a trace context is applied in a CONSUMER span."""
 
-    def __init__(self, settings: RouterSettings, state: RouterState) -> None:
+    def __init__(
+        self,
+        settings: RouterSettings,
+        state: RouterState,
+        *,
+        tracing: ServiceTracing | None = None,
+    ) -> None:
         token = settings.admin_token.get_secret_value() if settings.admin_token else ""
         wait = max(settings.kafka.fetch_max_wait_ms, settings.follow_fetch_min_wait_ms)
         kafka = settings.kafka.model_copy(update={"fetch_max_wait_ms": wait})
@@ -66,12 +77,21 @@ class Followers:
             token,
             on_config,
             snapshot_timeout_s=settings.snapshot_timeout_s,
+            tracing=tracing,
         )
         self.health = TopicFollower(
-            kafka, HEALTH.name, lambda k, v: on_health(state, k, v), name="router-health"
+            kafka,
+            HEALTH.name,
+            lambda k, v: on_health(state, k, v),
+            name="router-health",
+            tracing=tracing,
         )
         self.credit = TopicFollower(
-            kafka, CREDIT.name, lambda k, v: on_credit(state, k, v), name="router-credit"
+            kafka,
+            CREDIT.name,
+            lambda k, v: on_credit(state, k, v),
+            name="router-credit",
+            tracing=tracing,
         )
         self._state = state
 

@@ -15,6 +15,10 @@ Spans (W3C trace context throughout):
 * ``create turnout.usage.v1`` — PRODUCER, the creation context of the request's usage record:
   it is injected into the record (``_trace``), which the emitter sends as Kafka message
   headers (and keeps in its spool file); metering's ``process`` span is its child.
+* ``process turnout.config.v1`` / ``turnout.health.v1`` / ``turnout.credit.v1`` — CONSUMER,
+  one per followed record that carries a trace context (config-api's, health-worker's and
+  metering's outbox writes do when they trace), as that context's child. Followers are off
+  the request path.
 
 Off by default. :class:`RouterTracing` exists only when a tracer provider is injected
 (``RouterApp(settings, tracer_provider=…)``) or the environment asks for tracing
@@ -39,7 +43,6 @@ from opentelemetry.trace import (
     SpanKind,
     Status,
     StatusCode,
-    Tracer,
     TracerProvider,
     set_span_in_context,
 )
@@ -47,6 +50,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from opentelemetry.util.types import AttributeValue
 
 from turnout_common.errors import TurnoutError
+from turnout_common.tracing import ServiceTracing
 from turnout_router.adapters.base import Adapter, PreparedRequest
 from turnout_router.routing import Candidate
 
@@ -96,14 +100,13 @@ _GETTER = _HeaderGetter()
 _W3C = TraceContextTextMapPropagator()  # upstreams get traceparent only, never baggage
 
 
-class RouterTracing:
-    """The tracer and the hooks that open a request's trace (see the module docstring)."""
+class RouterTracing(ServiceTracing):
+    """The tracer and the hooks that open a request's trace (see the module docstring); the
+    followers' CONSUMER spans are :class:`ServiceTracing`'s."""
 
     def __init__(self, provider: TracerProvider, *, usage_topic: str, owned: bool = False) -> None:
-        self.provider = provider
-        self.tracer: Tracer = provider.get_tracer("turnout_router", "0.1.0")
+        super().__init__(provider, "turnout_router", owned=owned)
         self.usage_topic = usage_topic
-        self._owned = owned
 
     @classmethod
     def create(
@@ -145,13 +148,6 @@ class RouterTracing:
             f"POST {ctx.path}", context=parent, kind=SpanKind.SERVER, attributes=attrs
         )
         ctx.trace = RequestTrace(self, span)
-
-    def shutdown(self) -> None:
-        """Flush and close the provider if this object made it."""
-        if self._owned:
-            shutdown = getattr(self.provider, "shutdown", None)
-            if shutdown is not None:
-                shutdown()
 
 
 class RequestTrace:
