@@ -23,8 +23,14 @@ async def served_by(router: Any, model: str) -> str:
 
 async def eventually(router: Any, model: str, provider: str, timeout: float = 10.0) -> None:
     t0 = time.monotonic()
-    while await served_by(router, model) != provider:
-        assert time.monotonic() - t0 < timeout, f"{model} still not served by {provider}"
+    while (got := await served_by(router, model)) != provider:
+        if time.monotonic() - t0 >= timeout:
+            state = router.app.state
+            raise AssertionError(
+                f"{model} still served by {got}, not {provider}; router conditions: "
+                f"{state.conditions}; health of {got}: {state.health_of(got)}; "
+                f"health follower running: {router.app.followers.health.running}"
+            )
         await asyncio.sleep(0.02)
 
 
