@@ -50,6 +50,12 @@ async def test_public_ops_endpoints(client) -> None:
     assert (await client.get("/metrics")).status_code == 200
 
 
+async def test_metrics_label_requests_by_the_whole_route_template(client, admin) -> None:
+    await client.get("/api/v1/providers/no-such-provider", headers=admin)
+    text = (await client.get("/metrics")).text
+    assert 'route="/api/v1/providers/{ref}"' in text, text
+
+
 @pytest.mark.parametrize("path", ADMIN_READS)
 async def test_no_or_bad_token_is_401(client, path) -> None:
     r = await client.get(path)

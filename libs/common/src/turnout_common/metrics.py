@@ -40,6 +40,22 @@ UNMATCHED = "unmatched"
 """The ``route`` label of requests no route matched (keeps the label set bounded)."""
 
 
+def route_template(scope: Scope) -> str | None:
+    """The matched route's whole template (``/api/v1/providers/{ref}``), None if none matched.
+
+    FastAPI (0.165) leaves the routes of an included router relative to its prefix in
+    ``scope["route"]`` (``/providers/{ref}``) and the resolved whole one in its own scope
+    entry, so that one is preferred; Starlette's routes carry theirs whole.
+    """
+    fastapi = scope.get("fastapi")
+    if isinstance(fastapi, dict):
+        path = getattr(fastapi.get("effective_route_context"), "path_format", None)
+        if isinstance(path, str) and path:
+            return path
+    path = getattr(scope.get("route"), "path", None)
+    return path if isinstance(path, str) else None
+
+
 class HttpMetricsMiddleware:
     """ASGI middleware counting requests by route *template* (``/api/v1/providers/{ref}``).
 
@@ -53,8 +69,7 @@ class HttpMetricsMiddleware:
     @staticmethod
     def _route(scope: Scope) -> str:
         """The matched route's template, which routing leaves in the (shared) scope."""
-        path = getattr(scope.get("route"), "path", None)
-        return path if isinstance(path, str) else UNMATCHED
+        return route_template(scope) or UNMATCHED
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

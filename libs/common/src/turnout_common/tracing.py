@@ -41,6 +41,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from opentelemetry.util.types import AttributeValue
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from turnout_common.metrics import route_template
 from turnout_common.telemetry import MESSAGE_TRACING
 
 if TYPE_CHECKING:
@@ -155,22 +156,6 @@ class ServiceTracing:
         )
         with self.active(span):
             yield span
-
-
-def route_template(scope: Scope) -> str | None:
-    """The matched route's whole template (``/api/v1/providers/{ref}``), None if none matched.
-
-    FastAPI (0.165) leaves the routes of an included router relative to its prefix in
-    ``scope["route"]`` (``/providers/{ref}``) and the resolved whole one in its own scope
-    entry, so that one is preferred; Starlette's routes carry theirs whole.
-    """
-    fastapi = scope.get("fastapi")
-    if isinstance(fastapi, dict):
-        path = getattr(fastapi.get("effective_route_context"), "path_format", None)
-        if isinstance(path, str) and path:
-            return path
-    path = getattr(scope.get("route"), "path", None)
-    return path if isinstance(path, str) else None
 
 
 def _parent(headers: Iterable[tuple[bytes, bytes]]) -> Context | None:
