@@ -18,7 +18,8 @@ carries the request's trace) and the config follower's CONSUMER spans are
 
 Off unless a tracer provider is injected (``create_app(tracer_provider=…)`` /
 ``Runtime(tracer_provider=…)``) or the ``OTEL_*`` environment asks for it; when off the consumer
-pays one ``is None`` check per batch and OpenTelemetry is not imported.
+pays one ``is None`` check per batch and the OpenTelemetry SDK is not imported (the API is:
+FastAPI imports it).
 """
 
 from __future__ import annotations
