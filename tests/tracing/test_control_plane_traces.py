@@ -17,21 +17,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 import uvicorn
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
@@ -39,6 +35,13 @@ from turnout_common.crypto import generate_key
 from turnout_common.devinfra import free_port
 from turnout_common.settings import KafkaSettings
 from turnout_common.testing.servers import LocalServer
+from turnout_common.testing.spans import (
+    attribute,
+    memory_provider,
+    new_traceparent,
+    service_of,
+    span_context,
+)
 from turnout_common.testing.upstream import FakeOpenAI, start_fake_openai
 from turnout_common.topics import CONFIG, CREDIT, HEALTH
 from turnout_config_api.app import create_app as create_config_api
@@ -90,22 +93,9 @@ class World:
                     return s
             await asyncio.sleep(0.05)
         seen = sorted(
-            {(_service(s), s.kind.name, s.name) for s in self.exporter.get_finished_spans()}
+            {(service_of(s), s.kind.name, s.name) for s in self.exporter.get_finished_spans()}
         )
         raise AssertionError(f"no span: {what}; finished: {seen}")
-
-
-def _ctx(span: ReadableSpan) -> Any:
-    assert span.context is not None
-    return span.context
-
-
-def _attr(span: ReadableSpan, name: str) -> Any:
-    return (span.attributes or {}).get(name)
-
-
-def _service(span: ReadableSpan) -> Any:
-    return span.resource.attributes.get("service.name")
 
 
 def _ids(traceparent: str) -> tuple[int, int]:
@@ -116,24 +106,13 @@ def _ids(traceparent: str) -> tuple[int, int]:
 def _is(service: str, kind: SpanKind, name: str, trace_id: int) -> Callable[[ReadableSpan], bool]:
     def match(s: ReadableSpan) -> bool:
         return (
-            _service(s) == service
+            service_of(s) == service
             and s.kind is kind
             and s.name == name
-            and _ctx(s).trace_id == trace_id
+            and span_context(s).trace_id == trace_id
         )
 
     return match
-
-
-def _traceparent() -> tuple[int, int, str]:
-    trace_id, span_id = secrets.randbits(128) or 1, secrets.randbits(64) or 1
-    return trace_id, span_id, f"00-{trace_id:032x}-{span_id:016x}-01"
-
-
-def _provider(service: str, exporter: InMemorySpanExporter) -> TracerProvider:
-    provider = TracerProvider(resource=Resource.create({"service.name": service}))
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    return provider
 
 
 async def _traced_message(kafka: KafkaSettings, topic: str, key: str, trace_id: int) -> str:
@@ -206,7 +185,9 @@ async def world(
     upstream: tuple[FakeOpenAI, LocalServer],
 ) -> AsyncIterator[World]:
     exporter = InMemorySpanExporter()
-    providers = {s: _provider(s, exporter) for s in (CONFIG_API, ROUTER, HEALTH_WORKER, METERING)}
+    providers = {
+        s: memory_provider(s, exporter) for s in (CONFIG_API, ROUTER, HEALTH_WORKER, METERING)
+    }
     async with contextlib.AsyncExitStack() as stack:
         for p in providers.values():
             stack.callback(p.shutdown)
@@ -270,7 +251,7 @@ async def world(
 
 
 async def test_admin_request_to_config_event_to_every_follower(world: World) -> None:
-    trace_id, client_span_id, traceparent = _traceparent()
+    trace_id, client_span_id, traceparent = new_traceparent()
     name = f"traced-{TAG}"
     async with httpx.AsyncClient(base_url=world.config_url) as http:
         r = await http.post(
@@ -287,27 +268,30 @@ async def test_admin_request_to_config_event_to_every_follower(world: World) -> 
         _is(CONFIG_API, SpanKind.SERVER, "POST /api/v1/providers", trace_id),
     )
     assert server.parent is not None and server.parent.span_id == client_span_id
-    assert _attr(server, "http.route") == "/api/v1/providers"
-    assert _attr(server, "http.response.status_code") == 201
-    assert _attr(server, "turnout.request_id") == r.headers["x-request-id"]
+    assert attribute(server, "http.route") == "/api/v1/providers"
+    assert attribute(server, "http.response.status_code") == 201
+    assert attribute(server, "turnout.request_id") == r.headers["x-request-id"]
 
     # the config event was created in it, and its message carries that context
     producer = await world.span(
         "create span", _is(CONFIG_API, SpanKind.PRODUCER, f"create {CONFIG.name}", trace_id)
     )
-    assert producer.parent is not None and producer.parent.span_id == _ctx(server).span_id
-    assert _attr(producer, "messaging.kafka.message.key") == f"provider:{provider_id}"
+    assert producer.parent is not None and producer.parent.span_id == span_context(server).span_id
+    assert attribute(producer, "messaging.kafka.message.key") == f"provider:{provider_id}"
     traceparent = await _traced_message(
         world.kafka, CONFIG.name, f"provider:{provider_id}", trace_id
     )
-    assert _ids(traceparent) == (trace_id, _ctx(producer).span_id)
+    assert _ids(traceparent) == (trace_id, span_context(producer).span_id)
 
     # every follower processed it in that trace, as the create span's child
     process = f"process {CONFIG.name}"
     for service in (ROUTER, HEALTH_WORKER, METERING):
         consumer = await world.span(service, _is(service, SpanKind.CONSUMER, process, trace_id))
-        assert consumer.parent is not None and consumer.parent.span_id == _ctx(producer).span_id
-        assert _attr(consumer, "messaging.kafka.message.key") == f"provider:{provider_id}"
+        assert (
+            consumer.parent is not None
+            and consumer.parent.span_id == span_context(producer).span_id
+        )
+        assert attribute(consumer, "messaging.kafka.message.key") == f"provider:{provider_id}"
     assert provider_id in world.router.state.index.providers  # and applied it
 
 
@@ -326,29 +310,32 @@ async def test_health_probe_to_health_event_to_router_and_config_api(world: Worl
         return (
             s.kind is SpanKind.PRODUCER
             and s.name == f"create {HEALTH.name}"
-            and _attr(s, "messaging.kafka.message.key") == provider_id
+            and attribute(s, "messaging.kafka.message.key") == provider_id
         )
 
     producer = await world.span("health event", publishing_probe)
-    trace_id = _ctx(producer).trace_id
+    trace_id = span_context(producer).trace_id
     probe = await world.span("probe", _is(HEALTH_WORKER, SpanKind.CLIENT, "probe vllm", trace_id))
     assert probe.parent is None
-    assert producer.parent is not None and producer.parent.span_id == _ctx(probe).span_id
-    assert _attr(probe, "turnout.provider.id") == provider_id
-    assert _attr(probe, "turnout.health.status") == "healthy"
-    assert _attr(probe, "turnout.probe.verdict") == "success"
-    assert _attr(probe, "http.response.status_code") == 200
-    assert _attr(probe, "turnout.probe.latency_ms") > 0
-    assert _attr(probe, "server.address") == "127.0.0.1"
+    assert producer.parent is not None and producer.parent.span_id == span_context(probe).span_id
+    assert attribute(probe, "turnout.provider.id") == provider_id
+    assert attribute(probe, "turnout.health.status") == "healthy"
+    assert attribute(probe, "turnout.probe.verdict") == "success"
+    assert attribute(probe, "http.response.status_code") == 200
+    assert attribute(probe, "turnout.probe.latency_ms") > 0
+    assert attribute(probe, "server.address") == "127.0.0.1"
     assert probe.status.status_code is StatusCode.UNSET
 
     traceparent = await _traced_message(world.kafka, HEALTH.name, provider_id, trace_id)
-    assert _ids(traceparent) == (trace_id, _ctx(producer).span_id)
+    assert _ids(traceparent) == (trace_id, span_context(producer).span_id)
     process = f"process {HEALTH.name}"
     for service in (ROUTER, CONFIG_API):
         consumer = await world.span(service, _is(service, SpanKind.CONSUMER, process, trace_id))
-        assert consumer.parent is not None and consumer.parent.span_id == _ctx(producer).span_id
-        assert _attr(consumer, "messaging.kafka.message.key") == provider_id
+        assert (
+            consumer.parent is not None
+            and consumer.parent.span_id == span_context(producer).span_id
+        )
+        assert attribute(consumer, "messaging.kafka.message.key") == provider_id
 
 
 async def test_failed_probe_is_an_error_span(world: World) -> None:
@@ -363,12 +350,12 @@ async def test_failed_probe_is_an_error_span(world: World) -> None:
     provider_id = r.json()["id"]
     probe = await world.span(
         "failed probe",
-        lambda s: s.name == "probe vllm" and _attr(s, "turnout.provider.id") == provider_id,
+        lambda s: s.name == "probe vllm" and attribute(s, "turnout.provider.id") == provider_id,
     )
     assert probe.status.status_code is StatusCode.ERROR
-    assert _attr(probe, "turnout.probe.verdict") == "failure"
-    assert _attr(probe, "turnout.health.status") == "down"
-    assert _attr(probe, "error.type") == "probe_failed"
+    assert attribute(probe, "turnout.probe.verdict") == "failure"
+    assert attribute(probe, "turnout.health.status") == "down"
+    assert attribute(probe, "error.type") == "probe_failed"
 
 
 async def test_credit_grant_to_credit_event_to_router(world: World) -> None:
@@ -380,7 +367,7 @@ async def test_credit_grant_to_credit_event_to_router(world: World) -> None:
         while user not in world.metering_runtime.config.users:
             await asyncio.sleep(0.05)
 
-    trace_id, client_span_id, traceparent = _traceparent()
+    trace_id, client_span_id, traceparent = new_traceparent()
     r = await world.metering.post(
         f"/api/v1/credits/{user}/grant",
         json={"amount_usd": "5.00", "reason": "trace test"},
@@ -395,11 +382,11 @@ async def test_credit_grant_to_credit_event_to_router(world: World) -> None:
     producer = await world.span(
         "create span", _is(METERING, SpanKind.PRODUCER, f"create {CREDIT.name}", trace_id)
     )
-    assert producer.parent is not None and producer.parent.span_id == _ctx(server).span_id
+    assert producer.parent is not None and producer.parent.span_id == span_context(server).span_id
     traceparent = await _traced_message(world.kafka, CREDIT.name, f"user:{user}", trace_id)
-    assert _ids(traceparent) == (trace_id, _ctx(producer).span_id)
+    assert _ids(traceparent) == (trace_id, span_context(producer).span_id)
     consumer = await world.span(
         "router", _is(ROUTER, SpanKind.CONSUMER, f"process {CREDIT.name}", trace_id)
     )
-    assert consumer.parent is not None and consumer.parent.span_id == _ctx(producer).span_id
-    assert _attr(consumer, "messaging.kafka.message.key") == f"user:{user}"
+    assert consumer.parent is not None and consumer.parent.span_id == span_context(producer).span_id
+    assert attribute(consumer, "messaging.kafka.message.key") == f"user:{user}"

@@ -9,7 +9,6 @@ PostgreSQL and broker and local fake upstreams; each has its own tracer provider
 from __future__ import annotations
 
 import asyncio
-import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -21,9 +20,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
@@ -31,6 +28,13 @@ from turnout_common.crypto import KeyRing, generate_key, hash_virtual_key
 from turnout_common.devinfra import free_port
 from turnout_common.settings import KafkaSettings
 from turnout_common.testing.servers import LocalServer
+from turnout_common.testing.spans import (
+    attribute,
+    memory_provider,
+    new_traceparent,
+    service_of,
+    span_context,
+)
 from turnout_common.testing.upstream import FakeOpenAI, UpstreamBehaviour, start_fake_openai
 from turnout_metering.runtime import Runtime
 from turnout_metering.settings import MeteringSettings
@@ -154,42 +158,25 @@ class World:
     metering: Runtime
 
     def spans(self, trace_id: int) -> list[ReadableSpan]:
-        return [s for s in self.exporter.get_finished_spans() if _ctx(s).trace_id == trace_id]
+        return [
+            s for s in self.exporter.get_finished_spans() if span_context(s).trace_id == trace_id
+        ]
 
     async def consumer_span(self, request_id: str, timeout: float = 30.0) -> ReadableSpan:
         """Metering's span for ``request_id`` (its batch is committed by then)."""
         deadline = time.monotonic() + timeout
         while True:
             for s in self.exporter.get_finished_spans():
-                if s.kind is SpanKind.CONSUMER and _attr(s, "turnout.request_id") == request_id:
+                if s.kind is SpanKind.CONSUMER and attribute(s, "turnout.request_id") == request_id:
                     return s
             assert time.monotonic() < deadline, f"metering never processed {request_id}"
             await asyncio.sleep(0.05)
-
-
-def _ctx(span: ReadableSpan) -> Any:
-    assert span.context is not None
-    return span.context
-
-
-def _attr(span: ReadableSpan, name: str) -> Any:
-    return (span.attributes or {}).get(name)
-
-
-def _service(span: ReadableSpan) -> Any:
-    return span.resource.attributes.get("service.name")
 
 
 def _one(spans: list[ReadableSpan], kind: SpanKind) -> ReadableSpan:
     found = [s for s in spans if s.kind is kind]
     assert len(found) == 1, [(s.name, s.kind) for s in spans]
     return found[0]
-
-
-def _provider(service: str, exporter: InMemorySpanExporter) -> TracerProvider:
-    provider = TracerProvider(resource=Resource.create({"service.name": service}))
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    return provider
 
 
 @pytest.fixture(scope="module")
@@ -210,8 +197,8 @@ async def world(
 ) -> AsyncIterator[World]:
     primary, primary_srv, backup, backup_srv = fakes
     exporter = InMemorySpanExporter()
-    router_tp = _provider("turnout-router", exporter)
-    metering_tp = _provider("turnout-metering", exporter)
+    router_tp = memory_provider("turnout-router", exporter)
+    metering_tp = memory_provider("turnout-metering", exporter)
     usage_topic = f"turnout.test.usage.trace.{TAG}"
     with LocalServer(_snapshot_app(_entities(primary_srv.url, backup_srv.url))) as snapshot:
         metering = Runtime(
@@ -315,11 +302,6 @@ def _reset(fakes: tuple[FakeOpenAI, LocalServer, FakeOpenAI, LocalServer]) -> It
         fake.requests.clear()
 
 
-def _traceparent() -> tuple[int, int, str]:
-    trace_id, span_id = secrets.randbits(128) or 1, secrets.randbits(64) or 1
-    return trace_id, span_id, f"00-{trace_id:032x}-{span_id:016x}-01"
-
-
 def _headers(traceparent: str | None = None) -> dict[str, str]:
     h = {"Authorization": f"Bearer {KEY}", "User-Agent": "trace-test/1.0"}
     if traceparent:
@@ -329,7 +311,7 @@ def _headers(traceparent: str | None = None) -> dict[str, str]:
 
 async def test_one_trace_from_client_through_router_kafka_and_metering(world: World) -> None:
     world.primary.behaviour = UpstreamBehaviour(status=500)  # served by the fallback
-    trace_id, client_span_id, traceparent = _traceparent()
+    trace_id, client_span_id, traceparent = new_traceparent()
     body = {"model": PRIMARY, "messages": [{"role": "user", "content": "hello there"}]}
     async with (
         aiohttp.ClientSession() as http,
@@ -349,7 +331,7 @@ async def test_one_trace_from_client_through_router_kafka_and_metering(world: Wo
     server = _one(spans, SpanKind.SERVER)
     assert server.parent is not None and server.parent.span_id == client_span_id
     assert server.parent.is_remote
-    assert _service(server) == "turnout-router"
+    assert service_of(server) == "turnout-router"
     assert server.name == "POST /v1/chat/completions"
     attrs = dict(server.attributes or {})
     assert attrs["gen_ai.operation.name"] == "chat"
@@ -370,51 +352,53 @@ async def test_one_trace_from_client_through_router_kafka_and_metering(world: Wo
 
     # one CLIENT span per upstream attempt, children of the server span
     clients = sorted(
-        (s for s in spans if s.kind is SpanKind.CLIENT and _service(s) == "turnout-router"),
-        key=lambda s: _attr(s, "turnout.attempt"),
+        (s for s in spans if s.kind is SpanKind.CLIENT and service_of(s) == "turnout-router"),
+        key=lambda s: attribute(s, "turnout.attempt"),
     )
-    assert [_attr(c, "turnout.deployment.id") for c in clients] == [f"m1-{TAG}", f"m2-{TAG}"]
+    assert [attribute(c, "turnout.deployment.id") for c in clients] == [f"m1-{TAG}", f"m2-{TAG}"]
     for c in clients:
-        assert c.parent is not None and c.parent.span_id == _ctx(server).span_id
-        assert _attr(c, "gen_ai.operation.name") == "chat"
-        assert _attr(c, "server.address") == "127.0.0.1"
+        assert c.parent is not None and c.parent.span_id == span_context(server).span_id
+        assert attribute(c, "gen_ai.operation.name") == "chat"
+        assert attribute(c, "server.address") == "127.0.0.1"
     failed, served = clients
     assert failed.name == f"chat up-{PRIMARY}"
-    assert failed.status.status_code is StatusCode.ERROR and _attr(failed, "error.type")
-    assert _attr(served, "gen_ai.request.model") == f"up-{BACKUP}"
-    assert _attr(served, "gen_ai.usage.input_tokens") == 5
-    assert _attr(served, "gen_ai.usage.output_tokens") == 9
+    assert failed.status.status_code is StatusCode.ERROR and attribute(failed, "error.type")
+    assert attribute(served, "gen_ai.request.model") == f"up-{BACKUP}"
+    assert attribute(served, "gen_ai.usage.input_tokens") == 5
+    assert attribute(served, "gen_ai.usage.output_tokens") == 9
     assert served.status.status_code is StatusCode.UNSET
     # ... and each upstream received its attempt's context (W3C traceparent)
     for fake, span in ((world.primary, failed), (world.backup, served)):
         sent = fake.requests[-1]["headers"]["traceparent"]
-        assert sent == f"00-{trace_id:032x}-{_ctx(span).span_id:016x}-01"
+        assert sent == f"00-{trace_id:032x}-{span_context(span).span_id:016x}-01"
 
     # the usage record's PRODUCER span, whose context travelled in the Kafka headers
     producer = _one(spans, SpanKind.PRODUCER)
-    assert producer.parent is not None and producer.parent.span_id == _ctx(server).span_id
-    assert _attr(producer, "messaging.destination.name") == world.metering.settings.usage_topic
-    assert _attr(producer, "messaging.kafka.message.key") == request_id
+    assert producer.parent is not None and producer.parent.span_id == span_context(server).span_id
+    assert attribute(producer, "messaging.destination.name") == world.metering.settings.usage_topic
+    assert attribute(producer, "messaging.kafka.message.key") == request_id
 
     # the record on the topic: its Kafka headers carry the producer span's context
     headers = await _record_headers(world.metering.settings, request_id)
-    assert headers["traceparent"] == f"00-{trace_id:032x}-{_ctx(producer).span_id:016x}-01"
+    assert headers["traceparent"] == f"00-{trace_id:032x}-{span_context(producer).span_id:016x}-01"
 
     # metering processed the record in the same trace, as the producer span's child
-    assert _ctx(consumer).trace_id == trace_id
-    assert consumer.parent is not None and consumer.parent.span_id == _ctx(producer).span_id
-    assert _service(consumer) == "turnout-metering"
+    assert span_context(consumer).trace_id == trace_id
+    assert consumer.parent is not None and consumer.parent.span_id == span_context(producer).span_id
+    assert service_of(consumer) == "turnout-metering"
     assert consumer.name == f"process {world.metering.settings.usage_topic}"
-    assert _attr(consumer, "turnout.metering.inserted") is True
+    assert attribute(consumer, "turnout.metering.inserted") is True
     group = world.metering.settings.metering_group
-    assert _attr(consumer, "messaging.consumer.group.name") == group
+    assert attribute(consumer, "messaging.consumer.group.name") == group
     # ... inside the batch's INSERT span, which links back to the record's context
     (link,) = consumer.links
     insert = next(
-        s for s in world.exporter.get_finished_spans() if _ctx(s).span_id == link.context.span_id
+        s
+        for s in world.exporter.get_finished_spans()
+        if span_context(s).span_id == link.context.span_id
     )
-    assert insert.name == "INSERT usage_log" and _attr(insert, "db.system.name") == "postgresql"
-    assert any(lk.context.span_id == _ctx(producer).span_id for lk in insert.links)
+    assert insert.name == "INSERT usage_log" and attribute(insert, "db.system.name") == "postgresql"
+    assert any(lk.context.span_id == span_context(producer).span_id for lk in insert.links)
     async with world.metering.pool.acquire() as conn:
         row = await conn.fetchrow(
             "SELECT model, fallbacks FROM usage_log WHERE request_id = $1", request_id
@@ -437,24 +421,26 @@ async def test_stream_without_client_context_starts_a_trace_metering_joins(world
         request_id = r.headers["x-request-id"]
     assert events[-1] == b"data: [DONE]"
     consumer = await world.consumer_span(request_id)
-    spans = world.spans(_ctx(consumer).trace_id)
+    spans = world.spans(span_context(consumer).trace_id)
     server = _one(spans, SpanKind.SERVER)
     assert server.parent is None  # the client sent no traceparent: the router starts the trace
-    assert _attr(server, "turnout.stream") is True and _attr(server, "turnout.fallbacks") == 0
-    assert _attr(server, "turnout.ttft_ms") is not None
+    assert (
+        attribute(server, "turnout.stream") is True and attribute(server, "turnout.fallbacks") == 0
+    )
+    assert attribute(server, "turnout.ttft_ms") is not None
     client = _one(spans, SpanKind.CLIENT)
     # the served attempt's span covers the whole stream and carries its usage
-    assert _attr(client, "gen_ai.usage.output_tokens") == 9
-    assert _attr(server, "gen_ai.usage.output_tokens") == 9
+    assert attribute(client, "gen_ai.usage.output_tokens") == 9
+    assert attribute(server, "gen_ai.usage.output_tokens") == 9
     assert client.end_time is not None and server.end_time is not None
     assert client.end_time <= server.end_time
     producer = _one(spans, SpanKind.PRODUCER)
-    assert consumer.parent is not None and consumer.parent.span_id == _ctx(producer).span_id
+    assert consumer.parent is not None and consumer.parent.span_id == span_context(producer).span_id
 
 
 async def test_concurrent_requests_keep_their_own_traces(world: World) -> None:
     world.backup.behaviour = UpstreamBehaviour(delay_s=0.05)  # overlap on the router
-    parents = [_traceparent() for _ in range(6)]
+    parents = [new_traceparent() for _ in range(6)]
     body = {"model": BACKUP, "messages": [{"role": "user", "content": "hi"}]}
 
     async def one(http: aiohttp.ClientSession, traceparent: str) -> str:
@@ -468,11 +454,11 @@ async def test_concurrent_requests_keep_their_own_traces(world: World) -> None:
         ids = await asyncio.gather(*(one(http, tp) for _, _, tp in parents))
     for (trace_id, client_span_id, _), request_id in zip(parents, ids, strict=True):
         consumer = await world.consumer_span(request_id)
-        assert _ctx(consumer).trace_id == trace_id
-        spans = [s for s in world.spans(trace_id) if _service(s) == "turnout-router"]
+        assert span_context(consumer).trace_id == trace_id
+        spans = [s for s in world.spans(trace_id) if service_of(s) == "turnout-router"]
         server = _one(spans, SpanKind.SERVER)
         assert server.parent is not None and server.parent.span_id == client_span_id
-        assert _attr(server, "turnout.request_id") == request_id
+        assert attribute(server, "turnout.request_id") == request_id
         assert {s.kind for s in spans} == {SpanKind.SERVER, SpanKind.CLIENT, SpanKind.PRODUCER}
         assert len(spans) == 3
     # each upstream call carried its own request's trace id

@@ -15,9 +15,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from fastapi import APIRouter, FastAPI
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
@@ -30,6 +28,7 @@ from turnout_common.migrations import migrate_dsn
 from turnout_common.outbox import OutboxRelay, enqueue, enqueue_many
 from turnout_common.settings import KafkaSettings
 from turnout_common.telemetry import message_trace_headers
+from turnout_common.testing.spans import memory_provider, span_context
 from turnout_common.topics import Topic
 from turnout_common.tracing import ServiceTracing
 from turnout_common.web import install_error_handlers, install_http_metrics, install_tracing
@@ -46,15 +45,9 @@ def exporter() -> InMemorySpanExporter:
 
 @pytest.fixture
 def tracing(exporter: InMemorySpanExporter) -> Iterator[ServiceTracing]:
-    provider = TracerProvider(resource=Resource.create({"service.name": "svc-under-test"}))
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    provider = memory_provider("svc-under-test", exporter)
     yield ServiceTracing(provider, "tests")
     provider.shutdown()
-
-
-def _ctx(span: ReadableSpan) -> Any:
-    assert span.context is not None
-    return span.context
 
 
 def _parent_id(span: ReadableSpan) -> int | None:
@@ -62,7 +55,7 @@ def _parent_id(span: ReadableSpan) -> int | None:
 
 
 def _traceparent_of(span: ReadableSpan) -> str:
-    ctx = _ctx(span)
+    ctx = span_context(span)
     return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}"
 
 
@@ -108,7 +101,7 @@ async def test_server_span_continues_the_callers_trace(
     assert r.status_code == 200
     (server,) = [s for s in exporter.get_finished_spans() if s.kind is SpanKind.SERVER]
     assert server.name == "GET /api/items/{item_id}"
-    assert _ctx(server).trace_id == TRACE_ID and _parent_id(server) == CLIENT_SPAN
+    assert span_context(server).trace_id == TRACE_ID and _parent_id(server) == CLIENT_SPAN
     assert server.parent is not None and server.parent.is_remote
     attrs = dict(server.attributes or {})
     assert attrs["http.request.method"] == "GET" and attrs["http.route"] == "/api/items/{item_id}"
@@ -117,7 +110,9 @@ async def test_server_span_continues_the_callers_trace(
     assert server.status.status_code is StatusCode.UNSET
     # a message written while serving gets a PRODUCER span, child of the server span
     (producer,) = [s for s in exporter.get_finished_spans() if s.kind is SpanKind.PRODUCER]
-    assert producer.name == "create t.items" and _parent_id(producer) == _ctx(server).span_id
+    assert (
+        producer.name == "create t.items" and _parent_id(producer) == span_context(server).span_id
+    )
     assert (producer.attributes or {})["messaging.kafka.message.key"] == "42"
     assert r.json()["headers"] == {"traceparent": _traceparent_of(producer)}
 
@@ -219,7 +214,7 @@ async def test_outbox_rows_carry_the_context_to_kafka(
         key=lambda s: s.start_time or 0,
     )
     assert [s.name for s in creates] == [f"create {unique_topic}"] * 2
-    assert all(_parent_id(s) == _ctx(change).span_id for s in creates)
+    assert all(_parent_id(s) == span_context(change).span_id for s in creates)
     one, many = creates
     assert (many.attributes or {})["messaging.batch.message_count"] == 2
     assert headers["one"] == {"x-app": b"a", "traceparent": _traceparent_of(one).encode()}
@@ -270,12 +265,17 @@ async def test_follower_processes_traced_records_in_consumer_spans(
     assert keys == ["k1", "k3", "k4"]  # the record without a context got no span
     for span in consumers:
         assert span.name == f"process {unique_topic}"
-        assert _ctx(span).trace_id == _ctx(create).trace_id
-        assert _parent_id(span) == _ctx(create).span_id
+        assert span_context(span).trace_id == span_context(create).trace_id
+        assert _parent_id(span) == span_context(create).span_id
         assert (span.attributes or {})["turnout.follower"] == "t"
     good, bad, tombstone = consumers
     assert good.status.status_code is StatusCode.UNSET
     assert bad.status.status_code is StatusCode.ERROR and bad.events[0].name == "exception"
     assert (tombstone.attributes or {})["messaging.kafka.message.tombstone"] is True
     # the handler ran inside its record's span (none for the untraced one)
-    assert current == [_ctx(good).span_id, 0, _ctx(bad).span_id, _ctx(tombstone).span_id]
+    assert current == [
+        span_context(good).span_id,
+        0,
+        span_context(bad).span_id,
+        span_context(tombstone).span_id,
+    ]
