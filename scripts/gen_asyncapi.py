@@ -9,6 +9,7 @@ models' *serialization* JSON schemas (what is on the wire: money is a decimal st
 """
 
 import argparse
+import copy
 import difflib
 import sys
 from importlib.metadata import version
@@ -57,6 +58,24 @@ TOPICS: dict[topics.Topic, tuple[type[BaseModel], str, tuple[str, ...], str]] = 
         ("external-billing",),
         "`request_id` (= the CloudEvents `id`, the de-duplication key)",
     ),
+}
+
+
+# Every topic's records may carry the W3C trace context of the span that caused them.
+TRACE_HEADERS: dict[str, Any] = {
+    "type": "object",
+    "description": (
+        "Kafka record headers (optional). When the producer traces the cause of the event (a "
+        "request, a probe, a usage batch), the W3C trace context of that cause; consumers "
+        "that trace continue it, others may ignore headers."
+    ),
+    "properties": {
+        "traceparent": {
+            "type": "string",
+            "description": "W3C Trace Context, e.g. 00-<32 hex trace id>-<16 hex span id>-01",
+        },
+        "tracestate": {"type": "string", "description": "W3C tracestate (vendor entries)"},
+    },
 }
 
 
@@ -115,6 +134,8 @@ def build() -> dict[str, Any]:
         ordered = dict(sorted(section.items()))
         section.clear()
         section.update(ordered)
+    for message in doc["components"]["messages"].values():
+        message["headers"] = copy.deepcopy(TRACE_HEADERS)  # no YAML anchors in the file
     doc["components"]["schemas"] = _wire_schemas()
     return doc
 

@@ -72,6 +72,9 @@ def test_every_topic_has_a_producer_and_its_payload_schema() -> None:
         assert set(schemas[model.__name__]["properties"]) == set(wire["properties"])
     # money travels as a decimal string, never a float
     assert schemas["UsageEvent"]["properties"]["cost_usd"]["type"] == "string"
+    # every message documents the W3C trace headers it may carry (docs/CONTRACTS.md)
+    for message in doc["components"]["messages"].values():
+        assert set(message["headers"]["properties"]) == {"traceparent", "tracestate"}
 
 
 def test_every_reference_resolves() -> None:
