@@ -279,3 +279,37 @@ async def test_follower_processes_traced_records_in_consumer_spans(
         span_context(bad).span_id,
         span_context(tombstone).span_id,
     ]
+
+
+async def test_a_restarted_follower_does_not_trace_history_again(
+    kafka_settings: KafkaSettings,
+    unique_topic: str,
+    tracing: ServiceTracing,
+    exporter: InMemorySpanExporter,
+) -> None:
+    await ensure_topics(kafka_settings, [Topic(unique_topic, 1, False, "test")])
+    with tracing.active(tracing.tracer.start_span("origin")):
+        context = message_trace_headers(unique_topic) or {}
+    tp = [(k, v.encode()) for k, v in context.items()]
+    producer = Producer(kafka_settings)
+    await producer.start()
+    seen: list[bytes | None] = []
+    # a follower that starts after these records were written, as after a restart
+    follower = TopicFollower(
+        kafka_settings, unique_topic, lambda k, v: seen.append(v), name="t", tracing=tracing
+    )
+    try:
+        await producer.send(unique_topic, b"old-1", key=b"k1", headers=tp)
+        await producer.send(unique_topic, b"old-2", key=b"k2", headers=tp)
+        await follower.start()
+        follower.start_background()
+        await producer.send(unique_topic, b"new", key=b"k3", headers=tp)
+        async with asyncio.timeout(15):
+            while len(seen) < 3:
+                await asyncio.sleep(0.02)
+    finally:
+        await producer.stop()
+        await follower.stop()
+    assert seen == [b"old-1", b"old-2", b"new"]  # history is still applied
+    consumers = [s for s in exporter.get_finished_spans() if s.kind is SpanKind.CONSUMER]
+    assert [(s.attributes or {})["messaging.kafka.message.key"] for s in consumers] == ["k3"]

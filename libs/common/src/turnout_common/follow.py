@@ -8,8 +8,10 @@ recognised by their per-entity revision and skipped by the consumer's state (ide
 
 With ``tracing`` (a service that traces), each record that carries a W3C trace context in its
 headers is handled inside a CONSUMER ``process <topic>`` span, that context's child
-(:meth:`turnout_common.tracing.ServiceTracing.consuming`); without it a record costs one
-``is None`` check more.
+(:meth:`turnout_common.tracing.ServiceTracing.consuming`); records that were already in the
+topic when the follower started reading it (history replayed at start or re-read) get none,
+so a restart adds no spans to old traces. Without tracing a record costs one ``is None``
+check more.
 """
 
 from __future__ import annotations
@@ -65,6 +67,9 @@ class TopicFollower:
         self._task: asyncio.Task[None] | None = None
         self.running = False
         self.records = 0
+        self._replay_end: dict[TopicPartition, int] = {}
+        """With tracing: per partition, where the records read again from the beginning end
+        (those were handled, and traced, before; they get no second span)."""
 
     async def start(self) -> None:
         """Connect and position; :meth:`run` (or :meth:`start_background`) then consumes."""
@@ -81,6 +86,7 @@ class TopicFollower:
         consumer.assign(partitions)
         if self._from_beginning:
             await consumer.seek_to_beginning(*partitions)
+            await self._note_replay(partitions)
         else:
             await consumer.seek_to_end(*partitions)
             for tp in partitions:  # resolve the lazy seek now, before any snapshot is taken
@@ -103,10 +109,11 @@ class TopicFollower:
             while True:
                 await self._follow_new_partitions()
                 batches = await self._consumer.getmany(timeout_ms=1000, max_records=1000)
-                for records in batches.values():
+                for tp, records in batches.items():
+                    replayed = self._replay_end.get(tp, 0) if tracing is not None else 0
                     for rec in records:
                         try:
-                            if tracing is not None:
+                            if tracing is not None and rec.offset >= replayed:
                                 await self._traced(tracing, rec)
                             else:
                                 result = self._handler(rec.key, rec.value)
@@ -125,6 +132,13 @@ class TopicFollower:
             result = self._handler(rec.key, rec.value)
             if inspect.isawaitable(result):
                 await result
+
+    async def _note_replay(self, partitions: list[TopicPartition]) -> None:
+        """With tracing, remember the partitions' end offsets: what lies before them is a
+        replay of history (a restart, a re-read), whose traces already have their spans."""
+        if self._tracing is None or self._consumer is None:
+            return
+        self._replay_end = dict(await self._consumer.end_offsets(partitions))
 
     async def _follow_new_partitions(self) -> None:
         """Take on partitions the topic gained since we assigned ours.
@@ -149,6 +163,7 @@ class TopicFollower:
             return
         consumer.assign(sorted(wanted))
         await consumer.seek_to_beginning(*wanted)
+        await self._note_replay(list(wanted))
         log.warning(
             "%s: %s now has %d partitions; reading all of them again from the beginning",
             self._name,
