@@ -325,6 +325,9 @@ async def test_health_probe_to_health_event_to_router_and_config_api(world: Worl
     assert attribute(probe, "turnout.probe.latency_ms") > 0
     assert attribute(probe, "server.address") == "127.0.0.1"
     assert probe.status.status_code is StatusCode.UNSET
+    # the probe's HTTP requests carried its context to the upstream (W3C, no baggage)
+    sent = [r["headers"].get("traceparent") for r in world.upstream.probes]
+    assert any(tp and _ids(tp) == (trace_id, span_context(probe).span_id) for tp in sent)
 
     traceparent = await _traced_message(world.kafka, HEALTH.name, provider_id, trace_id)
     assert _ids(traceparent) == (trace_id, span_context(producer).span_id)

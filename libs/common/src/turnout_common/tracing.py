@@ -105,6 +105,15 @@ class ServiceTracing:
         finally:
             MESSAGE_TRACING.reset(token)
 
+    @staticmethod
+    def outgoing_headers() -> dict[str, str]:
+        """The current span's W3C trace context for an outgoing HTTP request (no baggage);
+        empty if no span is current."""
+        carrier: dict[str, str] = {}
+        if get_current_span().get_span_context().is_valid:
+            _W3C.inject(carrier)
+        return carrier
+
     def message_context(self, topic: str, count: int, key: str | bytes | None) -> dict[str, str]:
         """A PRODUCER ``create <topic>`` span (child of the current one) for ``count``
         messages written now, as W3C headers; empty if no span is current."""

@@ -122,6 +122,10 @@ class Prober:
             requests = probe_requests(cfg.kind, cfg.base_url, api_key)
         except ValueError as exc:
             return unknown(str(exc))
+        if self._tracing is not None:  # the upstream may continue the probe's trace
+            trace = self._tracing.outgoing_headers()
+            for req in requests:
+                req.headers.update(trace)
         return await run_probe(
             self._client,
             requests,

@@ -52,6 +52,8 @@ class FakeOpenAI:
     name: str = "fake"
     behaviour: UpstreamBehaviour = field(default_factory=UpstreamBehaviour)
     requests: list[dict[str, Any]] = field(default_factory=list)
+    probes: list[dict[str, Any]] = field(default_factory=list)
+    """GET requests (model lists, health checks): path and headers."""
     served: int = 0
 
     def app(self) -> web.Application:
@@ -67,6 +69,9 @@ class FakeOpenAI:
         app.router.add_get("/health", self.health)
         app.router.add_get("/api/tags", self.ollama_tags)
         return app
+
+    def _probed(self, request: web.Request) -> None:
+        self.probes.append({"path": request.path, "headers": dict(request.headers)})
 
     async def _gate(self, request: web.Request) -> web.Response | None:
         b = self.behaviour
@@ -205,6 +210,7 @@ class FakeOpenAI:
         )
 
     async def models(self, request: web.Request) -> web.Response:
+        self._probed(request)
         if (denied := await self._gate(request)) is not None:
             return denied
         return web.json_response(
@@ -218,11 +224,13 @@ class FakeOpenAI:
         )
 
     async def health(self, request: web.Request) -> web.Response:
+        self._probed(request)
         if (denied := await self._gate(request)) is not None:
             return denied
         return web.json_response({"status": "ok"})
 
     async def ollama_tags(self, request: web.Request) -> web.Response:
+        self._probed(request)
         if (denied := await self._gate(request)) is not None:
             return denied
         return web.json_response({"models": [{"name": "fake-small"}, {"name": "fake-large"}]})
