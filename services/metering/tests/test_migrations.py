@@ -150,7 +150,7 @@ async def test_rebuild_gives_rollup_rows_their_provider_ids(schemas: Schemas) ->
     before = await conn.fetchval("SELECT sum(requests) FROM usage_daily")
     assert before == len(events)
     applied = await migrate(conn, old_schema, migrations())
-    assert applied == ["0002_usage_daily_provider_id.sql"]
+    assert applied[0] == "0002_usage_daily_provider_id.sql"
     rebuilt = await rollup(conn)
     names = dict(await conn.fetch("SELECT provider_id, name FROM provider_names"))
     by_id = await usage_repo.summary(conn, UsageFilter(provider="prov-p"), "provider", None, None)
@@ -202,7 +202,31 @@ async def test_rebuild_gives_rollup_rows_their_provider_ids(schemas: Schemas) ->
 async def test_rebuild_of_an_empty_rollup(schemas: Schemas) -> None:
     conn = schemas.conn
     schema = await schemas.new("metering_mig_empty", upto=1)
-    assert await migrate(conn, schema, migrations()) == ["0002_usage_daily_provider_id.sql"]
+    applied = await migrate(conn, schema, migrations())
+    assert applied[0] == "0002_usage_daily_provider_id.sql"
     assert await conn.fetchval("SELECT count(*) FROM usage_daily") == 0
     assert await conn.fetchval("SELECT count(*) FROM provider_names") == 0
     assert await migrate(conn, schema, migrations()) == []
+
+
+@pytest.mark.parametrize("table", ["usage_log", "credit_ledger"])
+async def test_the_books_refuse_update_delete_and_truncate(schemas: Schemas, table: str) -> None:
+    conn = schemas.conn
+    await schemas.new("metering_books")
+    if table == "usage_log":
+        async with conn.transaction():
+            await write_batch(conn, [usage("r1")], period="2026-03")
+    else:
+        await conn.execute("INSERT INTO credit_accounts (user_id) VALUES ('alice')")
+        await conn.execute(
+            "INSERT INTO credit_ledger (user_id, kind, amount_usd, period)"
+            " VALUES ('alice', 'grant', 5, '2026-03')"
+        )
+    assert await conn.fetchval(f"SELECT count(*) FROM {table}") == 1
+    for statement in (
+        f"UPDATE {table} SET user_id = 'mallory'",
+        f"DELETE FROM {table}",
+        f"TRUNCATE {table}",
+    ):
+        with pytest.raises(asyncpg.RaiseError, match="append-only"):
+            await conn.execute(statement)
