@@ -11,13 +11,8 @@ from turnout_common.events import ConfigEvent
 from turnout_common.follow import ConfigFollower, TopicFollower, fetch_snapshot
 from turnout_common.settings import KafkaSettings
 from turnout_common.testing.servers import LocalServer
+from turnout_common.testing.waiting import wait_until
 from turnout_common.topics import CONFIG, Topic
-
-
-async def wait_until(predicate, timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.02)
 
 
 async def test_topic_follower_reads_from_beginning(

@@ -27,6 +27,7 @@ from turnout_common.http1 import (
     encode_request,
     parse_url,
 )
+from turnout_common.testing.waiting import wait_until
 
 # -- a raw server ------------------------------------------------------------------------------
 
@@ -138,12 +139,6 @@ def keep_alive(
 def ok(body: bytes, *extra: str) -> bytes:
     head = "".join(f"{h}\r\n" for h in extra)
     return f"HTTP/1.1 200 OK\r\n{head}Content-Length: {len(body)}\r\n\r\n".encode() + body
-
-
-async def wait_until(predicate: Callable[[], bool], timeout: float = 1.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.005)
 
 
 @pytest.fixture

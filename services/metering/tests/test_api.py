@@ -14,10 +14,11 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from turnout_common.testing.waiting import wait_until
 from turnout_metering.app import create_app
 from turnout_metering.runtime import Runtime
 
-from .conftest import ADMIN, ALICE_KEY, BOB_KEY, MINTED_ADMIN, CreditWatch, usage, wait_until
+from .conftest import ADMIN, ALICE_KEY, BOB_KEY, MINTED_ADMIN, CreditWatch, usage
 
 ADMIN_H = {"Authorization": f"Bearer {ADMIN}"}
 ALICE_H = {"Authorization": f"Bearer {ALICE_KEY}"}

@@ -7,11 +7,12 @@ from decimal import Decimal
 
 from turnout_common.broker import Producer
 from turnout_common.events import ConfigEvent
+from turnout_common.testing.waiting import wait_until
 from turnout_common.topics import CONFIG
 from turnout_metering.clock import ManualClock
 from turnout_metering.runtime import Runtime
 
-from .conftest import CreditWatch, usage, wait_until
+from .conftest import CreditWatch, usage
 
 
 async def ledger_check(rt: Runtime, user_id: str) -> tuple[Decimal, Decimal]:

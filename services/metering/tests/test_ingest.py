@@ -9,10 +9,11 @@ from decimal import Decimal
 
 from turnout_common.broker import Producer
 from turnout_common.events import BillingEvent
+from turnout_common.testing.waiting import wait_until
 from turnout_metering.consumer import UsageConsumer
 from turnout_metering.runtime import Runtime
 
-from .conftest import usage, wait_until
+from .conftest import usage
 
 USERS = ["alice", "bob", "carol", "dave"]
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import time
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -22,3 +24,20 @@ def wait_for(fn: Callable[[], T | None], timeout: float = 20.0, interval: float 
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout:g} s")
         time.sleep(interval)
+
+
+async def wait_until(
+    predicate: Callable[[], Any | Awaitable[Any]], timeout: float = 30.0, interval: float = 0.05
+) -> None:
+    """In a running loop: await until ``predicate()`` (a value or an awaitable) is truthy.
+
+    Fails with ``TimeoutError`` once ``timeout`` seconds have passed.
+    """
+    async with asyncio.timeout(timeout):
+        while True:
+            result = predicate()
+            if inspect.isawaitable(result):
+                result = await result
+            if result:
+                return
+            await asyncio.sleep(interval)
