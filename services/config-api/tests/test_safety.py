@@ -132,6 +132,9 @@ async def test_delete_in_use_is_409_naming_users(client, admin, uid, database_ur
     assert (await client.delete(f"/api/v1/providers/{prov}", headers=admin)).status_code == 204
     assert (await client.get(f"/api/v1/models/{model_id}", headers=admin)).status_code == 404
     await client.delete("/api/v1/routes/reranking", headers=admin)
+    gone = await client.get("/api/v1/routes/reranking", headers=admin)
+    assert gone.status_code == 404 and "PUT /api/v1/routes/reranking" in gone.text
+    assert (await client.get("/api/v1/routes/nonsense", headers=admin)).status_code == 422
     assert (await client.delete(f"/api/v1/routing-rules/{rule}", headers=admin)).status_code == 204
 
 

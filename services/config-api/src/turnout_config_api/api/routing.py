@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
+from turnout_common.errors import NotFound
 from turnout_config_api.deps import AdminDep, AdminReadDep, StateDep
 from turnout_config_api.schemas.common import Purpose
 from turnout_config_api.schemas.routing import RouteOut, RoutePut, RuleCreate, RuleOut, RuleUpdate
@@ -17,6 +18,17 @@ async def list_routes(state: StateDep, _: AdminReadDep) -> list[RouteOut]:
     async with state.pool.acquire() as conn:
         rows = await conn.fetch("SELECT * FROM routes ORDER BY purpose")
     return [RouteOut.model_validate(dict(r)) for r in rows]
+
+
+@router.get("/routes/{purpose}", response_model=RouteOut)
+async def get_route(state: StateDep, _: AdminReadDep, purpose: Purpose) -> RouteOut:
+    async with state.pool.acquire() as conn:
+        row = await conn.fetchrow("SELECT * FROM routes WHERE purpose = $1", purpose)
+    if row is None:
+        raise NotFound(
+            f"no route for purpose {purpose!r}; set one with PUT /api/v1/routes/{purpose}"
+        )
+    return RouteOut.model_validate(dict(row))
 
 
 @router.put("/routes/{purpose}", response_model=RouteOut)
