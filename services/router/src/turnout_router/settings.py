@@ -32,10 +32,11 @@ class RouterSettings(CommonSettings):
         description="share of requests that try a half-open provider/deployment first",
     )
 
-    # power levels: max price per million tokens (the larger of input/output price)
-    eco_max_price_per_mtok: float = 1.0
-    balanced_max_price_per_mtok: float = 5.0
-    precision_max_price_per_mtok: float = 1_000_000.0
+    # power levels: max price per million tokens (the larger of input/output price); the
+    # seeds' POWER_LEVELS (eco 0.50, balanced 5.00, precision 100.00 USD)
+    eco_max_price_per_mtok: float = Field(0.5, ge=0)
+    balanced_max_price_per_mtok: float = Field(5.0, ge=0)
+    precision_max_price_per_mtok: float = Field(100.0, ge=0)
     # ... and max provider latency (the health-worker's latest probe; None = no limit)
     eco_max_latency_ms: float | None = Field(10_000.0, gt=0)
     balanced_max_latency_ms: float | None = Field(5_000.0, gt=0)
