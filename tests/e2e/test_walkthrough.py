@@ -237,6 +237,8 @@ def test_stream_auto_with_power_level(
         "auto",
         "gpu-box",
     )
+    # why it served: the chat route (no routing rule matched), for an eco request
+    assert (row["route"], row["power_level"], row["task_type"]) == ("route:chat", "eco", None)
     assert row["ttft_ms"] is not None and row["ttft_ms"] > 0
     assert Decimal(str(row["cost_usd"])) == _cost(
         expected_in, expected_out, Decimal("0.10"), Decimal("0.20")

@@ -22,7 +22,9 @@ from turnout_metering.usage_repo import UsageFilter
 
 from .conftest import usage
 
-_LOG = ", ".join(c for c in COLUMNS if c not in ("seq", "attempts"))
+# the log's columns before 0004 (which added route, power_level, task_type)
+_OLD = ("seq", "attempts", "route", "power_level", "task_type")
+_LOG = ", ".join(c for c in COLUMNS if c not in _OLD)
 # What ingest did before migration 0002: the rollup keyed by provider name only.
 OLD_WRITE = f"""
 WITH ins AS (

@@ -204,3 +204,21 @@ async def test_power_level_header_validated(router: Any) -> None:
         ) as r,
     ):
         assert r.status == 422
+
+
+async def test_task_type_header_validated_and_recorded(router: Any, usage_log: Any) -> None:
+    key = "tk-alice-test-key-000000000000000000000000"
+    url = router.url + "/v1/chat/completions"
+    body = {"model": "primary", "messages": MSG}
+    async with aiohttp.ClientSession() as s:
+        headers = {"Authorization": f"Bearer {key}", "x-task-type": "x" * 65}
+        async with s.post(url, json=body, headers=headers) as r:
+            assert r.status == 422
+            assert (await r.json())["error"]["param"] == "x-task-type"
+        headers = {"Authorization": f"Bearer {key}", "x-task-type": "code"}
+        headers["x-power-level"] = "precision"
+        async with s.post(url, json=body, headers=headers) as r:
+            assert r.status == 200, await r.text()
+            request_id = r.headers["x-request-id"]
+    rec = await usage_log.wait(request_id)
+    assert (rec["task_type"], rec["power_level"], rec["route"]) == ("code", "precision", "model")

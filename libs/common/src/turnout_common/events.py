@@ -130,6 +130,10 @@ class UsageEvent(Event):
     byok: bool = False
     route: str | None = None
     """Why this model: ``model`` (as requested), ``rule:<id>`` or ``route:<purpose>``."""
+    power_level: Literal["eco", "balanced", "precision"] | None = None
+    """The request's ``x-power-level``, if it sent one."""
+    task_type: str | None = Field(None, max_length=64)
+    """The request's ``x-task-type``, if it sent one."""
     input_tokens: int = 0
     output_tokens: int = 0
     cached_tokens: int = 0

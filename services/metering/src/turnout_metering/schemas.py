@@ -41,6 +41,10 @@ class UsageRecord(BaseModel):
     stream: bool
     fallbacks: int
     attempts: list[dict[str, Any]]
+    route: str | None = None
+    """Why this model served: ``model`` (as requested), ``rule:<id>`` or ``route:<purpose>``."""
+    power_level: str | None = None
+    task_type: str | None = None
 
 
 class UsagePage(BaseModel):

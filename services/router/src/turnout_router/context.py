@@ -37,6 +37,8 @@ class RequestContext:
     ttft_ms: float | None = None
     reservation: Reservation | None = None
     tokens_charged: int = 0
+    power_level: str | None = None
+    task_type: str | None = None
     trace: RequestTrace | None = None  # set only while tracing is on (turnout_router.tracing)
 
     def headers(self, content_type: str = "application/json") -> list[tuple[str, str]]:
@@ -93,6 +95,8 @@ class RequestContext:
             "deployment_id": None,
             "byok": False,
             "route": None,
+            "power_level": self.power_level,
+            "task_type": self.task_type,
             "input_tokens": inp,
             "output_tokens": out,
             "cached_tokens": cached,

@@ -110,6 +110,9 @@ class Gateway:
             raise ValidationFailed(
                 "x-power-level: use one of eco, balanced, precision", param="x-power-level"
             )
+        if task_type is not None and not 0 < len(task_type) <= 64:
+            raise ValidationFailed("x-task-type: 1 to 64 characters", param="x-task-type")
+        ctx.power_level, ctx.task_type = power_level, task_type
         need = _need(caller, inb, power_level, task_type)
         chain = plan(index, need, cond, self.rng)
         user = caller.user
