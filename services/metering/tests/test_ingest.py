@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import time
 from decimal import Decimal
@@ -143,6 +144,9 @@ async def test_invalid_records_are_skipped_not_blocking(runtime: Runtime) -> Non
         b'{"request_id": "huge", "output_tokens": 99999999999999999999999}',
         b'{"request_id": "", "cost_usd": "1"}',
         b'{"request_id": "nan", "cost_usd": "NaN"}',
+        # random text too long for an index row: it would fail every batch it is in
+        b'{"request_id": "long-source", "source": "' + os.urandom(3000).hex().encode() + b'"}',
+        b'{"request_id": "long-user", "user_id": "' + os.urandom(3000).hex().encode() + b'"}',
     ]
     topic = runtime.settings.usage_topic
     producer = Producer(runtime.settings.kafka)

@@ -222,3 +222,24 @@ async def test_task_type_header_validated_and_recorded(router: Any, usage_log: A
             request_id = r.headers["x-request-id"]
     rec = await usage_log.wait(request_id)
     assert (rec["task_type"], rec["power_level"], rec["route"]) == ("code", "precision", "model")
+
+
+async def test_source_header_and_model_name_are_bounded(router: Any, usage_log: Any) -> None:
+    key = "tk-alice-test-key-000000000000000000000000"
+    url = router.url + "/v1/chat/completions"
+    async with aiohttp.ClientSession() as s:
+        headers = {"Authorization": f"Bearer {key}", "x-turnout-source": "z" * 4000}
+        async with s.post(url, json={"model": "primary", "messages": MSG}, headers=headers) as r:
+            assert r.status == 422
+            assert (await r.json())["error"]["param"] == "x-turnout-source"
+            rejected = r.headers["x-request-id"]
+        headers = {"Authorization": f"Bearer {key}"}
+        async with s.post(url, json={"model": "m" * 257, "messages": MSG}, headers=headers) as r:
+            assert r.status == 422 and (await r.json())["error"]["param"] == "model"
+        headers["x-turnout-source"] = "lab"
+        async with s.post(url, json={"model": "primary", "messages": MSG}, headers=headers) as r:
+            assert r.status == 200
+            lab = r.headers["x-request-id"]
+    # the refused request is still recorded, without the source it tried to set
+    assert (await usage_log.wait(rejected))["source"] == "api"
+    assert (await usage_log.wait(lab))["source"] == "lab"

@@ -36,6 +36,7 @@ Batch = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
 
 _MAX_INT = 2**62
 _MAX_COST = Decimal("1e12")
+_KEYED = ("user_id", "key_id", "model", "provider_id", "provider", "outcome")
 
 
 def problem(e: UsageEvent) -> str | None:
@@ -50,6 +51,14 @@ def problem(e: UsageEvent) -> str | None:
         return "status or fallbacks out of range"
     if not (math.isfinite(e.latency_ms) and e.latency_ms >= 0):
         return "latency_ms must be finite and >= 0"
+    # the daily rollup's key is made of these: too long, and PostgreSQL refuses the index row
+    # (the whole batch would fail again on every redelivery)
+    if len(e.source.encode()) > 64:
+        return "source longer than 64 bytes"
+    for name in _KEYED:
+        value = getattr(e, name)
+        if value is not None and len(value.encode()) > 200:
+            return f"{name} longer than 200 bytes"
     return None
 
 

@@ -10,6 +10,9 @@ import orjson
 from turnout_common.errors import BadRequest, ValidationFailed
 from turnout_router.adapters.base import Purpose
 
+MAX_MODEL_CHARS = 256
+"""Longer names are no catalog name (and would bloat every usage record)."""
+
 
 @dataclass(slots=True)
 class Inbound:
@@ -92,6 +95,8 @@ def parse(purpose: Purpose, raw: bytes) -> Inbound:
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise ValidationFailed("model: a model name (string) is required", param="model")
+    if len(model) > MAX_MODEL_CHARS:
+        raise ValidationFailed(f"model: at most {MAX_MODEL_CHARS} characters", param="model")
     inb = Inbound(purpose, body, model)
     if purpose == "chat":
         _chat(body, inb)

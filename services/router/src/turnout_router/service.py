@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -36,6 +37,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 Call = Callable[[Adapter, PreparedRequest, Candidate, float], Awaitable[T]]
 MTOK = 1_000_000
+SOURCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
+"""What ``x-turnout-source`` may say (``api`` without it, ``lab`` from the testing lab)."""
 
 
 class Gateway:
@@ -89,9 +92,17 @@ class Gateway:
         task_type: str | None = None,
     ) -> list[Candidate]:
         """Auth, validation, limits and routing; the attempt chain or a 4xx/503 error."""
+        bad_source = ctx.source != "api" and SOURCE.fullmatch(ctx.source) is None
+        if bad_source:  # never into a usage record: metering indexes it
+            ctx.source = "api"
         index = self.state.index
         caller = authenticate(index, authorization, ctx.started_at)
         ctx.caller = caller
+        if bad_source:
+            raise ValidationFailed(
+                "x-turnout-source: 1 to 32 letters, digits, '.', '_' or '-'",
+                param="x-turnout-source",
+            )
         inb = parse(ctx.purpose, raw)
         ctx.inbound = inb
         key = caller.key
