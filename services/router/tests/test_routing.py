@@ -107,6 +107,7 @@ def make_index(
             "enabled": m["enabled"],
             "priority": m["priority"],
             "fallbacks": m["fallbacks"],
+            "power_level": m.get("power_level"),
         }
         entities[("model", f"m{i}")] = (1, data)
     entities[("route", "chat")] = (1, {"purpose": "chat", "model": "alpha", "fallbacks": ["beta"]})
@@ -434,3 +435,39 @@ def test_power_level_latency_limits_use_the_providers_probe_latency() -> None:
         plan(index, need, cond(latency_caps=lat_caps, latency=slow), rng)
     assert info.value.status == 503 and info.value.code == "no_model_for_power_level"
     assert "slower than the precision power level's 2000 ms" in info.value.message
+
+
+def test_auto_prefers_models_of_the_requested_power_level() -> None:
+    def model(name: str, provider: int, priority: int, level: str | None) -> dict[str, Any]:
+        return {
+            "name": name,
+            "provider": provider,
+            "enabled": True,
+            "purposes": ["chat"],
+            "context_window": None,
+            "tools": True,
+            "vision": True,
+            "streaming": True,
+            "price": "0.1",
+            "min_tier": None,
+            "priority": priority,
+            "fallbacks": [],
+            "power_level": level,
+        }
+
+    index = make_index(
+        [{"enabled": True, "min_tier": None, "priority": 0, "weight": 1} for _ in range(3)],
+        # the chat route is alpha, then beta
+        [model("alpha", 0, 0, "precision"), model("alpha", 1, 1, None), model("beta", 2, 0, "eco")],
+    )
+    rng = random.Random(3)
+
+    def chain(model_name: str, level: str | None) -> list[str]:
+        need = Need(purpose="chat", model=model_name, power_level=level)
+        return [c.provider.id for c in plan(index, need, cond(), rng)]
+
+    assert chain("auto", None) == ["p0", "p1", "p2"]  # the route's order
+    assert chain("auto", "eco") == ["p2", "p1", "p0"]  # eco first, untagged, then precision
+    assert chain("auto", "precision") == ["p0", "p1", "p2"]
+    assert chain("auto", "balanced") == ["p1", "p0", "p2"]  # untagged before other levels
+    assert chain("alpha", "eco") == ["p0", "p1", "p2"]  # a named model keeps its own order

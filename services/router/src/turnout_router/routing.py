@@ -172,6 +172,31 @@ def candidates_for(
     return _order(out, rng), worst
 
 
+def _finish(
+    chain: list[Candidate], via: str, need: Need, cond: Conditions, rng: random.Random
+) -> list[Candidate]:
+    """Mark why, put the requested power level first (``auto``), demote trials, cut."""
+    if via != "model":
+        for c in chain:
+            c.via = via
+    if need.model == AUTO and need.power_level is not None:
+        chain = _prefer_level(chain, need.power_level)
+    if cond.trial:
+        chain = _demote_trials(chain, cond.trial, cond.trial_share, rng)
+    return chain[: cond.max_attempts]
+
+
+def _prefer_level(chain: list[Candidate], level: str) -> list[Candidate]:
+    """For ``auto``: models whose catalog power level is the requested one first, untagged
+    ones next, those tagged for another level last (each group keeps its order)."""
+
+    def rank(c: Candidate) -> int:
+        tag = c.deployment.power_level
+        return 0 if tag == level else 1 if tag is None else 2
+
+    return sorted(chain, key=rank)  # stable
+
+
 def _demote_trials(
     chain: list[Candidate], trial: frozenset[str], share: float, rng: random.Random
 ) -> list[Candidate]:
@@ -283,12 +308,7 @@ def plan(index: Index, need: Need, cond: Conditions, rng: random.Random) -> list
                     seen.add(c.deployment.id)
                     chain.append(c)
         if chain:
-            if via != "model":
-                for c in chain:
-                    c.via = via
-            if cond.trial:
-                chain = _demote_trials(chain, cond.trial, cond.trial_share, rng)
-            return chain[: cond.max_attempts]
+            return _finish(chain, via, need, cond, rng)
     if best is None:
         raise ServiceUnavailable(
             f"no deployment can serve {need.model!r}", code="no_healthy_upstream"
