@@ -25,6 +25,7 @@ async def catalog(client, admin) -> str:
             "output_price_per_mtok": 9,
             "context_window": 128000,
             "capabilities": {"tools": True, "vision": True},
+            "deprecated": True,
         },
         {
             "upstream_model": "cat-embed",
@@ -61,6 +62,8 @@ async def test_model_filters_and_sorting(client, admin, catalog) -> None:
     assert await _names(client, admin, f"{p}&capability=vision") == ["cat-large"]
     assert await _names(client, admin, f"{p}&purpose=embeddings") == ["cat-embed"]
     assert await _names(client, admin, f"{p}&enabled=false") == ["cat-embed"]
+    assert await _names(client, admin, f"{p}&deprecated=true") == ["cat-large"]
+    assert await _names(client, admin, f"{p}&deprecated=false") == ["cat-embed", "cat-small"]
     assert await _names(client, admin, "search=CAT-SM") == ["cat-small"]
     page = (await client.get(f"/api/v1/models?{p}&limit=2&offset=2", headers=admin)).json()
     assert page["total"] == 3 and [m["name"] for m in page["data"]] == ["cat-small"]

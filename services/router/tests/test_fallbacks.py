@@ -147,3 +147,27 @@ async def test_all_attempts_fail(router: Any, world: Any, unique: str, fakes: An
     with pytest.raises(openai.APIStatusError) as info:
         await client(router).chat.completions.create(model=unique, messages=MSG)
     assert info.value.status_code == 504
+
+
+async def test_a_deprecated_deployment_is_said_and_serves_last(
+    router: Any, world: Any, unique: str, fakes: Any
+) -> None:
+    url = fakes["three"][1].url + "/v1"
+    await world.put("provider", f"p-{unique}", world.provider(f"p-{unique}", url))
+    old = world.model(f"m-{unique}-old", unique, f"p-{unique}", deprecated=True)
+    await world.put("model", f"m-{unique}-old", old)
+    await visible(router, unique)
+    raw = await client(router).chat.completions.with_raw_response.create(model=unique, messages=MSG)
+    assert raw.headers["x-turnout-deprecated"] == "true"  # the only deployment: it still serves
+    new = world.model(f"m-{unique}-new", unique, "p2", upstream_model="up-backup", priority=9)
+    await world.put("model", f"m-{unique}-new", new)
+    deadline = time.monotonic() + 10
+    while True:  # once the config event arrives, the newer deployment goes first
+        raw = await client(router).chat.completions.with_raw_response.create(
+            model=unique, messages=MSG
+        )
+        if raw.headers["x-turnout-provider"] == "p2":
+            break
+        assert time.monotonic() < deadline, "the non-deprecated deployment never went first"
+        await asyncio.sleep(0.02)
+    assert "x-turnout-deprecated" not in raw.headers

@@ -24,7 +24,7 @@ def _index() -> Index:
     models = [
         {"id": "m1", "name": "alpha", "provider_id": "p1", "aliases": ["a"], "context_window": 8},
         {"id": "m2", "name": "alpha", "provider_id": "p2", "purposes": ["embeddings"]},
-        {"id": "m3", "name": "beta", "provider_id": "p2"},  # a pro-tier provider
+        {"id": "m3", "name": "beta", "provider_id": "p2", "deprecated": True},  # pro tier only
         {"id": "m4", "name": "gamma", "provider_id": "p3"},  # a disabled provider
         {"id": "m5", "name": "delta", "provider_id": "p1", "enabled": False},
         {"id": "m6", "name": "eps", "provider_id": "p1", "min_tier": "pro"},
@@ -58,10 +58,12 @@ def test_the_list_holds_what_the_key_may_use() -> None:
         "owned_by": "turnout",
         "purposes": ["chat"],
         "context_window": 8,
+        "deprecated": False,
     }
     pro = list_models(index, CALLERS["pro"])["data"]
     assert [e["id"] for e in pro] == ["a", "alpha", "beta", "eps"]
     assert pro[1]["purposes"] == ["chat", "embeddings"]
+    assert pro[2]["deprecated"] is True  # every deployment of beta is deprecated
 
 
 @pytest.mark.parametrize("who", CALLERS)

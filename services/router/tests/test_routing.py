@@ -108,6 +108,7 @@ def make_index(
             "priority": m["priority"],
             "fallbacks": m["fallbacks"],
             "power_level": m.get("power_level"),
+            "deprecated": m.get("deprecated", False),
         }
         entities[("model", f"m{i}")] = (1, data)
     entities[("route", "chat")] = (1, {"purpose": "chat", "model": "alpha", "fallbacks": ["beta"]})
@@ -471,3 +472,33 @@ def test_auto_prefers_models_of_the_requested_power_level() -> None:
     assert chain("auto", "precision") == ["p0", "p1", "p2"]
     assert chain("auto", "balanced") == ["p1", "p0", "p2"]  # untagged before other levels
     assert chain("alpha", "eco") == ["p0", "p1", "p2"]  # a named model keeps its own order
+
+
+def test_deprecated_deployments_serve_after_the_others() -> None:
+    def model(provider: int, priority: int, deprecated: bool) -> dict[str, Any]:
+        return {
+            "name": "alpha",
+            "provider": provider,
+            "enabled": True,
+            "purposes": ["chat"],
+            "context_window": None,
+            "tools": True,
+            "vision": True,
+            "streaming": True,
+            "price": "0.1",
+            "min_tier": None,
+            "priority": priority,
+            "fallbacks": [],
+            "deprecated": deprecated,
+        }
+
+    index = make_index(
+        [{"enabled": True, "min_tier": None, "priority": 0, "weight": 1} for _ in range(2)],
+        [model(0, 0, True), model(1, 5, False)],  # the deprecated one has the better priority
+    )
+    need = Need(purpose="chat", model="alpha")
+    chain = plan(index, need, cond(), random.Random(4))
+    assert [(c.provider.id, c.deployment.deprecated) for c in chain] == [
+        ("p1", False),
+        ("p0", True),
+    ]

@@ -52,6 +52,8 @@ class RequestContext:
             h.append(("x-turnout-provider", cand.provider.name))
             h.append(("x-turnout-model", cand.deployment.name))
             h.append(("x-turnout-route", cand.via))
+            if cand.deployment.deprecated:
+                h.append(("x-turnout-deprecated", "true"))
         return h
 
     def attempt(self, cand: Candidate, status: int | None, error: str | None, ms: float) -> None:

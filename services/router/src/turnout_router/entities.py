@@ -98,6 +98,8 @@ class Deployment:
     weight: float
     fallbacks: tuple[str, ...]
     aliases: tuple[str, ...]
+    deprecated: bool = False
+    """Still served, but after the name's other deployments, and said in a response header."""
 
     @classmethod
     def from_data(cls, d: dict[str, Any]) -> Deployment:
@@ -124,6 +126,7 @@ class Deployment:
             max_price=float(max(inp, out)),
             int_prices=(a, b, c) if a is not None and b is not None and c is not None else None,
             power_level=d.get("power_level"),
+            deprecated=bool(d.get("deprecated", False)),
             min_tier=d.get("min_tier"),
             enabled=bool(d.get("enabled", True)),
             priority=int(d.get("priority") or 0),

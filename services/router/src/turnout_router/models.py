@@ -32,6 +32,7 @@ def _entry(index: Index, caller: Caller, name: str) -> dict[str, Any] | None:
         "owned_by": "turnout",
         "purposes": sorted({x for u in usable for x in u.purposes}),
         "context_window": usable[0].context_window,
+        "deprecated": all(d.deprecated for d in usable),
     }
 
 

@@ -131,14 +131,16 @@ def _error(rank: int, message: str) -> TurnoutError:
 
 
 def _order(cands: list[Candidate], rng: random.Random) -> list[Candidate]:
-    """BYOK first, then priority (lower first); weighted random order among equals."""
+    """BYOK first, deprecated deployments last, then priority (lower first); weighted random
+    order among equals."""
     if len(cands) < 2:
         return cands
 
-    def key(c: Candidate) -> tuple[int, int, int, float]:
+    def key(c: Candidate) -> tuple[int, bool, int, int, float]:
         w = max(c.deployment.weight * c.provider.weight, 1e-9)
         return (
             0 if c.byok else 1,
+            c.deployment.deprecated,
             c.deployment.priority,
             c.provider.priority,
             -(rng.random() ** (1.0 / w)),  # Efraimidis-Spirakis weighted shuffle

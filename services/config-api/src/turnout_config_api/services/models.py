@@ -138,6 +138,7 @@ async def search(
     purpose: str | None,
     enabled: bool | None,
     sort: str,
+    deprecated: bool | None = None,
     limit: int,
     offset: int,
 ) -> tuple[list[asyncpg.Record], int]:
@@ -164,6 +165,8 @@ async def search(
         add("? = ANY(m.purposes)", purpose)
     if enabled is not None:
         add("m.enabled = ?", enabled)
+    if deprecated is not None:
+        add("m.deprecated = ?", deprecated)
     where = f" WHERE {' AND '.join(conds)}" if conds else ""
     order = f"{_SORTS[key]} {'DESC' if desc else 'ASC'} NULLS LAST, m.name, m.id"
     async with pool.acquire() as conn:
