@@ -117,6 +117,30 @@ def make_index(
     return build_index(entities)
 
 
+def model_spec(name: str = "alpha", provider: int = 0, **kw: Any) -> dict[str, Any]:
+    """A ``make_index`` model: chat, every capability, price 1, no limits (unless told)."""
+    return {
+        "name": name,
+        "provider": provider,
+        "enabled": True,
+        "purposes": ["chat"],
+        "context_window": None,
+        "tools": True,
+        "vision": True,
+        "streaming": True,
+        "price": "1",
+        "min_tier": None,
+        "priority": 0,
+        "fallbacks": [],
+        **kw,
+    }
+
+
+def provider_spec(**kw: Any) -> dict[str, Any]:
+    """A ``make_index`` provider: enabled, any tier, priority 0, weight 1 (unless told)."""
+    return {"enabled": True, "min_tier": None, "priority": 0, "weight": 1, **kw}
+
+
 @settings(max_examples=300, deadline=None)
 @given(providers, models, needs, st.sets(st.sampled_from(["p0", "p1", "p2", "p3"])), st.integers())
 def test_every_candidate_passes_every_filter(
@@ -178,26 +202,10 @@ def test_every_candidate_passes_every_filter(
 def test_weighted_choice_among_equals() -> None:
     index = make_index(
         [
-            {"enabled": True, "min_tier": None, "priority": 0, "weight": 3},
-            {"enabled": True, "min_tier": None, "priority": 0, "weight": 1},
+            provider_spec(weight=3),
+            provider_spec(),
         ],
-        [
-            {
-                "name": "alpha",
-                "provider": i,
-                "enabled": True,
-                "purposes": ["chat"],
-                "context_window": None,
-                "tools": True,
-                "vision": True,
-                "streaming": True,
-                "price": "1",
-                "min_tier": None,
-                "priority": 0,
-                "fallbacks": [],
-            }
-            for i in (0, 1)
-        ],
+        [model_spec(provider=i) for i in (0, 1)],
     )
     rng = random.Random(7)
     need = Need(purpose="chat", model="alpha")
@@ -207,23 +215,8 @@ def test_weighted_choice_among_equals() -> None:
 
 
 def test_auto_uses_rules_then_route() -> None:
-    base = {
-        "name": "alpha",
-        "provider": 0,
-        "enabled": True,
-        "purposes": ["chat"],
-        "context_window": None,
-        "tools": True,
-        "vision": True,
-        "streaming": True,
-        "price": "1",
-        "min_tier": None,
-        "priority": 0,
-        "fallbacks": [],
-    }
     index = make_index(
-        [{"enabled": True, "min_tier": None, "priority": 0, "weight": 1}],
-        [base, {**base, "name": "beta"}, {**base, "name": "gamma"}],
+        [provider_spec()], [model_spec("alpha"), model_spec("beta"), model_spec("gamma")]
     )
     rng = random.Random(1)
     chain = plan(index, Need(purpose="chat", model="auto"), cond(), rng)
@@ -252,24 +245,7 @@ def test_auto_uses_rules_then_route() -> None:
 
 
 def _three_names(extra: dict[tuple[str, str], tuple[int, dict[str, Any]]] | None = None) -> Any:
-    base = {
-        "provider": 0,
-        "enabled": True,
-        "purposes": ["chat"],
-        "context_window": None,
-        "tools": True,
-        "vision": True,
-        "streaming": True,
-        "price": "1",
-        "min_tier": None,
-        "priority": 0,
-        "fallbacks": [],
-    }
-    return make_index(
-        [{"enabled": True, "min_tier": None, "priority": 0, "weight": 1}],
-        [{**base, "name": n} for n in ("alpha", "beta", "gamma")],
-        extra,
-    )
+    return make_index([provider_spec()], [model_spec(n) for n in ("alpha", "beta", "gamma")], extra)
 
 
 def _rule(rid: str, targets: list[str], **fields: Any) -> RoutingRule:
@@ -323,31 +299,16 @@ def test_rule_weight_splits_traffic_among_rules_of_equal_priority() -> None:
 
 
 def test_unknown_model_is_404() -> None:
-    index = make_index([{"enabled": True, "min_tier": None, "priority": 0, "weight": 1}], [])
+    index = make_index([provider_spec()], [])
     with pytest.raises(NotFound) as info:
         plan(index, Need(purpose="chat", model="nope"), cond(), random.Random())
     assert info.value.code == "model_not_found"
 
 
 def _two_equal_providers(priority_b: int = 0) -> Any:
-    model = {
-        "name": "alpha",
-        "enabled": True,
-        "purposes": ["chat"],
-        "context_window": None,
-        "tools": True,
-        "vision": True,
-        "streaming": True,
-        "price": "1",
-        "min_tier": None,
-        "fallbacks": [],
-    }
     return make_index(
-        [
-            {"enabled": True, "min_tier": None, "priority": 0, "weight": 1},
-            {"enabled": True, "min_tier": None, "priority": priority_b, "weight": 1},
-        ],
-        [{**model, "provider": 0, "priority": 0}, {**model, "provider": 1, "priority": 0}],
+        [provider_spec(), provider_spec(priority=priority_b)],
+        [model_spec(provider=0), model_spec(provider=1)],
     )
 
 
@@ -395,27 +356,8 @@ def test_a_key_may_allow_a_catalog_entry_by_id() -> None:
 
 def test_power_level_latency_limits_use_the_providers_probe_latency() -> None:
     index = make_index(
-        [
-            {"enabled": True, "min_tier": None, "priority": 0, "weight": 1},
-            {"enabled": True, "min_tier": None, "priority": 1, "weight": 1},
-        ],
-        [
-            {
-                "name": "alpha",
-                "provider": i,
-                "enabled": True,
-                "purposes": ["chat"],
-                "context_window": None,
-                "tools": True,
-                "vision": True,
-                "streaming": True,
-                "price": "0.5",
-                "min_tier": None,
-                "priority": 0,
-                "fallbacks": [],
-            }
-            for i in (0, 1)
-        ],
+        [provider_spec(), provider_spec(priority=1)],
+        [model_spec(provider=i, price="0.5") for i in (0, 1)],
     )
     lat_caps = {"eco": 10_000.0, "precision": 2_000.0}
     latency = {"p0": 3_000.0, "p1": 400.0}  # p0 is preferred (priority) but slow
@@ -439,27 +381,13 @@ def test_power_level_latency_limits_use_the_providers_probe_latency() -> None:
 
 
 def test_auto_prefers_models_of_the_requested_power_level() -> None:
-    def model(name: str, provider: int, priority: int, level: str | None) -> dict[str, Any]:
-        return {
-            "name": name,
-            "provider": provider,
-            "enabled": True,
-            "purposes": ["chat"],
-            "context_window": None,
-            "tools": True,
-            "vision": True,
-            "streaming": True,
-            "price": "0.1",
-            "min_tier": None,
-            "priority": priority,
-            "fallbacks": [],
-            "power_level": level,
-        }
-
     index = make_index(
-        [{"enabled": True, "min_tier": None, "priority": 0, "weight": 1} for _ in range(3)],
-        # the chat route is alpha, then beta
-        [model("alpha", 0, 0, "precision"), model("alpha", 1, 1, None), model("beta", 2, 0, "eco")],
+        [provider_spec() for _ in range(3)],
+        [  # the chat route is alpha, then beta
+            model_spec("alpha", 0, price="0.1", power_level="precision"),
+            model_spec("alpha", 1, price="0.1", priority=1),
+            model_spec("beta", 2, price="0.1", power_level="eco"),
+        ],
     )
     rng = random.Random(3)
 
@@ -475,26 +403,13 @@ def test_auto_prefers_models_of_the_requested_power_level() -> None:
 
 
 def test_deprecated_deployments_serve_after_the_others() -> None:
-    def model(provider: int, priority: int, deprecated: bool) -> dict[str, Any]:
-        return {
-            "name": "alpha",
-            "provider": provider,
-            "enabled": True,
-            "purposes": ["chat"],
-            "context_window": None,
-            "tools": True,
-            "vision": True,
-            "streaming": True,
-            "price": "0.1",
-            "min_tier": None,
-            "priority": priority,
-            "fallbacks": [],
-            "deprecated": deprecated,
-        }
-
     index = make_index(
-        [{"enabled": True, "min_tier": None, "priority": 0, "weight": 1} for _ in range(2)],
-        [model(0, 0, True), model(1, 5, False)],  # the deprecated one has the better priority
+        [provider_spec() for _ in range(2)],
+        # the deprecated one has the better priority
+        [
+            model_spec(provider=0, price="0.1", deprecated=True),
+            model_spec(provider=1, price="0.1", priority=5),
+        ],
     )
     need = Need(purpose="chat", model="alpha")
     chain = plan(index, need, cond(), random.Random(4))
