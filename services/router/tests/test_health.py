@@ -67,7 +67,7 @@ async def test_unhealthy_and_disabled_providers_are_skipped(
     await health("degraded", "open", auto_disabled=True)
     await eventually(router, unique, "p2")
     await health("healthy", "half_open", auto_disabled=False)  # trial traffic again:
-    while f"p-{unique}" not in router.app.state.trial:
+    while f"p-{unique}" not in router.app.state.conditions.trial:
         await asyncio.sleep(0.01)
     # first in the chain for TURNOUT_HALF_OPEN_TRIAL_SHARE (10 %) of requests, so give it time
     await eventually(router, unique, f"p-{unique}", timeout=20)
@@ -76,7 +76,7 @@ async def test_unhealthy_and_disabled_providers_are_skipped(
     # one partition: once a later event (for another provider) is applied, so is that one
     marker = HealthEvent(provider_id=f"marker-{unique}", status="down", auto_disabled=True)
     await producer.send(HEALTH.name, marker.to_bytes(), key=marker.provider_id.encode())
-    while f"marker-{unique}" not in router.app.state.unavailable:
+    while f"marker-{unique}" not in router.app.state.conditions.unavailable:
         await asyncio.sleep(0.01)
     assert router.app.state.health_of(f"p-{unique}") == ("down", "open")
     assert await served_by(router, unique) == f"p-{unique}"
@@ -89,17 +89,17 @@ def test_trial_subjects_follow_the_circuit() -> None:
 
     state = RouterState(None)
     state.apply_health("p", "healthy", "half_open", auto_disabled=False)
-    assert "p" in state.trial and "p" not in state.unavailable
+    assert "p" in state.conditions.trial and "p" not in state.conditions.unavailable
     state.apply_health("p", "down", "open", auto_disabled=True)
-    assert "p" not in state.trial and "p" in state.unavailable
+    assert "p" not in state.conditions.trial and "p" in state.conditions.unavailable
     state.apply_health("p", "healthy", "half_open")  # no flag: half-open is not skipped
-    assert "p" in state.trial and "p" not in state.unavailable
+    assert "p" in state.conditions.trial and "p" not in state.conditions.unavailable
     state.apply_health("p", "healthy", "closed", auto_disabled=False)
-    assert "p" not in state.trial and "p" not in state.unavailable
+    assert "p" not in state.conditions.trial and "p" not in state.conditions.unavailable
     # a system provider reported half-open but disabled by nobody is on trial too;
     # one the worker disabled is skipped, not tried
     state.apply_health("q", "down", "half_open", auto_disabled=True)
-    assert "q" not in state.trial and "q" in state.unavailable
+    assert "q" not in state.conditions.trial and "q" in state.conditions.unavailable
 
 
 def test_probe_latency_is_kept_per_provider_only() -> None:
@@ -108,9 +108,11 @@ def test_probe_latency_is_kept_per_provider_only() -> None:
     state = RouterState(None)
     state.apply_health("p", "healthy", "closed", False, latency_ms=250.0)
     state.apply_health("p:d1", "degraded", "closed", False, latency_ms=40_000.0)
-    assert state.latency == {"p": 250.0}  # a deployment's passive latency is a generation
+    assert state.conditions.latency == {
+        "p": 250.0
+    }  # a deployment's passive latency is a generation
     state.apply_health("p", "down", "open", True)  # no latency in the event: unknown again
-    assert state.latency == {}
+    assert state.conditions.latency == {}
 
 
 def test_conditions_are_replaced_only_when_the_health_state_changes() -> None:

@@ -217,18 +217,6 @@ class RouterState:
         return plain
 
     # --- health -------------------------------------------------------------------------
-    @property
-    def unavailable(self) -> frozenset[str]:
-        return self.conditions.unavailable
-
-    @property
-    def trial(self) -> frozenset[str]:
-        return self.conditions.trial
-
-    @property
-    def latency(self) -> Mapping[str, float]:
-        return self.conditions.latency
-
     def apply_health(
         self,
         subject: str,
