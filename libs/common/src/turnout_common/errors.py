@@ -60,6 +60,13 @@ class ContentFiltered(BadRequest):
     default_code = "content_filter"
 
 
+class RequestTooLarge(BadRequest):
+    """The request can never pass: larger than a limit (tokens per minute, body size)."""
+
+    status = 413
+    default_code = "request_too_large"
+
+
 class AuthenticationFailed(TurnoutError):
     status = 401
     type = "authentication_error"

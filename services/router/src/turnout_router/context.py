@@ -39,6 +39,7 @@ class RequestContext:
     tokens_charged: int = 0
     power_level: str | None = None
     task_type: str | None = None
+    rate_headers: list[tuple[str, str]] | None = None  # x-ratelimit-*, when limits apply
     trace: RequestTrace | None = None  # set only while tracing is on (turnout_router.tracing)
 
     def headers(self, content_type: str = "application/json") -> list[tuple[str, str]]:
@@ -54,6 +55,8 @@ class RequestContext:
             h.append(("x-turnout-route", cand.via))
             if cand.deployment.deprecated:
                 h.append(("x-turnout-deprecated", "true"))
+        if self.rate_headers is not None:
+            h.extend(self.rate_headers)
         return h
 
     def attempt(self, cand: Candidate, status: int | None, error: str | None, ms: float) -> None:

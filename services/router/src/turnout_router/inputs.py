@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +13,15 @@ from turnout_router.adapters.base import Purpose
 
 MAX_MODEL_CHARS = 256
 """Longer names are no catalog name (and would bloat every usage record)."""
+MAX_OUTPUT_TOKENS = 10_000_000
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+"""Control characters: never in a name that reaches a usage record (PostgreSQL refuses NUL)."""
+
+
+def printable(value: str, param: str, what: str) -> None:
+    """422 naming ``param`` if ``value`` holds a control character (NUL, CR, LF, ...)."""
+    if CONTROL.search(value) is not None:
+        raise ValidationFailed(f"{param}: {what} must not contain control characters", param=param)
 
 
 @dataclass(slots=True)
@@ -97,6 +107,7 @@ def parse(purpose: Purpose, raw: bytes) -> Inbound:
         raise ValidationFailed("model: a model name (string) is required", param="model")
     if len(model) > MAX_MODEL_CHARS:
         raise ValidationFailed(f"model: at most {MAX_MODEL_CHARS} characters", param="model")
+    printable(model, "model", "a model name")
     inb = Inbound(purpose, body, model)
     if purpose == "chat":
         _chat(body, inb)
@@ -117,6 +128,11 @@ def parse(purpose: Purpose, raw: bytes) -> Inbound:
     if mt is not None:
         if not isinstance(mt, int) or isinstance(mt, bool) or mt < 1:
             raise ValidationFailed("max_tokens: a positive integer is required", param="max_tokens")
+        if mt > MAX_OUTPUT_TOKENS:
+            raise ValidationFailed(
+                f"max_tokens: at most {MAX_OUTPUT_TOKENS:,} (no model writes more)",
+                param="max_tokens",
+            )
         inb.max_tokens = mt
     if "stream" in body and not isinstance(body["stream"], bool):
         raise ValidationFailed("stream: true or false is required", param="stream")

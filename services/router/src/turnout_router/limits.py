@@ -18,59 +18,134 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from turnout_common.errors import InsufficientQuota, RateLimited
+from turnout_common.errors import InsufficientQuota, RateLimited, RequestTooLarge
 from turnout_router.entities import User
 from turnout_router.state import Credit, RouterState
 
+WINDOW_S = 60.0
+"""Every rate limit is per minute: no ``Retry-After`` is longer than this."""
+
 
 class Buckets:
-    """Token buckets per (subject, limit): capacity = the per-minute limit, refilled linearly."""
+    """Token buckets per (subject, limit): capacity = the per-minute limit, refilled linearly.
+
+    A bucket never goes below ``-limit`` (settling a request's real tokens may put it in
+    debt, at most one window's worth), so no wait is ever longer than the window.
+    """
 
     __slots__ = ("_state",)
 
     def __init__(self) -> None:
         self._state: dict[str, list[float]] = {}
 
-    def take(self, key: str, limit: int | None, amount: float, now: float) -> float:
-        """Take ``amount``; returns 0 when allowed, else the seconds until it would be."""
-        if not limit:
-            return 0.0
+    def _level(self, key: str, limit: int, now: float) -> list[float]:
         st = self._state.get(key)
-        rate = limit / 60.0
         if st is None:
             st = self._state[key] = [float(limit), now]
         else:
-            st[0] = min(float(limit), st[0] + (now - st[1]) * rate)
+            st[0] = min(float(limit), st[0] + (now - st[1]) * (limit / WINDOW_S))
             st[1] = now
-        if st[0] >= amount or (amount > limit and st[0] >= limit):
+        return st
+
+    def take(self, key: str, limit: int | None, amount: float, now: float) -> float:
+        """Take ``amount``; returns 0 when allowed, else the seconds until it would be (at
+        most the window; an amount larger than the limit never fits and takes nothing)."""
+        if not limit:
+            return 0.0
+        if amount > limit:
+            return WINDOW_S
+        st = self._level(key, limit, now)
+        if st[0] >= amount:
             st[0] -= amount
             return 0.0
-        return (amount - st[0]) / rate
+        return min(WINDOW_S, (amount - st[0]) / (limit / WINDOW_S))
 
     def adjust(self, key: str, limit: int | None, delta: float) -> None:
         """Charge (or refund) ``delta`` after the fact, e.g. actual vs estimated tokens."""
         st = self._state.get(key)
         if limit and st is not None:
-            st[0] = min(float(limit), st[0] - delta)
+            st[0] = max(-float(limit), min(float(limit), st[0] - delta))
+
+    def remaining(self, key: str, limit: int, now: float) -> tuple[int, float]:
+        """(what is left now, seconds until the bucket is full again)."""
+        st = self._level(key, limit, now)
+        left = max(0.0, st[0])
+        return int(left), (limit - st[0]) / (limit / WINDOW_S)
 
 
-def check_rate(
-    buckets: Buckets, subject: str, rpm: int | None, tpm: int | None, tokens: int, now: float
-) -> None:
-    """Raise 429 ``rate_limit_exceeded`` (with Retry-After) if ``subject`` is over a limit."""
-    wait = buckets.take(subject + ":rpm", rpm, 1.0, now)
-    if wait:
-        raise RateLimited(
-            f"rate limit of {rpm} requests per minute reached; retry in {wait:.1f}s",
-            retry_after=wait,
-        )
-    wait = buckets.take(subject + ":tpm", tpm, float(tokens), now)
-    if wait:
-        buckets.adjust(subject + ":rpm", rpm, -1.0)
-        raise RateLimited(
-            f"rate limit of {tpm} tokens per minute reached; retry in {wait:.1f}s",
-            retry_after=wait,
-        )
+@dataclass(slots=True, frozen=True)
+class Limit:
+    """One subject's per-minute limits, and who set them (for the error message)."""
+
+    subject: str
+    rpm: int | None
+    tpm: int | None
+    owner: str
+
+
+def check_rates(buckets: Buckets, limits: list[Limit], tokens: int, now: float) -> None:
+    """Take one request and ``tokens`` from every limit, or nothing at all.
+
+    A request larger than a tokens-per-minute limit can never pass: 413
+    ``request_too_large`` before anything is taken. Otherwise 429 ``rate_limit_exceeded``
+    (``Retry-After`` at most the window) naming the limit that refused it; what the limits
+    checked before it took is given back.
+    """
+    for lim in limits:
+        if lim.tpm and tokens > lim.tpm:
+            raise RequestTooLarge(
+                f"this request needs about {tokens} tokens, more than the {lim.owner}'s limit "
+                f"of {lim.tpm} tokens per minute: it can never pass; send a shorter prompt or "
+                "a smaller max_tokens",
+                param="max_tokens",
+            )
+    taken: list[tuple[str, int, float]] = []
+    for lim in limits:
+        for suffix, limit, amount, unit in (
+            (":rpm", lim.rpm, 1.0, "requests"),
+            (":tpm", lim.tpm, float(tokens), "tokens"),
+        ):
+            if not limit:
+                continue
+            key = lim.subject + suffix
+            wait = buckets.take(key, limit, amount, now)
+            if wait:
+                for k, lmt, amt in taken:
+                    buckets.adjust(k, lmt, -amt)
+                raise RateLimited(
+                    f"the {lim.owner}'s rate limit of {limit} {unit} per minute is reached; "
+                    f"retry in {wait:.1f}s",
+                    retry_after=wait,
+                )
+            taken.append((key, limit, amount))
+
+
+def _duration(seconds: float) -> str:
+    """OpenAI's reset format: ``850ms``, ``12.5s``, ``1m0s``."""
+    if seconds < 1:
+        return f"{max(0, round(seconds * 1000))}ms"
+    if seconds < 60:
+        return f"{seconds:.3g}s"
+    return f"{int(seconds // 60)}m{round(seconds % 60)}s"
+
+
+def rate_headers(buckets: Buckets, limits: list[Limit], now: float) -> list[tuple[str, str]]:
+    """``x-ratelimit-{limit,remaining,reset}-{requests,tokens}`` of the tightest limits."""
+    out: list[tuple[str, str]] = []
+    for suffix, unit in ((":rpm", "requests"), (":tpm", "tokens")):
+        best: tuple[int, int, float] | None = None
+        for lim in limits:
+            limit = lim.rpm if suffix == ":rpm" else lim.tpm
+            if not limit:
+                continue
+            left, reset = buckets.remaining(lim.subject + suffix, limit, now)
+            if best is None or left < best[1]:
+                best = (limit, left, reset)
+        if best is not None:
+            out.append((f"x-ratelimit-limit-{unit}", str(best[0])))
+            out.append((f"x-ratelimit-remaining-{unit}", str(best[1])))
+            out.append((f"x-ratelimit-reset-{unit}", _duration(best[2])))
+    return out
 
 
 @dataclass(slots=True)

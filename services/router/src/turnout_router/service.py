@@ -12,6 +12,7 @@ from dataclasses import replace
 from typing import Any, TypeVar
 
 from turnout_common.errors import (
+    InsufficientQuota,
     RateLimited,
     ServiceUnavailable,
     TurnoutError,
@@ -24,8 +25,8 @@ from turnout_router.adapters.openai import output_chars
 from turnout_router.adapters.registry import adapter_for
 from turnout_router.auth import Caller, authenticate
 from turnout_router.context import RequestContext
-from turnout_router.inputs import Inbound, parse
-from turnout_router.limits import Buckets, Budgets, check_rate
+from turnout_router.inputs import Inbound, parse, printable
+from turnout_router.limits import Buckets, Budgets, Limit, check_rates, rate_headers
 from turnout_router.metrics import Metrics
 from turnout_router.routing import Candidate, Need, plan
 from turnout_router.settings import RouterSettings
@@ -105,34 +106,53 @@ class Gateway:
             )
         inb = parse(ctx.purpose, raw)
         ctx.inbound = inb
-        key = caller.key
-        est = inb.prompt_tokens + (inb.max_tokens or 0)
-        now = time.monotonic()
-        if key.rpm_limit or key.tpm_limit:
-            check_rate(self.buckets, "key:" + key.id, key.rpm_limit, key.tpm_limit, est, now)
-        tier = index.tiers.get(caller.tier)
-        if tier is not None and (tier.rpm_limit or tier.tpm_limit):
-            check_rate(
-                self.buckets, "user:" + key.user_id, tier.rpm_limit, tier.tpm_limit, est, now
-            )
-        ctx.tokens_charged = est
         cond = self.state.conditions
         if power_level is not None and power_level not in cond.price_caps:
             raise ValidationFailed(
                 "x-power-level: use one of eco, balanced, precision", param="x-power-level"
             )
-        if task_type is not None and not 0 < len(task_type) <= 64:
-            raise ValidationFailed("x-task-type: 1 to 64 characters", param="x-task-type")
+        if task_type is not None:
+            if not 0 < len(task_type) <= 64:
+                raise ValidationFailed("x-task-type: 1 to 64 characters", param="x-task-type")
+            printable(task_type, "x-task-type", "a task type")
         ctx.power_level, ctx.task_type = power_level, task_type
-        need = _need(caller, inb, power_level, task_type)
-        chain = plan(index, need, cond, self.rng)
+        # the request is valid and can be served (context windows, capabilities) before any
+        # limit is touched: a refused request takes nothing from a bucket
+        chain = plan(index, _need(caller, inb, power_level, task_type), cond, self.rng)
+        est = inb.prompt_tokens + (inb.max_tokens or 0)
+        limits = self._limits(caller)
+        if limits:
+            now = time.monotonic()
+            check_rates(self.buckets, limits, est, now)
+            ctx.rate_headers = rate_headers(self.buckets, limits, now)
+        ctx.tokens_charged = est
+        key = caller.key
         user = caller.user
         if self.state.credits or (user is not None and user.budget_usd is not None):
             d = chain[0].deployment
             out = inb.max_tokens or self.settings.default_output_tokens
             estimate = float(inb.prompt_tokens * d.input_price + out * d.output_price) / MTOK
-            ctx.reservation = self.budgets.reserve(key.user_id, key.id, estimate, user)
+            try:
+                ctx.reservation = self.budgets.reserve(key.user_id, key.id, estimate, user)
+            except InsufficientQuota as err:
+                if inb.max_tokens is None:
+                    err.message += (
+                        f" (the estimate assumes {out} output tokens because the request sets "
+                        "no max_tokens; set max_tokens to what you need)"
+                    )
+                raise
         return chain
+
+    def _limits(self, caller: Caller) -> list[Limit]:
+        key = caller.key
+        out: list[Limit] = []
+        if key.rpm_limit or key.tpm_limit:
+            out.append(Limit("key:" + key.id, key.rpm_limit, key.tpm_limit, "key"))
+        tier = self.state.index.tiers.get(caller.tier)
+        if tier is not None and (tier.rpm_limit or tier.tpm_limit):
+            owner = f"tier {caller.tier!r}"
+            out.append(Limit("user:" + key.user_id, tier.rpm_limit, tier.tpm_limit, owner))
+        return out
 
     # --- upstream targets ---------------------------------------------------------------
     def target(self, cand: Candidate, user_id: str | None) -> UpstreamTarget | None:
@@ -229,15 +249,21 @@ class Gateway:
         ``end`` is when the answer went out (``perf_counter``); default: now.
         """
         caller = ctx.caller
-        if caller is not None and ctx.served is not None:
-            inp, out, _, _ = ctx.tokens()
+        if caller is not None and ctx.rate_headers is not None:
+            # every bucket settles to the real tokens (nothing when nothing was served)
+            inp, out, _, _ = ctx.tokens() if ctx.served is not None else (0, 0, 0, False)
             delta = inp + out - ctx.tokens_charged
-            key = caller.key
-            if key.tpm_limit and delta:
-                self.buckets.adjust("key:" + key.id + ":tpm", key.tpm_limit, delta)
+            if delta:
+                for lim in self._limits(caller):
+                    if lim.tpm:
+                        self.buckets.adjust(lim.subject + ":tpm", lim.tpm, delta)
+        if caller is not None and ctx.served is not None:
             p = ctx.served.provider
-            if p.tpm_limit and delta:
-                self.buckets.adjust("prov:" + p.id + ":tpm", p.tpm_limit, delta)
+            if p.tpm_limit:
+                inp, out, _, _ = ctx.tokens()
+                delta = inp + out - ctx.tokens_charged
+                if delta:
+                    self.buckets.adjust("prov:" + p.id + ":tpm", p.tpm_limit, delta)
         record = ctx.record(time.perf_counter() if end is None else end)
         if ctx.reservation is not None:
             # held until the emitter prices the record and charges it (Budgets.charge), so
