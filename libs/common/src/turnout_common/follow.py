@@ -29,6 +29,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from turnout_common.broker import make_consumer, stop_consumer
 from turnout_common.events import ConfigEvent
 from turnout_common.http1 import HttpClient, HttpClientError
+from turnout_common.metrics import SKIPPED_RECORDS
 from turnout_common.settings import KafkaSettings
 from turnout_common.tasks import cancel
 from turnout_common.topics import CONFIG
@@ -120,9 +121,11 @@ class TopicFollower:
                                 if inspect.isawaitable(result):
                                     await result
                         except Exception:
+                            SKIPPED_RECORDS.labels(self._name, self._topic).inc()
                             log.exception(
-                                "%s: failed to apply a %s record", self._name, self._topic
-                            )
+                                "%s: failed to apply the %s record at %d@%d; skipped",
+                                self._name, self._topic, rec.partition, rec.offset,
+                            )  # fmt: skip
                         self.records += 1
         finally:
             self.running = False

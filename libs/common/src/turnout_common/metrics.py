@@ -30,6 +30,11 @@ CONSUMER_LAG = Gauge(
     "Records a consumer group has not consumed yet, per topic partition",
     ["service", "topic", "partition"],
 )
+SKIPPED_RECORDS = Counter(
+    "turnout_consumer_skipped_records",
+    "Records a follower could not apply: logged, counted and skipped (never retried forever)",
+    ["consumer", "topic"],
+)
 OUTBOX_PENDING = Gauge(
     "turnout_outbox_pending",
     "Committed outbox rows the broker has not acknowledged yet",

@@ -17,7 +17,7 @@ from turnout_common.web import (
     install_tracing,
     ops_router,
 )
-from turnout_metering.api import credits, lab, usage
+from turnout_metering.api import credits, dead_letters, lab, usage
 from turnout_metering.clock import Clock
 from turnout_metering.runtime import Runtime
 from turnout_metering.settings import MeteringSettings
@@ -31,7 +31,8 @@ def _checks(runtime: Runtime) -> dict[str, ReadinessCheck]:
         return (await runtime.ready())["database"]
 
     async def consumer() -> bool:
-        return runtime.consumer is not None and runtime.consumer.running
+        c = runtime.consumer
+        return c is not None and c.running and not c.stuck(runtime.settings.metering_stuck_s)
 
     async def config() -> bool:
         return runtime.follower is not None and runtime.follower.running
@@ -73,4 +74,5 @@ def create_app(
     app.include_router(usage.router)
     app.include_router(credits.router)
     app.include_router(lab.router)
+    app.include_router(dead_letters.router)
     return app

@@ -11,8 +11,10 @@ import asyncio
 import contextlib
 import logging
 import math
+import time
+from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
@@ -22,6 +24,7 @@ from turnout_common.broker import make_consumer, stop_consumer
 from turnout_common.events import UsageEvent
 from turnout_common.tasks import cancel
 from turnout_metering import metrics
+from turnout_metering.dead_letters import DeadLetter, Origin, describe, is_data_error
 from turnout_metering.ingest import BatchResult
 from turnout_metering.ingestor import Ingestor
 from turnout_metering.settings import MeteringSettings
@@ -62,37 +65,67 @@ def problem(e: UsageEvent) -> str | None:
     return None
 
 
-def parse(batch: Batch) -> list[UsageEvent]:
-    """Valid usage events of ``batch``; invalid records are counted, logged and skipped."""
-    events: list[UsageEvent] = []
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+@dataclass(slots=True)
+class Parsed:
+    """A batch's valid events (with where each came from) and the records set aside."""
+
+    events: list[UsageEvent] = field(default_factory=list)
+    origins: list[Origin] = field(default_factory=list)
+    rejects: list[DeadLetter] = field(default_factory=list)
+
+    def extend(self, other: Parsed) -> None:
+        self.events += other.events
+        self.origins += other.origins
+        self.rejects += other.rejects
+
+
+def parse(batch: Batch) -> Parsed:
+    """Valid usage events of ``batch``; invalid records are counted, logged and set aside."""
+    out = Parsed()
     for records in batch.values():
         for rec in records:
             if rec.value is None:
                 continue
+            origin = Origin(rec.topic, rec.partition, rec.offset, rec.key, rec.value)
             try:
                 event = UsageEvent.model_validate_json(rec.value)
                 reason = problem(event)
+                if reason is None and b"\\u0000" in rec.value and _has_nul(event.model_dump()):
+                    reason = "a NUL character in a text field (PostgreSQL refuses it)"
             except ValidationError as exc:
-                reason = f"{exc.error_count()} schema errors"
+                reason = f"{exc.error_count()} schema errors: {exc.errors()[0]['msg']}"[:300]
             if reason is None:
-                events.append(event)
+                out.events.append(event)
+                out.origins.append(origin)
                 continue
             metrics.RECORDS.labels("invalid").inc()
+            metrics.DEAD_LETTERS.labels("invalid").inc()
+            out.rejects.append(DeadLetter(origin, reason))
             log.warning(
-                "skipping an invalid usage record at %s/%d@%d: %s",
+                "setting aside an invalid usage record at %s/%d@%d: %s",
                 rec.topic, rec.partition, rec.offset, reason,
             )  # fmt: skip
-    return events
+    return out
 
 
-async def parse_async(batch: Batch, chunk: int = 250) -> list[UsageEvent]:
+async def parse_async(batch: Batch, chunk: int = 250) -> Parsed:
     """:func:`parse` in chunks, yielding to the loop so an in-flight DB write progresses."""
-    events: list[UsageEvent] = []
+    out = Parsed()
     for tp, records in batch.items():
         for start in range(0, len(records), chunk):
-            events += parse({tp: records[start : start + chunk]})
+            out.extend(parse({tp: records[start : start + chunk]}))
             await asyncio.sleep(0)
-    return events
+    return out
 
 
 class UsageConsumer:
@@ -109,6 +142,9 @@ class UsageConsumer:
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
         self._positions: dict[TopicPartition, int] = {}
+        self._committed: dict[TopicPartition, int] = {}
+        self.progress_at = time.monotonic()
+        """When offsets were last committed, or the consumer was last caught up."""
         self.running = False
         self.batches = 0
 
@@ -133,6 +169,8 @@ class UsageConsumer:
         for tp, records in batch.items():
             if records:
                 self._positions[tp] = records[-1].offset + 1
+                # the first record fetched is where the group's committed offset was
+                self._committed.setdefault(tp, records[0].offset)
         await self._reread_lost_logs(batch)
         return batch
 
@@ -163,29 +201,70 @@ class UsageConsumer:
         """Write the batch to the DB (one transaction). Does not ack."""
         return await self._ingest(batch, parse(batch))
 
-    async def _ingest(self, batch: Batch, events: list[UsageEvent]) -> BatchResult:
+    async def _ingest(self, batch: Batch, parsed: Parsed) -> BatchResult:
+        rejects = parsed.rejects
         if self._tracing is None:
-            return await self._ingestor.ingest(events)
-        return await self._tracing.ingest(batch, events, self._ingestor.ingest)
+            return await self._ingestor.ingest(parsed.events, rejects)
+        return await self._tracing.ingest(
+            batch, parsed.events, lambda events: self._ingestor.ingest(events, rejects)
+        )
+
+    async def _isolate(self, parsed: Parsed) -> None:
+        """Write a batch the database refused in halves, down to single records: each one
+        refused on its own is set aside (dead letter) and everything else is metered.
+        Raises what is not the data's fault (database down...): the batch is retried."""
+        await self._ingestor.ingest([], parsed.rejects)
+        pending = [(parsed.events, parsed.origins)]
+        while pending:
+            events, origins = pending.pop()
+            try:
+                await self._ingestor.ingest(events)
+                continue
+            except Exception as exc:
+                if not is_data_error(exc):
+                    raise
+                if len(events) == 1:
+                    reason = describe(exc)
+                    log.error(
+                        "setting aside usage record %s at %s/%d@%d: the database refuses it: %s",
+                        events[0].request_id, origins[0].topic, origins[0].partition,
+                        origins[0].offset, reason,
+                    )  # fmt: skip
+                    metrics.DEAD_LETTERS.labels("refused").inc()
+                    await self._ingestor.ingest([], [DeadLetter(origins[0], reason)])
+                    continue
+            mid = len(events) // 2
+            pending.append((events[mid:], origins[mid:]))
+            pending.append((events[:mid], origins[:mid]))
 
     async def commit(self, batch: Batch) -> None:
         assert self._consumer is not None
         offsets = {tp: records[-1].offset + 1 for tp, records in batch.items() if records}
         if offsets:
             await self._consumer.commit(offsets)
+            self._committed.update(offsets)
+            self.progress_at = time.monotonic()
 
     def lag(self) -> int:
-        """Records not consumed yet over every assigned partition; sets ``turnout_consumer_lag``."""
+        """Records not *committed* yet over every assigned partition (a consumer that reads
+        but cannot write shows its lag); sets ``turnout_consumer_lag``."""
         if self._consumer is None:
             return 0
         total = 0
         for tp in self._consumer.assignment():
             high = self._consumer.highwater(tp)
             if high is not None:
-                behind = max(0, high - self._positions.get(tp, high))
+                done = self._committed.get(tp, self._positions.get(tp, high))
+                behind = max(0, high - done)
                 metrics.observe_lag(tp.topic, tp.partition, behind)
                 total += behind
+        if total == 0:
+            self.progress_at = time.monotonic()
         return total
+
+    def stuck(self, after_s: float) -> bool:
+        """Behind, and no offset committed for ``after_s`` seconds."""
+        return self.lag() > 0 and time.monotonic() - self.progress_at > after_s
 
     async def _rewind(self, *batches: Batch) -> None:
         """Seek every partition back to the first uncommitted offset of ``batches``."""
@@ -198,17 +277,18 @@ class UsageConsumer:
         for tp, offset in first.items():
             self._consumer.seek(tp, offset)
             self._positions[tp] = offset
+            self._committed[tp] = offset
 
     async def run(self) -> None:
         """Poll -> write -> ack, pipelined: the next batch is parsed while the DB writes the
         current one. Transactions never overlap; offsets are acked strictly after commit."""
         backoff = 0.2
-        inflight: tuple[Batch, asyncio.Task[BatchResult]] | None = None
+        inflight: tuple[Batch, Parsed, asyncio.Task[BatchResult]] | None = None
         self.running = True
         try:
             while True:
                 batch = await self.poll()
-                events = await parse_async(batch) if batch else []
+                parsed = await parse_async(batch) if batch else Parsed()
                 if inflight is not None:
                     done, inflight = inflight, None
                     if not await self._finish(*done):
@@ -218,23 +298,31 @@ class UsageConsumer:
                         continue
                     backoff = 0.2
                 if batch:
-                    task = asyncio.create_task(self._ingest(batch, events))
-                    inflight = (batch, task)
+                    task = asyncio.create_task(self._ingest(batch, parsed))
+                    inflight = (batch, parsed, task)
                 else:
                     self.lag()
         finally:
             self.running = False
             if inflight is not None:
-                inflight[1].cancel()
+                inflight[2].cancel()
                 with contextlib.suppress(BaseException):
-                    await inflight[1]
+                    await inflight[2]
 
-    async def _finish(self, batch: Batch, task: asyncio.Task[BatchResult]) -> bool:
+    async def _finish(self, batch: Batch, parsed: Parsed, task: asyncio.Task[BatchResult]) -> bool:
         try:
             await task
-        except Exception as exc:  # DB down, deadlock, ...: the batch is read again
-            log.warning("usage batch failed (%s: %s); retrying", type(exc).__name__, exc)
-            return False
+        except Exception as exc:
+            try:
+                if not is_data_error(exc):
+                    raise
+                # the database refuses some record of the batch: find it, set it aside,
+                # meter the rest (one record never holds the others)
+                log.warning("usage batch refused (%s); isolating the record", describe(exc))
+                await self._isolate(parsed)
+            except Exception as exc2:  # DB down, deadlock, ...: the batch is read again
+                log.warning("usage batch failed (%s); retrying", describe(exc2))
+                return False
         try:
             await self.commit(batch)
         except KafkaError as exc:  # e.g. partitions revoked by a rebalance meanwhile

@@ -10,9 +10,10 @@ import asyncpg
 
 from turnout_common.events import UsageEvent
 from turnout_common.outbox import enqueue_many
-from turnout_metering import metrics
+from turnout_metering import dead_letters, metrics
 from turnout_metering.billing import billing_payload
 from turnout_metering.credits import CreditService
+from turnout_metering.dead_letters import DeadLetter
 from turnout_metering.ingest import BatchResult, write_batch
 
 
@@ -42,11 +43,17 @@ class Ingestor:
         self._billing_topic = billing_topic
         self.rate = RateMeter()
 
-    async def ingest(self, events: Sequence[UsageEvent]) -> BatchResult:
-        """Commit the batch (all or nothing); the caller acks the records only after this."""
+    async def ingest(
+        self, events: Sequence[UsageEvent], rejects: Sequence[DeadLetter] = ()
+    ) -> BatchResult:
+        """Commit the batch and the records set aside from it (all or nothing); the caller
+        acks the records only after this."""
         started = time.perf_counter()
         period = self._credits.period()
         async with self._pool.acquire() as conn, conn.transaction():
+            await dead_letters.insert(conn, rejects)
+            if not events:
+                return BatchResult(0, [], set())
             result = await write_batch(conn, events, period=period)
             if result.inserted:
                 await enqueue_many(

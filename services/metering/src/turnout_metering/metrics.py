@@ -23,6 +23,11 @@ RECORDS = Counter(
     "Usage records consumed, by result (inserted, duplicate, invalid)",
     ["result"],
 )
+DEAD_LETTERS = Counter(
+    "turnout_metering_dead_letters_total",
+    "Usage records set aside (unparseable, or refused by the database on their own)",
+    ["reason"],
+)
 BATCH_SECONDS = Histogram(
     "turnout_metering_batch_seconds",
     "Time to write one batch (one DB transaction)",

@@ -15,6 +15,8 @@ class MeteringSettings(CommonSettings):
     metering_batch_max: int = Field(5000, ge=1, le=50_000)
     metering_poll_timeout_ms: int = Field(500, ge=1)
     metering_period_check_s: float = Field(30.0, gt=0)
+    metering_stuck_s: float = Field(120.0, gt=0)
+    """Not ready when behind and no offset was committed for this long."""
     usage_topic: str = USAGE.name
     credit_topic: str = CREDIT.name
     billing_topic: str = BILLING.name
