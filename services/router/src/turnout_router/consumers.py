@@ -43,12 +43,14 @@ def on_credit(state: RouterState, _key: bytes | None, value: bytes | None) -> No
     if value is None:
         return
     ev = orjson.loads(value)
-    remaining = ev.get("remaining_usd")
+    # what may still be spent: the budget's remainder and the prepaid balance, the smaller
+    # (both are reserved against in flight, so concurrent requests cannot overspend either)
+    room = [float(v) for v in (ev.get("remaining_usd"), ev.get("balance_usd")) if v is not None]
     state.apply_credit(
         f"{ev['subject_type']}:{ev['subject_id']}",
         int(ev.get("seq") or 0),
         bool(ev.get("blocked", False)),
-        float(remaining) if remaining is not None else None,
+        min(room) if room else None,
         float(ev.get("spent_usd") or 0),
     )
 

@@ -1,7 +1,9 @@
 """Rate limits (token buckets per key and per provider) and budget reservations.
 
 Budgets. Metering publishes ``turnout.credit.v1`` state per ``user:<id>`` / ``key:<id>``
-(``blocked``, ``remaining_usd``). This replica refuses a blocked subject, and it holds an
+(``blocked``, ``remaining_usd``, ``balance_usd``; ``remaining_usd`` below is the smaller of
+the budget's remainder and the prepaid balance). This replica refuses a blocked subject, and
+it holds an
 in-flight *reservation* of each admitted request's estimated cost, plus the cost it has
 served that metering has not yet reflected (``unreflected``: what it charged, less each later
 credit event's increase of ``spent_usd``), so concurrent requests cannot all pass a
@@ -196,8 +198,9 @@ class Budgets:
                 used = self._unreflected(s, c)
                 if c.remaining_usd - used - self.reserved.get(s, 0.0) - estimate < 0:
                     raise InsufficientQuota(
-                        f"the remaining budget of this {s.split(':')[0]} "
-                        f"(${max(c.remaining_usd - used, 0):.4f}) does not cover this request",
+                        f"what this {s.split(':')[0]} may still spend "
+                        f"(${max(c.remaining_usd - used, 0):.4f} of budget or prepaid balance) "
+                        "does not cover this request",
                     )
                 limited.append(s)
         if not limited:
