@@ -124,6 +124,10 @@ def ops_router(
     return router
 
 
+MAX_HEADER_BYTES = 64 * 1024
+"""The most a request's line and headers may take on the admin plane."""
+
+
 def serve(create_app: Callable[[S], FastAPI], settings: S, *, port: int, service: str) -> None:
     """Run an admin-plane service under uvicorn until SIGTERM/SIGINT (``turnout serve``)."""
     import uvicorn
@@ -131,4 +135,13 @@ def serve(create_app: Callable[[S], FastAPI], settings: S, *, port: int, service
     from turnout_common.logs import setup_logging
 
     setup_logging(settings.log_level, json=settings.log_json, service=service)
-    uvicorn.run(create_app(settings), host=settings.host, port=port, log_level="warning")
+    # h11 bounds what a client may send before a request is complete (headers included):
+    # a 1 MB header gets 400 instead of being buffered (httptools has no such bound)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=port,
+        log_level="warning",
+        http="h11",
+        h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+    )

@@ -19,6 +19,7 @@ from turnout_router.adapters.base import Purpose
 from turnout_router.auth import authenticate
 from turnout_router.consumers import Followers
 from turnout_router.context import RequestContext
+from turnout_router.inputs import read_body
 from turnout_router.limits import Budgets
 from turnout_router.metrics import Metrics
 from turnout_router.models import get_model, list_models
@@ -83,6 +84,7 @@ class RouterApp:
         self.followers = Followers(s, self.state, tracing=self.tracing)
         self.gateway = Gateway(s, self.state, self.client, self.emitter, self.metrics, self.budgets)
         self.started = False
+        self.max_body = int(s.max_body_mb * (1 << 20))
         self._startup: asyncio.Task[None] | None = None
         self.metrics.gauges["turnout_router_usage_pending"] = lambda: self.emitter.pending
         self.metrics.gauges["turnout_router_usage_spooled_total"] = lambda: self.emitter.spooled
@@ -176,12 +178,12 @@ class RouterApp:
         if self.tracing is not None:
             self.tracing.begin(ctx, h)
         try:
-            raw = await proto()
             if not self.started:
                 raise ServiceUnavailable("the router is starting; retry in a moment")
-            chain = gw.admit(
-                ctx, h.get("authorization"), raw, h.get("x-power-level"), h.get("x-task-type")
-            )
+            # who is asking, before a byte of the body is read
+            caller = authenticate(self.state.index, h.get("authorization"), ctx.started_at)
+            raw = await read_body(proto, h.get("content-length"), self.max_body)
+            chain = gw.admit(ctx, caller, raw, h.get("x-power-level"), h.get("x-task-type"))
             assert ctx.inbound is not None
             if ctx.inbound.stream:
                 await stream(gw, ctx, chain, proto)

@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from turnout_common.errors import BadRequest, ValidationFailed
+from turnout_common.errors import BadRequest, RequestTooLarge, ValidationFailed
 from turnout_router.adapters.base import Purpose
 
 MAX_MODEL_CHARS = 256
@@ -92,6 +92,44 @@ def _texts(value: Any, field: str) -> int:
     )
 
 
+MAX_DEPTH = 200
+"""Deeper JSON is refused with 400 (no request needs it; orjson cannot write past 254)."""
+
+
+async def read_body(proto: Any, content_length: str | None, limit: int) -> bytes:
+    """The whole body, or 413 ``request_too_large`` as soon as it passes ``limit`` bytes."""
+    if content_length is not None and content_length.isdigit():
+        if int(content_length) > limit:
+            raise RequestTooLarge(
+                f"the request body is larger than {limit / (1 << 20):g} MB (TURNOUT_MAX_BODY_MB)"
+            )
+        raw: bytes = await proto()
+        return raw
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in proto:
+        size += len(chunk)
+        if size > limit:
+            raise RequestTooLarge(
+                f"the request body is larger than {limit / (1 << 20):g} MB (TURNOUT_MAX_BODY_MB)"
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_deep(body: Any) -> bool:
+    stack: list[tuple[Any, int]] = [(body, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return True
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values() if isinstance(v, dict | list))
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value if isinstance(v, dict | list))
+    return False
+
+
 def parse(purpose: Purpose, raw: bytes) -> Inbound:
     """The request as a dict plus the facts routing needs; 400/422 with a clear message."""
     if not raw:
@@ -102,6 +140,9 @@ def parse(purpose: Purpose, raw: bytes) -> Inbound:
         raise BadRequest(f"the request body is not valid JSON: {exc}") from exc
     if not isinstance(body, dict):
         raise BadRequest("the request body must be a JSON object")
+    # only a body with that many brackets can nest that deep (the count runs at C speed)
+    if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH and _too_deep(body):
+        raise BadRequest(f"the request body nests deeper than {MAX_DEPTH} levels")
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise ValidationFailed("model: a model name (string) is required", param="model")

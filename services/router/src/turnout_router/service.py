@@ -23,7 +23,7 @@ from turnout_common.errors import (
 from turnout_router.adapters.base import Adapter, PreparedRequest, UpstreamTarget
 from turnout_router.adapters.openai import output_chars
 from turnout_router.adapters.registry import adapter_for
-from turnout_router.auth import Caller, authenticate
+from turnout_router.auth import Caller
 from turnout_router.context import RequestContext
 from turnout_router.inputs import Inbound, parse, printable
 from turnout_router.limits import Buckets, Budgets, Limit, check_rates, rate_headers
@@ -87,17 +87,17 @@ class Gateway:
     def admit(
         self,
         ctx: RequestContext,
-        authorization: str | None,
+        caller: Caller,
         raw: bytes,
         power_level: str | None = None,
         task_type: str | None = None,
     ) -> list[Candidate]:
-        """Auth, validation, limits and routing; the attempt chain or a 4xx/503 error."""
+        """Validation, limits and routing for an authenticated ``caller``; the attempt chain
+        or a 4xx/503 error."""
         bad_source = ctx.source != "api" and SOURCE.fullmatch(ctx.source) is None
         if bad_source:  # never into a usage record: metering indexes it
             ctx.source = "api"
         index = self.state.index
-        caller = authenticate(index, authorization, ctx.started_at)
         ctx.caller = caller
         if bad_source:
             raise ValidationFailed(
