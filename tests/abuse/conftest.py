@@ -61,11 +61,13 @@ def tenant(system: Any, upstream: tuple[FakeOpenAI, str]) -> Callable[..., Tenan
         budget: str | None = None,
         price: str = "1",
         key_limits: dict[str, Any] | None = None,
+        provider: dict[str, Any] | None = None,
     ) -> Tenant:
         tag = uuid.uuid4().hex[:8]
         with httpx.Client(headers=h, timeout=10) as c:
-            r = c.post(cfg + "/providers", json={"name": f"ab-{tag}", "kind": "vllm",
-                                                 "base_url": url + "/v1"})  # fmt: skip
+            body = {"name": f"ab-{tag}", "kind": "vllm", "base_url": url + "/v1",
+                    **(provider or {})}  # fmt: skip
+            r = c.post(cfg + "/providers", json=body)
             assert r.status_code == 201, r.text
             model = {"provider": f"ab-{tag}", "upstream_model": "m", "name": f"ab-{tag}",
                      "purposes": ["chat"], "input_price_per_mtok": price,

@@ -63,6 +63,16 @@ def resolve_base_url(kind: str, base_url: str | None) -> str:
             "(e.g. http://127.0.0.1:8000/v1)",
             param="base_url",
         )
+    if parts.username is not None or parts.password is not None:
+        raise ValidationFailed(
+            "base_url must not carry credentials (user:password@host): set the provider's "
+            "api_key instead (it is stored encrypted)",
+            param="base_url",
+        )
+    if any(ch <= " " or ch == "\x7f" for ch in url):
+        raise ValidationFailed(
+            "base_url must not contain spaces or control characters", param="base_url"
+        )
     if parts.query or parts.fragment:
         raise ValidationFailed("base_url must not have a query or fragment", param="base_url")
     if kind in NEEDS_V1 and not parts.path.endswith("/v1"):

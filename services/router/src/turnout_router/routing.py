@@ -114,6 +114,16 @@ def _missing_capability(d: Deployment, need: Need) -> str | None:
     return None
 
 
+NO_UPSTREAM_RETRY_S = 10
+"""``Retry-After`` of ``no_healthy_upstream``: a probe or a half-open trial may bring one back."""
+
+
+def no_healthy_upstream(message: str) -> ServiceUnavailable:
+    return ServiceUnavailable(
+        message, code="no_healthy_upstream", headers={"retry-after": str(NO_UPSTREAM_RETRY_S)}
+    )
+
+
 def _error(rank: int, message: str) -> TurnoutError:
     if rank == _DISABLED:
         return NotFound(message, code="model_not_found", param="model")
@@ -122,7 +132,7 @@ def _error(rank: int, message: str) -> TurnoutError:
     if rank == _CONTEXT:
         return ContextLengthExceeded(message, param="messages")
     if rank == _UNAVAILABLE:
-        return ServiceUnavailable(message, code="no_healthy_upstream")
+        return no_healthy_upstream(message)
     if rank == _PRICE:
         return BadRequest(message, code="no_model_for_power_level")
     if rank == _LATENCY:
@@ -312,7 +322,5 @@ def plan(index: Index, need: Need, cond: Conditions, rng: random.Random) -> list
         if chain:
             return _finish(chain, via, need, cond, rng)
     if best is None:
-        raise ServiceUnavailable(
-            f"no deployment can serve {need.model!r}", code="no_healthy_upstream"
-        )
+        raise no_healthy_upstream(f"no deployment can serve {need.model!r}")
     raise _error(*best)

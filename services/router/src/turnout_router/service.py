@@ -28,7 +28,14 @@ from turnout_router.context import RequestContext
 from turnout_router.inputs import Inbound, parse, printable
 from turnout_router.limits import Buckets, Budgets, Limit, check_rates, rate_headers
 from turnout_router.metrics import Metrics
-from turnout_router.routing import Candidate, Need, plan
+from turnout_router.public_errors import public, scrub
+from turnout_router.routing import (
+    NO_UPSTREAM_RETRY_S,
+    Candidate,
+    Need,
+    no_healthy_upstream,
+    plan,
+)
 from turnout_router.settings import RouterSettings
 from turnout_router.state import RouterState
 from turnout_router.upstream import UpstreamClient, backoff_delay, is_retryable
@@ -216,16 +223,21 @@ class Gateway:
                     ctx.attempt(cand, None, why, 0.0)
                     last = ServiceUnavailable(f"provider {p.name!r} cannot be called ({why})")
                     continue
-                req = adapter.prepare(ctx.purpose, inb.body, target, stream=inb.stream)
                 timeout = min(p.timeout_s or s.request_timeout_s, deadline - now)
                 tried += 1
                 try:
-                    result = await call(adapter, req, cand, timeout)
-                except TurnoutError as err:
-                    ctx.attempt(cand, err.status, err.code, (time.perf_counter() - now) * 1000)
-                    self.metrics.failed_attempt(p.name, err.code or "")
+                    result = await _call(call, adapter, ctx, target, cand, timeout)
+                except TurnoutError as detail:
+                    ms = (time.perf_counter() - now) * 1000
+                    ctx.attempt(cand, detail.status, detail.code, ms)
+                    self.metrics.failed_attempt(p.name, detail.code or "")
+                    log.warning(
+                        "request %s: attempt on provider %r failed: %s",
+                        ctx.request_id, p.name, scrub(detail.message, target.api_key),
+                    )  # fmt: skip
+                    err = public(detail, p.name)
                     if not is_retryable(err):
-                        raise
+                        raise err from None
                     last = err
                     ctx.fallbacks += 1
                     if isinstance(err, RateLimited) and err.retry_after is not None:
@@ -280,6 +292,30 @@ class Gateway:
             ctx.output_chars = output_chars(body)
 
 
+async def _call(
+    call: Call[T],
+    adapter: Adapter,
+    ctx: RequestContext,
+    target: UpstreamTarget,
+    cand: Candidate,
+    timeout: float,
+) -> T:
+    """One attempt. Any error building or sending the upstream request (a stored key that
+    cannot be a header, say) is a failed attempt that falls back, never a 500."""
+    inb = ctx.inbound
+    assert inb is not None
+    try:
+        req = adapter.prepare(ctx.purpose, inb.body, target, stream=inb.stream)
+        return await call(adapter, req, cand, timeout)
+    except TurnoutError:
+        raise
+    except Exception as exc:
+        raise ServiceUnavailable(
+            f"building or sending the upstream request failed: {type(exc).__name__}: {exc}",
+            code="upstream_request_failed",
+        ) from exc
+
+
 def _need(caller: Caller, inb: Inbound, power_level: str | None, task_type: str | None) -> Need:
     return Need(
         purpose=inb.purpose,
@@ -301,12 +337,13 @@ def _need(caller: Caller, inb: Inbound, power_level: str | None, task_type: str 
 
 def _exhausted(last: TurnoutError | None, n: int) -> TurnoutError:
     if last is None:
-        return ServiceUnavailable("no upstream could be tried", code="no_healthy_upstream")
+        return no_healthy_upstream("no upstream could be tried")
     msg = f"all {n} upstream attempts failed; last: {last.message}"
     if isinstance(last, RateLimited):
         return RateLimited(msg, retry_after=last.retry_after, code="upstream_rate_limited")
     if isinstance(last, UpstreamTimeout):
         return UpstreamTimeout(msg)
     if isinstance(last, ServiceUnavailable):
-        return ServiceUnavailable(msg, code=last.code)
+        retry = {"retry-after": str(NO_UPSTREAM_RETRY_S), **last.headers}
+        return ServiceUnavailable(msg, code=last.code, headers=retry)
     return UpstreamError(msg, code=last.code if isinstance(last, UpstreamError) else None)

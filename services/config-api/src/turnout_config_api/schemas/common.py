@@ -3,11 +3,39 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+import orjson
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
 
 T = TypeVar("T")
+
+METADATA_MAX_BYTES = 64 * 1024
+"""Free-form metadata travels in every config event of its entity: kept small."""
+
+
+def _printable_ascii(value: SecretStr) -> SecretStr:
+    raw = value.get_secret_value()
+    if not all(" " < ch < "\x7f" for ch in raw):
+        # never echo the value: it is a secret
+        raise ValueError(
+            "an API key is printable ASCII without spaces (no line breaks, tabs or "
+            "non-ASCII characters): check what was pasted"
+        )
+    return value
+
+
+def _small_metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    if value is not None and len(orjson.dumps(value)) > METADATA_MAX_BYTES:
+        raise ValueError(f"metadata is larger than {METADATA_MAX_BYTES // 1024} KB as JSON")
+    return value
+
+
+ApiKey = Annotated[
+    SecretStr, Field(min_length=1, max_length=4000), AfterValidator(_printable_ascii)
+]
+"""A provider key: sent in an HTTP header, so printable ASCII only."""
+Metadata = Annotated[dict[str, Any], AfterValidator(_small_metadata)]
 
 Name = Annotated[
     str,

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from pydantic import BaseModel, Field, SecretStr, field_serializer
+from pydantic import BaseModel, Field, field_serializer
 
-from turnout_config_api.schemas.common import Limit, ModelName, Money, Name, Strict
+from turnout_config_api.schemas.common import ApiKey, Limit, ModelName, Money, Name, Strict
 
 
 class KeyCreate(Strict):
@@ -54,7 +54,7 @@ class KeyCreated(KeyOut):
 
 
 class ByokPut(Strict):
-    api_key: SecretStr = Field(min_length=1, max_length=4000)
+    api_key: ApiKey
 
 
 class ByokOut(BaseModel):

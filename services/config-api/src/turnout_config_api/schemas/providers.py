@@ -5,17 +5,26 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field
 
 from turnout_config_api.kinds import ProviderKind
-from turnout_config_api.schemas.common import Limit, Name, Priority, Strict, TierName, Weight
+from turnout_config_api.schemas.common import (
+    ApiKey,
+    Limit,
+    Metadata,
+    Name,
+    Priority,
+    Strict,
+    TierName,
+    Weight,
+)
 
 
 class ProviderCreate(Strict):
     name: Name
     kind: ProviderKind
     base_url: str | None = Field(None, max_length=2000)
-    api_key: SecretStr | None = Field(None, min_length=1, max_length=4000)
+    api_key: ApiKey | None = None
     enabled: bool = True
     rpm_limit: Limit | None = None
     tpm_limit: Limit | None = None
@@ -24,14 +33,14 @@ class ProviderCreate(Strict):
     min_tier: TierName = "free"
     is_system: bool = False
     timeout_s: float = Field(60.0, gt=0, le=3600)
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: Metadata = Field(default_factory=dict)
 
 
 class ProviderUpdate(Strict):
     name: Name | None = None
     kind: ProviderKind | None = None
     base_url: str | None = Field(None, max_length=2000)
-    api_key: SecretStr | None = Field(None, min_length=1, max_length=4000)
+    api_key: ApiKey | None = None
     enabled: bool | None = None
     rpm_limit: Limit | None = None
     tpm_limit: Limit | None = None
@@ -40,7 +49,7 @@ class ProviderUpdate(Strict):
     min_tier: TierName | None = None
     is_system: bool | None = None
     timeout_s: float | None = Field(None, gt=0, le=3600)
-    metadata: dict[str, Any] | None = None
+    metadata: Metadata | None = None
 
 
 class ProviderHealth(BaseModel):
