@@ -81,9 +81,12 @@ async def test_auth_scopes(client: httpx.AsyncClient) -> None:
     own = (await client.get("/api/v1/usage", headers=ALICE_H)).json()
     assert own["total"] == 30 and {r["user_id"] for r in own["data"]} == {"alice"}
     other = await client.get("/api/v1/usage?user_id=bob", headers=ALICE_H)
-    assert other.status_code == 403 and "own" in other.json()["error"]["message"]
-    assert (await client.get("/api/v1/credits/bob", headers=ALICE_H)).status_code == 403
-    assert (await client.get("/api/v1/credits/bob/ledger", headers=ALICE_H)).status_code == 403
+    # another user's data answers like an unknown user: 404, so ids cannot be probed
+    assert other.status_code == 404 and "visible to this key" in other.json()["error"]["message"]
+    assert (await client.get("/api/v1/credits/bob", headers=ALICE_H)).status_code == 404
+    assert (await client.get("/api/v1/credits/bob/ledger", headers=ALICE_H)).status_code == 404
+    unknown = await client.get("/api/v1/credits/nobody-at-all", headers=ALICE_H)
+    assert unknown.status_code == 404
     assert (await client.get("/api/v1/credits/bob", headers=BOB_H)).status_code == 200
     grant = await client.post(
         "/api/v1/credits/alice/grant", headers=ALICE_H, json={"amount_usd": "5", "reason": "x"}

@@ -124,6 +124,8 @@ def ops_router(
     return router
 
 
+MAX_OFFSET = 2_000_000_000
+"""The largest ``offset`` a list endpoint takes (bigger ones are 422, not a database error)."""
 MAX_HEADER_BYTES = 64 * 1024
 """The most a request's line and headers may take on the admin plane."""
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from fastapi import FastAPI
 
+from turnout_common.asgi import ApiMiddleware
 from turnout_common.broker import Producer, ensure_topics
 from turnout_common.crypto import KeyRing
 from turnout_common.db import create_pool, ping
@@ -81,6 +82,7 @@ def create_app(
     install_error_handlers(app)
     install_http_metrics(app, "health-worker")
     install_tracing(app, tracing)
+    app.add_middleware(ApiMiddleware)  # outermost: request ids, control characters refused
 
     def current_checks() -> Mapping[str, ReadinessCheck]:
         return checks

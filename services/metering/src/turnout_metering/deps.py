@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 
 from turnout_common.auth import Principal, bearer_token, is_bootstrap_admin, token_hash
-from turnout_common.errors import AuthenticationFailed, PermissionDenied
+from turnout_common.errors import AuthenticationFailed, NotFound, PermissionDenied
 from turnout_common.oidc import OidcVerifier, oidc_settings
 from turnout_metering.runtime import Runtime
 
@@ -55,6 +55,11 @@ async def get_principal(
         return Principal("admin", "admin_token")
     key = runtime.config.key_by_hash(digest)
     if key is not None and not key.revoked:
+        user = runtime.config.users.get(key.user_id)
+        if user is not None and not user.enabled:
+            raise PermissionDenied(
+                "this key's user is disabled; ask an admin", code="user_disabled"
+            )
         if key.expires_at is None or key.expires_at > datetime.now(UTC):
             return Principal("user", key.user_id, key.id)
     raise AuthenticationFailed("invalid, revoked or expired token", code="invalid_token")
@@ -77,5 +82,6 @@ def scoped_user(principal: Principal, user_id: str | None) -> str | None:
     if principal.is_admin:
         return user_id
     if user_id is not None and user_id != principal.subject:
-        raise PermissionDenied("a virtual key may only read its own user's data")
+        # 404 like an unknown id: another user's ids cannot be probed
+        raise NotFound(f"no user {user_id!r} visible to this key")
     return principal.subject

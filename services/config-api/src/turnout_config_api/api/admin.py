@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
+from turnout_common.web import MAX_OFFSET
 from turnout_config_api import lab
 from turnout_config_api.deps import AdminDep, AdminReadDep, StateDep
 from turnout_config_api.schemas.keys import AdminTokenCreate, AdminTokenCreated, AdminTokenOut
@@ -49,7 +50,7 @@ async def list_audit(
     since: datetime | None = None,
     until: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> dict[str, Any]:
     filters = {
         "actor": actor,

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
+from turnout_common.web import MAX_OFFSET
 from turnout_config_api.deps import AdminDep, PrincipalDep, StateDep
 from turnout_config_api.schemas.common import Page
 from turnout_config_api.schemas.keys import (
@@ -40,7 +41,7 @@ async def list_keys(
     user_id: str | None = None,
     include_revoked: bool = True,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> Page[KeyOut]:
     if not principal.is_admin:
         user_id = principal.subject  # a user sees only its own keys

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
+from turnout_common.web import MAX_OFFSET
 from turnout_config_api.deps import AdminDep, AdminReadDep, StateDep
 from turnout_config_api.schemas.common import Page, Purpose
 from turnout_config_api.schemas.models import ModelCreate, ModelOut, ModelUpdate
@@ -29,7 +30,7 @@ async def list_models(
     deprecated: bool | None = None,
     sort: Sort = "name",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> Page[ModelOut]:
     rows, total = await models.search(
         state.pool,

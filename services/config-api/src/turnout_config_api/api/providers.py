@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
+from turnout_common.web import MAX_OFFSET
 from turnout_config_api.deps import AdminDep, AdminReadDep, StateDep
 from turnout_config_api.schemas.common import Page
 from turnout_config_api.schemas.providers import (
@@ -31,7 +32,7 @@ async def list_providers(
     state: StateDep,
     _: AdminReadDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> Page[ProviderOut]:
     async with state.pool.acquire() as conn:
         total = await conn.fetchval("SELECT count(*) FROM providers")

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 
+from turnout_common.web import MAX_OFFSET
 from turnout_config_api.deps import AdminDep, AdminReadDep, StateDep
 from turnout_config_api.schemas.common import Page
 from turnout_config_api.schemas.users import TierOut, TierPut, UserCreate, UserOut, UserUpdate
@@ -20,7 +21,7 @@ async def list_users(
     _: AdminReadDep,
     tier: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> Page[UserOut]:
     async with state.pool.acquire() as conn:
         total = await conn.fetchval(

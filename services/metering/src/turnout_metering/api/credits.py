@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Query
 
 from turnout_common.auth import Principal
 from turnout_common.errors import NotFound
+from turnout_common.web import MAX_OFFSET
 from turnout_metering import credit_repo
 from turnout_metering.credit_view import describe
 from turnout_metering.deps import AdminDep, PrincipalDep, RuntimeDep, scoped_user
@@ -66,7 +67,7 @@ async def get_ledger(
     principal: PrincipalDep,
     user_id: UserPath,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> LedgerPage:
     """Ledger entries, newest first, with the stored balance and the sum of all entries."""
     scoped_user(principal, user_id)

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
 
+from turnout_common.web import MAX_OFFSET
 from turnout_metering.api.usage import CSV_MAX, FilterDep, list_usage, summarize
 from turnout_metering.deps import RuntimeDep
 from turnout_metering.schemas import GroupBy, UsagePage, UsageSummary
@@ -23,7 +24,7 @@ async def lab_history(
     start: Annotated[datetime | None, Query(alias="from")] = None,
     end: Annotated[datetime | None, Query(alias="to")] = None,
     limit: Annotated[int, Query(ge=1, le=CSV_MAX)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     fmt: Annotated[Literal["json", "csv"], Query(alias="format")] = "json",
 ) -> UsagePage | Response:
     """Testing-lab requests, newest first."""

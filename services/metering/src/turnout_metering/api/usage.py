@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Response
 
 from turnout_common.errors import BadRequest
+from turnout_common.web import MAX_OFFSET
 from turnout_metering import usage_repo
 from turnout_metering.deps import PrincipalDep, RuntimeDep, scoped_user
 from turnout_metering.schemas import GroupBy, UsagePage, UsageRecord, UsageSummary
@@ -96,7 +97,7 @@ async def get_usage(
     start: Annotated[datetime | None, Query(alias="from")] = None,
     end: Annotated[datetime | None, Query(alias="to")] = None,
     limit: Annotated[int, Query(ge=1, le=CSV_MAX)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     fmt: Annotated[Literal["json", "csv"], Query(alias="format")] = "json",
 ) -> UsagePage | Response:
     """Usage records, newest first. Users see only their own; ``format=csv`` exports."""
