@@ -7,12 +7,20 @@ import uuid
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer
+from prometheus_client import REGISTRY
 
 from turnout_common.broker import Producer, ensure_topics
 from turnout_common.db import create_pool
 from turnout_common.devinfra import TansuBroker
+from turnout_common.errors import RequestTooLarge
 from turnout_common.migrations import migrate_dsn
-from turnout_common.outbox import OutboxRecord, OutboxRelay, enqueue, enqueue_many
+from turnout_common.outbox import (
+    MAX_EVENT_BYTES,
+    OutboxRecord,
+    OutboxRelay,
+    enqueue,
+    enqueue_many,
+)
 from turnout_common.settings import KafkaSettings
 from turnout_common.topics import Topic
 
@@ -210,3 +218,61 @@ async def test_pool_decodes_json(database_url: str) -> None:
         await pg.close()
     with pytest.raises((OSError, asyncpg.PostgresError)):
         await asyncpg.connect("postgresql://postgres@127.0.0.1:1/none", timeout=1)
+
+
+async def test_an_event_too_big_to_publish_is_refused_before_commit(pool) -> None:
+    pg, schema = pool
+    async with pg.acquire() as conn:
+        with pytest.raises(RequestTooLarge):
+            async with conn.transaction():
+                await enqueue(conn, schema, "t", "k", b"x" * (MAX_EVENT_BYTES + 1))
+        with pytest.raises(RequestTooLarge):
+            await enqueue_many(conn, schema, "t", [("a", b"ok"), ("b", b"x" * 2_000_000)])
+    assert await OutboxRelay(pg, schema, _never).pending() == 0
+
+
+async def _never(_: object) -> None:
+    raise AssertionError("nothing is sent")
+
+
+async def test_a_row_the_broker_refuses_is_found_and_can_be_set_aside(
+    pool, kafka_settings: KafkaSettings, unique_topic: str
+) -> None:
+    """Issue 21 item 4: a 20 MB row looped the relay forever, silently, holding every row
+    behind it. Now the head is isolated, shown (stuck, metric) and can be set aside."""
+    pg, schema = pool
+    await ensure_topics(kafka_settings, [Topic(unique_topic, 1, False, "test")])
+    async with pg.acquire() as conn:
+        await enqueue(conn, schema, unique_topic, "a", b"first")
+        # bypasses enqueue's size check, as a row written before it existed would
+        big = await conn.fetchval(
+            f"INSERT INTO {schema}.outbox (topic, key, payload) VALUES ($1, 'big', $2)"
+            " RETURNING id",
+            unique_topic,
+            b"x" * 2_000_000,
+        )
+        await enqueue(conn, schema, unique_topic, "b", b"after")
+    producer = Producer(kafka_settings)
+    await producer.start()
+    stuck = REGISTRY.get_sample_value
+    try:
+        relay = OutboxRelay(pg, schema, producer.send_outbox, stuck_after_s=0.0, service=schema)
+        for _ in range(3):  # the batch fails; the head goes alone; then the big row is head
+            with contextlib.suppress(Exception):
+                await relay.drain()
+        assert relay.head_failure is not None and relay.head_failure.row_id == big
+        assert relay.stuck()
+        assert stuck("turnout_outbox_stuck", {"service": schema}) == 1
+        assert "MessageSizeTooLarge" in relay.head_failure.error
+        assert await relay.set_aside(big, "2 MB: the broker takes 1 MB")
+        assert not relay.stuck()
+        assert stuck("turnout_outbox_stuck", {"service": schema}) == 0
+        assert await relay.drain() == 1
+        assert await relay.pending() == 0
+    finally:
+        await producer.stop()
+    got = await consume_all(kafka_settings, unique_topic, f"g-{uuid.uuid4().hex}", 2)
+    assert got == [b"first", b"after"]
+    async with pg.acquire() as conn:
+        kept = await conn.fetchval(f"SELECT set_aside FROM {schema}.outbox WHERE id = $1", big)
+    assert kept == "2 MB: the broker takes 1 MB"

@@ -41,6 +41,12 @@ OUTBOX_PENDING = Gauge(
     ["service"],
 )
 
+OUTBOX_STUCK = Gauge(
+    "turnout_outbox_stuck",
+    "1 while the oldest outbox row has failed to send for a minute (nothing behind it goes out)",
+    ["service"],
+)
+
 UNMATCHED = "unmatched"
 """The ``route`` label of requests no route matched (keeps the label set bounded)."""
 

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +27,8 @@ from typing import Any
 import asyncpg
 
 from turnout_common.db import check_schema
-from turnout_common.metrics import OUTBOX_PENDING
+from turnout_common.errors import RequestTooLarge
+from turnout_common.metrics import OUTBOX_PENDING, OUTBOX_STUCK
 from turnout_common.telemetry import message_trace_headers
 
 log = logging.getLogger(__name__)
@@ -42,7 +44,34 @@ CREATE TABLE IF NOT EXISTS {schema}.outbox (
     sent_at     timestamptz
 );
 CREATE INDEX IF NOT EXISTS outbox_pending_idx ON {schema}.outbox (id) WHERE sent_at IS NULL;
+ALTER TABLE {schema}.outbox ADD COLUMN IF NOT EXISTS set_aside text;
 """
+MAX_EVENT_BYTES = 900_000
+"""Largest event (key + payload + headers) enqueued: below Kafka's default 1 MB message limit,
+so a committed change can always be published (a bigger one is refused before commit)."""
+STUCK_AFTER_S = 60.0
+"""A head row failing this long makes the service not ready (``turnout_outbox_stuck`` = 1)."""
+
+
+def _check_size(topic: str, key: bytes | None, payload: bytes | None) -> None:
+    size = len(key or b"") + len(payload or b"")
+    if size > MAX_EVENT_BYTES:
+        raise RequestTooLarge(
+            f"this change would publish a {size:,}-byte event on {topic}, more than the "
+            f"{MAX_EVENT_BYTES:,} bytes the broker takes; make the entity smaller "
+            "(e.g. its metadata)"
+        )
+
+
+@dataclass(slots=True)
+class HeadFailure:
+    """The oldest pending row, failing to send since ``since`` (monotonic)."""
+
+    row_id: int
+    topic: str
+    since: float
+    error: str
+    logged_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +102,7 @@ async def enqueue(
     """Add an event to the outbox inside the caller's transaction. Returns the row id."""
     check_schema(schema)
     raw_key = key.encode() if isinstance(key, str) else key
+    _check_size(topic, raw_key, payload)
     trace = message_trace_headers(topic, 1, key)
     if trace is not None:
         headers = {**headers, **trace} if headers else trace
@@ -104,6 +134,8 @@ async def enqueue_many(
     if not records:
         return 0
     check_schema(schema)
+    for k, p in records:
+        _check_size(topic, k.encode() if isinstance(k, str) else k, p)
     trace = message_trace_headers(topic, len(records), records[0][0] if len(records) == 1 else None)
     if trace is not None:
         headers = {**headers, **trace} if headers else trace
@@ -133,8 +165,10 @@ class OutboxRelay:
         poll_interval: float = 1.0,
         retain_sent_hours: float = 24.0,
         service: str | None = None,
+        stuck_after_s: float = STUCK_AFTER_S,
     ) -> None:
         self._pool = pool
+        self._stuck_after = stuck_after_s
         self._schema = check_schema(schema)
         self._send_many = send_many
         self._batch_size = batch_size
@@ -145,7 +179,10 @@ class OutboxRelay:
         self._lock_id = int.from_bytes(digest[:8], "big", signed=True)
         self.sent_total = 0
         self._pending_gauge = OUTBOX_PENDING.labels(service or schema)
+        self._stuck_gauge = OUTBOX_STUCK.labels(service or schema)
         self._gauge_at = -1.0
+        self.head_failure: HeadFailure | None = None
+        """Set while the oldest pending row fails to send; it is then sent alone."""
 
     async def relay_once(self) -> int:
         """Send one batch; returns how many rows were sent (0 if none or another relay holds it)."""
@@ -156,21 +193,84 @@ class OutboxRelay:
             rows = await conn.fetch(
                 f"SELECT id, topic, key, payload, headers FROM {s}.outbox"
                 " WHERE sent_at IS NULL ORDER BY id LIMIT $1",
-                self._batch_size,
+                1 if self.head_failure is not None else self._batch_size,
             )
             if not rows:
+                self._cleared()
                 return 0
             records = [
                 OutboxRecord(r["id"], r["topic"], r["key"], r["payload"], dict(r["headers"]))
                 for r in rows
             ]
-            await self._send_many(records)
+            try:
+                await self._send_many(records)
+            except Exception as exc:
+                self._failed(records[0], exc)
+                raise
+            self._cleared()
             await conn.execute(
                 f"UPDATE {s}.outbox SET sent_at = now() WHERE id = ANY($1::bigint[])",
                 [r.id for r in records],
             )
         self.sent_total += len(records)
         return len(records)
+
+    def _failed(self, head: OutboxRecord, exc: BaseException) -> None:
+        now = time.monotonic()
+        f = self.head_failure
+        error = f"{type(exc).__name__}: {exc}"[:300]
+        if f is None or f.row_id != head.id:
+            # from now on the head is sent alone, so a row that can never be sent is found
+            self.head_failure = HeadFailure(head.id, head.topic, now, error, now)
+            return
+        f.error = error
+        if now - f.since >= self._stuck_after:
+            self._stuck_gauge.set(1)
+            if now - f.logged_at >= STUCK_AFTER_S or f.logged_at == f.since:
+                f.logged_at = now
+                log.error(
+                    "outbox (%s): row %d for %s has failed to send for %.0fs (%s); nothing "
+                    "behind it is published. If it can never be sent, set it aside: "
+                    "POST /api/v1/outbox/set-aside on this service (admin)",
+                    self._schema, f.row_id, f.topic, now - f.since, error,
+                )  # fmt: skip
+
+    def _cleared(self) -> None:
+        if self.head_failure is not None:
+            self.head_failure = None
+            self._stuck_gauge.set(0)
+
+    def stuck(self) -> bool:
+        """The oldest pending row has failed to send for ``stuck_after_s`` seconds."""
+        f = self.head_failure
+        return f is not None and time.monotonic() - f.since >= self._stuck_after
+
+    async def head(self) -> dict[str, Any] | None:
+        """The oldest pending row (without its payload), or None."""
+        async with self._pool.acquire() as conn:
+            row = await conn.fetchrow(
+                f"SELECT id, topic, length(payload) AS payload_bytes, created_at"
+                f" FROM {self._schema}.outbox WHERE sent_at IS NULL ORDER BY id LIMIT 1"
+            )
+        return None if row is None else dict(row)
+
+    async def set_aside(self, row_id: int, reason: str) -> bool:
+        """Mark pending row ``row_id`` as not to be sent (kept, with ``reason``); the rows
+        behind it go out. False if it is not pending."""
+        async with self._pool.acquire() as conn:
+            status: str = await conn.execute(
+                f"UPDATE {self._schema}.outbox SET sent_at = now(), set_aside = $2"
+                " WHERE id = $1 AND sent_at IS NULL",
+                row_id,
+                reason,
+            )
+        done = status.endswith(" 1")
+        if done:
+            log.warning("outbox (%s): row %d set aside: %s", self._schema, row_id, reason)
+            if self.head_failure is not None and self.head_failure.row_id == row_id:
+                self._cleared()
+            self._wake.set()
+        return done
 
     async def drain(self) -> int:
         """Relay until nothing is pending."""
@@ -196,7 +296,8 @@ class OutboxRelay:
     async def purge_sent(self) -> int:
         async with self._pool.acquire() as conn:
             status: str = await conn.execute(
-                f"DELETE FROM {self._schema}.outbox WHERE sent_at < now() - make_interval("
+                f"DELETE FROM {self._schema}.outbox WHERE set_aside IS NULL"
+                " AND sent_at < now() - make_interval("
                 "secs => $1)",
                 self._retain_hours * 3600,
             )

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import httpx
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 
 from turnout_common import db
 from turnout_common.asgi import ApiMiddleware
@@ -17,6 +17,7 @@ from turnout_common.logs import setup_logging
 from turnout_common.migrations import migrate_dsn
 from turnout_common.oidc import OidcVerifier
 from turnout_common.outbox import OutboxRelay
+from turnout_common.outbox_api import outbox_router
 from turnout_common.tasks import cancel
 from turnout_common.web import (
     FASTAPI_TELEMETRY,
@@ -28,7 +29,7 @@ from turnout_common.web import (
 from turnout_config_api.api import admin, keys, models, providers, routing, users
 from turnout_config_api.changes import SCHEMA
 from turnout_config_api.db_errors import install_db_error_handlers
-from turnout_config_api.deps import AdminReadDep
+from turnout_config_api.deps import AdminReadDep, get_admin_actor
 from turnout_config_api.health_view import follow_health
 from turnout_config_api.relay import RelaySender, run_relay
 from turnout_config_api.settings import ConfigApiSettings
@@ -40,6 +41,11 @@ if TYPE_CHECKING:
     from turnout_common.tracing import ServiceTracing
 
 API_PREFIX = "/api/v1"
+
+
+def _relay(request: Request) -> OutboxRelay | None:
+    state: AppState | None = getattr(request.app.state, "config_api", None)
+    return None if state is None else state.relay
 
 
 def create_app(
@@ -123,11 +129,12 @@ def create_app(
             return state is not None and await db.ping(state.pool)
 
         async def relay() -> bool:
-            return state is not None and state.relay_alive()
+            return state is not None and state.relay_alive() and not state.relay_stuck()
 
         return {"database": database, "outbox_relay": relay}
 
     app.include_router(ops_router(checks))
+    app.include_router(outbox_router(_relay, get_admin_actor))
     for module in (providers, models, routing, users, keys, admin):
         app.include_router(module.router, prefix=API_PREFIX)
 

@@ -29,5 +29,8 @@ class AppState:
     health: HealthView = field(default_factory=HealthView)
     health_task: asyncio.Task[None] | None = field(default=None, repr=False)
 
+    def relay_stuck(self) -> bool:
+        return self.relay is not None and self.relay.stuck()
+
     def relay_alive(self) -> bool:
         return self.relay_task is not None and not self.relay_task.done()

@@ -21,6 +21,7 @@ from turnout_common.follow import ConfigFollower
 from turnout_common.migrations import migrate_dsn
 from turnout_common.oidc import OidcSettings, OidcVerifier, oidc_settings
 from turnout_common.outbox import OutboxRelay
+from turnout_common.outbox_api import outbox_router
 from turnout_common.settings import CommonSettings
 from turnout_common.tasks import cancel
 from turnout_common.topics import CONFIG, HEALTH, USAGE
@@ -33,7 +34,7 @@ from turnout_common.web import (
     ops_router,
 )
 from turnout_health import api, repository
-from turnout_health.deps import AppState
+from turnout_health.deps import AppState, require_admin
 from turnout_health.leader import LeaderLease
 from turnout_health.passive import UsageConsumer
 from turnout_health.prober import Prober
@@ -89,6 +90,9 @@ def create_app(
 
     app.include_router(ops_router(current_checks))
     app.include_router(api.router)
+    app.include_router(
+        outbox_router(lambda r: getattr(r.app.state, "outbox_relay", None), require_admin)
+    )
     return app
 
 
@@ -131,6 +135,7 @@ async def _start(
         pool, schema, producer.send_outbox, poll_interval=0.5, service="health-worker"
     )
     relay_task = _background(stack, relay.run())
+    app.state.outbox_relay = relay
 
     registry = ConfigRegistry()
 
@@ -172,7 +177,7 @@ async def _start(
         return follower.running
 
     async def relay_ok() -> bool:
-        return not relay_task.done()
+        return not relay_task.done() and not relay.stuck()
 
     checks.update(database=db_ok, config=config_ok, outbox_relay=relay_ok)
     app.state.turnout = AppState(settings, health, pool, registry, oidc)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI
 
 from turnout_common.asgi import ApiMiddleware
+from turnout_common.outbox_api import outbox_router
 from turnout_common.web import (
     FASTAPI_TELEMETRY,
     ReadinessCheck,
@@ -19,6 +20,7 @@ from turnout_common.web import (
 )
 from turnout_metering.api import credits, dead_letters, lab, usage
 from turnout_metering.clock import Clock
+from turnout_metering.deps import require_admin
 from turnout_metering.runtime import Runtime
 from turnout_metering.settings import MeteringSettings
 
@@ -37,7 +39,11 @@ def _checks(runtime: Runtime) -> dict[str, ReadinessCheck]:
     async def config() -> bool:
         return runtime.follower is not None and runtime.follower.running
 
-    return {"database": database, "consumer": consumer, "config": config}
+    async def outbox_relay() -> bool:
+        return runtime.relay is not None and not runtime.relay.stuck()
+
+    return {"database": database, "consumer": consumer, "config": config,
+            "outbox_relay": outbox_relay}  # fmt: skip
 
 
 def create_app(
@@ -75,4 +81,5 @@ def create_app(
     app.include_router(credits.router)
     app.include_router(lab.router)
     app.include_router(dead_letters.router)
+    app.include_router(outbox_router(lambda _: rt.relay, require_admin))
     return app
