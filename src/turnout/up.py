@@ -20,12 +20,14 @@ import sys
 import threading
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 import asyncpg
 
 from turnout.migrate import migrate_all
+from turnout.ports import taken
 from turnout.services import SERVICES
 from turnout_common.crypto import generate_key
 from turnout_common.db import can_connect, dsn_with_database
@@ -86,6 +88,36 @@ def _get(url: str, timeout: float = 1.0) -> int:
             return int(resp.status)
     except OSError:
         return 0
+
+
+@dataclass
+class Restart:
+    """Backoff of one supervised process: 1, 2, 4 … 30 s; reset after a minute of health."""
+
+    count: int = 0
+    next_at: float | None = None
+    up_since: float | None = None
+
+    def healthy(self, now: float) -> None:
+        if self.up_since is None:
+            self.up_since = now
+        elif now - self.up_since > 60 and self.count:
+            self.count = 0
+
+    def due(self, now: float, what: str, consequence: str) -> bool:
+        self.up_since = None
+        if self.next_at is None:
+            delay = min(30.0, 2.0**self.count)
+            self.next_at = now + delay
+            say(f"{what} died; restarting it in {delay:.0f}s (restart #{self.count + 1}); "
+                f"{consequence}")  # fmt: skip
+            return False
+        if now < self.next_at:
+            return False
+        self.count += 1
+        self.next_at = None
+        say(f"restarting {what.split(' (')[0]}")
+        return True
 
 
 class Up:
@@ -167,6 +199,23 @@ class Up:
             time.sleep(0.1)
         return not pending
 
+    def supervise(self, env: dict[str, str]) -> None:
+        """Until Ctrl-C: restart a service (or the broker) that died, with backoff."""
+        restarts: dict[str, Restart] = {}
+        while not self.stopping.wait(0.5):
+            now = time.monotonic()
+            if self.tansu is not None and not self.tansu.running:
+                r = restarts.setdefault("broker", Restart())
+                if r.due(now, "the Kafka broker (Tansu)", "its in-memory topics start empty"):
+                    self.tansu.start()
+            for name, proc in list(self.procs.items()):
+                if proc.poll() is None:
+                    restarts.get(name, Restart()).healthy(now)
+                    continue
+                r = restarts.setdefault(name, Restart())
+                if r.due(now, f"{name} (exit code {proc.returncode})", "its work resumes"):
+                    self.start_service(name, env)
+
     def stop(self) -> None:
         stop_processes(self.procs.values(), grace_s=10)
         if self.tansu is not None:
@@ -175,8 +224,26 @@ class Up:
             self.pg.stop()
         (self.state_dir / "up.json").unlink(missing_ok=True)
 
+    def ports(self) -> dict[str, int]:
+        """The ports this stack will listen on (the broker's and the demo's move if taken)."""
+        out = {}
+        for name, spec in SERVICES.items():
+            out[name] = int(
+                os.environ.get(f"TURNOUT_{spec.port_setting.upper()}", str(spec.default_port))
+            )
+        return out
+
     def run(self) -> int:
         started = time.monotonic()
+        busy = taken(self.ports(), os.environ.get("TURNOUT_HOST", "127.0.0.1"))
+        if busy:
+            for line in busy:
+                say(line)
+            say(
+                "is another `turnout up` running? Stop it, or set the TURNOUT_*_PORT variables "
+                "(README, Ports); nothing was started and up.json was not touched"
+            )
+            return 2
         self.state_dir.mkdir(parents=True, exist_ok=True)
         (self.state_dir / "up.json").unlink(missing_ok=True)
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -186,7 +253,10 @@ class Up:
             dsn = self.database()
             bootstrap = self.broker()
             applied = asyncio.run(migrate_all(dsn, list(SERVICES)))
-            say(f"migrations up to date ({len(applied)} applied now)")
+            if applied:
+                say(f"migrations: applied {len(applied)} ({', '.join(applied)})")
+            else:
+                say("migrations: the database is up to date")
             env = self.env(dsn, bootstrap, sec)
             urls = self.urls(env)
             env.setdefault("TURNOUT_CONFIG_URL", urls["config-api"])
@@ -217,11 +287,7 @@ class Up:
             if "demo_key" in info:
                 say(f"demo virtual key: {info['demo_key']} (model 'demo-chat')")
             say("press Ctrl-C to stop")
-            while not self.stopping.wait(0.5):
-                for name, proc in self.procs.items():
-                    if proc.poll() is not None:
-                        say(f"{name} exited with code {proc.returncode}; stopping")
-                        return 1
+            self.supervise(env)
             return 0
         finally:
             say("stopping")
