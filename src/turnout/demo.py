@@ -60,6 +60,7 @@ def _start_simulator() -> LocalServer:
     fake = FakeOpenAI(name="simulator")
     fake.behaviour.reply = REPLY
     fake.behaviour.delay_s = 0.02
+    fake.behaviour.tool_call = True  # answers tool calls (and JSON mode, always)
     try:
         server = LocalServer(fake.app, port=port).start()
     except OSError:

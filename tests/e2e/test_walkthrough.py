@@ -420,10 +420,21 @@ def test_embeddings_and_tools(configured: dict[str, Any], upstreams: dict[str, A
         }
     ]
     messages: Any = [{"role": "user", "content": "weather in Paris?"}]
-    # the walkthrough's models declare no tools capability: a clear 400, never a silent drop
-    with pytest.raises(BadRequestError, match="does not support tools"):
-        client.chat.completions.create(model="llama-8b", messages=messages, tools=tools)
     system = configured["system"]
+    # a model declared unable to call tools is skipped for such requests: its fallback
+    # (which declares nothing, so tools pass through to it) serves
+    model_url = f"{system.url('config')}/api/v1/models/{configured['llama_id']}"
+    r = httpx.patch(model_url, headers=system.admin, json={"capabilities": {"tools": False}})
+    assert r.status_code == 200, r.text
+    assert r.json()["capabilities"]["tools"] is False
+
+    def served_by_fallback() -> bool:
+        raw = client.chat.completions.with_raw_response.create(
+            model="llama-8b", messages=messages, tools=tools
+        )
+        return raw.headers["x-turnout-model"] == "gpt-4o-mini"
+
+    wait_for(served_by_fallback, timeout=5)
     r = httpx.patch(
         f"{system.url('config')}/api/v1/models/{configured['llama_id']}",
         headers=system.admin,
@@ -432,11 +443,9 @@ def test_embeddings_and_tools(configured: dict[str, Any], upstreams: dict[str, A
     assert r.status_code == 200, r.text
     upstreams["gpu"][0].behaviour.tool_call = True
 
-    def call() -> Any:
-        try:
-            return client.chat.completions.create(model="llama-8b", messages=messages, tools=tools)
-        except BadRequestError:
-            return None
+    def call() -> Any:  # until llama-8b itself (whose upstream calls tools) serves again
+        out = client.chat.completions.create(model="llama-8b", messages=messages, tools=tools)
+        return out if out.choices[0].message.tool_calls else None
 
     try:
         out = wait_for(call, timeout=5)

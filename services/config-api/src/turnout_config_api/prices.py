@@ -36,6 +36,30 @@ PRICES: dict[str, tuple[str, str, str | None, int]] = {
 }
 
 
+# capabilities declared for known model families (prefix of the id without vendor prefix);
+# a request needing one not listed still passes through to the upstream
+_FAMILY_CAPS: tuple[tuple[str, dict[str, bool]], ...] = (
+    ("text-embedding", {}),
+    ("gpt-4o", {"tools": True, "vision": True, "json_mode": True}),
+    ("gpt-4.1", {"tools": True, "vision": True, "json_mode": True}),
+    ("o3", {"tools": True, "json_mode": True}),
+    ("claude-", {"tools": True, "vision": True}),
+    ("gemini-", {"tools": True, "vision": True, "json_mode": True}),
+    ("command-r", {"tools": True}),
+    ("mistral-", {"tools": True, "json_mode": True}),
+    ("llama-3", {"tools": True, "json_mode": True}),
+)
+
+
+def capabilities_for(upstream_model: str) -> dict[str, bool]:
+    """The declared capabilities of a known model family ({} when unknown)."""
+    name = upstream_model.removeprefix("models/").rsplit("/", 1)[-1].lower()
+    for prefix, caps in _FAMILY_CAPS:
+        if name.startswith(prefix):
+            return {"streaming": True, **caps} if caps else {}
+    return {}
+
+
 def lookup(upstream_model: str) -> tuple[Decimal, Decimal, Decimal | None, int] | None:
     name = upstream_model.removeprefix("models/")
     entry = PRICES.get(name) or PRICES.get(name.rsplit("/", 1)[-1])

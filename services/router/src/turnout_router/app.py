@@ -183,7 +183,14 @@ class RouterApp:
             # who is asking, before a byte of the body is read
             caller = authenticate(self.state.index, h.get("authorization"), ctx.started_at)
             raw = await read_body(proto, h.get("content-length"), self.max_body)
-            chain = gw.admit(ctx, caller, raw, h.get("x-power-level"), h.get("x-task-type"))
+            chain = gw.admit(
+                ctx,
+                caller,
+                raw,
+                h.get("x-power-level"),
+                h.get("x-task-type"),
+                fallback_on_context=h.get("x-turnout-fallback-on-context") == "true",
+            )
             assert ctx.inbound is not None
             if ctx.inbound.stream:
                 await stream(gw, ctx, chain, proto)

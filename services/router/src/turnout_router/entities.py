@@ -100,6 +100,8 @@ class Deployment:
     aliases: tuple[str, ...]
     deprecated: bool = False
     """Still served, but after the name's other deployments, and said in a response header."""
+    declared: frozenset[str] = frozenset()
+    """Capabilities the catalog declares true (preferred for requests that need them)."""
 
     @classmethod
     def from_data(cls, d: dict[str, Any]) -> Deployment:
@@ -116,10 +118,13 @@ class Deployment:
             purposes=frozenset(d.get("purposes") or ("chat",)),
             context_window=_opt_int(d.get("context_window")),
             max_output_tokens=_opt_int(d.get("max_output_tokens")),
-            streaming=bool(caps.get("streaming", True)),
-            tools=bool(caps.get("tools", True)),
-            vision=bool(caps.get("vision", False)),
-            json_mode=bool(caps.get("json_mode", True)),
+            # an undeclared capability passes through (the upstream decides); only an
+            # explicit false refuses
+            streaming=caps.get("streaming") is not False,
+            tools=caps.get("tools") is not False,
+            vision=caps.get("vision") is not False,
+            json_mode=caps.get("json_mode") is not False,
+            declared=frozenset(k for k, v in caps.items() if v is True),
             input_price=inp,
             output_price=out,
             cached_price=cached_dec,

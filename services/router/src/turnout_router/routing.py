@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass
+from decimal import Decimal
 
 from turnout_common.errors import (
     BadRequest,
@@ -45,6 +46,9 @@ class Need:
     task_type: str | None = None
     allowed: frozenset[str] | None = None
     byok_providers: frozenset[str] = frozenset()
+    fallback_on_context: bool = False
+    """Opted in (``x-turnout-fallback-on-context: true``): a prompt too long for the model
+    may be served by a fallback with another price."""
 
     @property
     def total_tokens(self) -> int:
@@ -140,17 +144,25 @@ def _error(rank: int, message: str) -> TurnoutError:
     return BadRequest(message, code="model_not_capable", param="model")
 
 
-def _order(cands: list[Candidate], rng: random.Random) -> list[Candidate]:
-    """BYOK first, deprecated deployments last, then priority (lower first); weighted random
-    order among equals."""
+def _needed(need: Need) -> tuple[str, ...]:
+    flags = (("tools", need.tools), ("vision", need.vision), ("json_mode", need.json_mode))
+    return tuple(name for name, wanted in flags if wanted)
+
+
+def _order(cands: list[Candidate], rng: random.Random, need: Need) -> list[Candidate]:
+    """BYOK first, deprecated deployments last, then those that declare the capabilities
+    the request needs, then priority (lower first); weighted random order among equals."""
     if len(cands) < 2:
         return cands
+    needed = _needed(need)
 
-    def key(c: Candidate) -> tuple[int, bool, int, int, float]:
+    def key(c: Candidate) -> tuple[int, bool, int, int, int, float]:
         w = max(c.deployment.weight * c.provider.weight, 1e-9)
+        declared = c.deployment.declared
         return (
             0 if c.byok else 1,
             c.deployment.deprecated,
+            sum(1 for n in needed if n not in declared),
             c.deployment.priority,
             c.provider.priority,
             -(rng.random() ** (1.0 / w)),  # Efraimidis-Spirakis weighted shuffle
@@ -181,7 +193,7 @@ def candidates_for(
             out.append(Candidate(d, p, bool(byok) and p.id in byok))
         elif worst is None or reason[0] > worst[0]:
             worst = reason
-    return _order(out, rng), worst
+    return _order(out, rng, need), worst
 
 
 def _finish(
@@ -283,14 +295,8 @@ def _names(index: Index, need: Need, rng: random.Random) -> list[tuple[str, tupl
     return [("model", seq)]
 
 
-def plan(index: Index, need: Need, cond: Conditions, rng: random.Random) -> list[Candidate]:
-    """The ordered attempt chain for ``need`` (never empty) or the error explaining why not.
-
-    At most ``cond.max_attempts`` long. Half-open subjects (``cond.trial``) keep their place
-    for ``cond.trial_share`` of the requests and go to the end of the chain otherwise: a
-    recovering upstream gets trial traffic, not all of it, and still serves when nothing
-    else can.
-    """
+def _check_name(index: Index, need: Need) -> None:
+    """404 for a name that does not exist, 403 for one this key may not use."""
     if need.model != AUTO:
         if need.model not in index.known_names:
             raise NotFound(
@@ -305,22 +311,51 @@ def plan(index: Index, need: Need, cond: Conditions, rng: random.Random) -> list
                 code="model_not_allowed",
                 param="model",
             )
+
+
+def _no_chain(best: tuple[int, str] | None, need: Need) -> TurnoutError:
+    if best is None:
+        return no_healthy_upstream(f"no deployment can serve {need.model!r}")
+    if best[0] == _CONTEXT and not need.fallback_on_context:
+        return ContextLengthExceeded(
+            best[1] + "; or send 'x-turnout-fallback-on-context: true' to let a fallback "
+            "model with a larger window (and another price) serve it",
+            param="messages",
+        )
+    return _error(*best)
+
+
+def plan(index: Index, need: Need, cond: Conditions, rng: random.Random) -> list[Candidate]:
+    """The ordered attempt chain for ``need`` (never empty) or the error explaining why not.
+
+    At most ``cond.max_attempts`` long. Half-open subjects (``cond.trial``) keep their place
+    for ``cond.trial_share`` of the requests and go to the end of the chain otherwise: a
+    recovering upstream gets trial traffic, not all of it, and still serves when nothing
+    else can.
+    """
+    _check_name(index, need)
     best: tuple[int, str] | None = None
     for via, seq in _names(index, need, rng):
         chain: list[Candidate] = []
         seen: set[str] = set()
+        overflow: set[tuple[Decimal, Decimal]] | None = None  # prices of a name too small
         for pos, name in enumerate(seq):
             if need.allowed is not None and name not in need.allowed:
                 continue
             cands, why = candidates_for(name, index, need, cond, rng)
             if pos == 0 and why is not None and (best is None or why[0] > best[0]):
                 best = why
+            if pos == 0 and not cands and why is not None and why[0] == _CONTEXT:
+                if not need.fallback_on_context:
+                    overflow = {(d.input_price, d.output_price) for d in index.by_name[name]}
+            elif overflow is not None:
+                # never a silent swap to another price: only same-priced fallbacks serve
+                cands = [c for c in cands if (c.deployment.input_price,
+                                              c.deployment.output_price) in overflow]  # fmt: skip
             for c in cands:
                 if c.deployment.id not in seen:
                     seen.add(c.deployment.id)
                     chain.append(c)
         if chain:
             return _finish(chain, via, need, cond, rng)
-    if best is None:
-        raise no_healthy_upstream(f"no deployment can serve {need.model!r}")
-    raise _error(*best)
+    raise _no_chain(best, need)

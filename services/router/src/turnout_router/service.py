@@ -98,6 +98,7 @@ class Gateway:
         raw: bytes,
         power_level: str | None = None,
         task_type: str | None = None,
+        fallback_on_context: bool = False,
     ) -> list[Candidate]:
         """Validation, limits and routing for an authenticated ``caller``; the attempt chain
         or a 4xx/503 error."""
@@ -125,7 +126,9 @@ class Gateway:
         ctx.power_level, ctx.task_type = power_level, task_type
         # the request is valid and can be served (context windows, capabilities) before any
         # limit is touched: a refused request takes nothing from a bucket
-        chain = plan(index, _need(caller, inb, power_level, task_type), cond, self.rng)
+        need = _need(caller, inb, power_level, task_type)
+        need.fallback_on_context = fallback_on_context
+        chain = plan(index, need, cond, self.rng)
         est = inb.prompt_tokens + (inb.max_tokens or 0)
         limits = self._limits(caller)
         if limits:

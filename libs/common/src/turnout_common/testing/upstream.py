@@ -7,6 +7,7 @@ all message contents + 3 per message; completion tokens = words in the reply.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +30,39 @@ def prompt_tokens(messages: list[dict[str, Any]]) -> int:
             content = " ".join(p.get("text", "") for p in content if isinstance(p, dict))
         total += count_words(str(content)) + 3
     return total
+
+
+def example_for(schema: dict[str, Any]) -> Any:
+    """A value matching a JSON schema (objects with every property), for tool arguments and
+    structured output: strings ``"Paris"``, numbers 1, booleans true, arrays of one item."""
+    kind = schema.get("type")
+    if schema.get("enum"):
+        return schema["enum"][0]
+    if kind == "object" or "properties" in schema:
+        return {k: example_for(v) for k, v in (schema.get("properties") or {}).items()}
+    if kind == "array":
+        return [example_for(schema.get("items") or {"type": "string"})]
+    if kind == "integer":
+        return 1
+    if kind == "number":
+        return 1.5
+    if kind == "boolean":
+        return True
+    if schema.get("anyOf"):
+        return example_for(schema["anyOf"][0])
+    return "Paris"
+
+
+def structured_reply(response_format: Any) -> str | None:
+    """JSON mode: ``{"answer": ...}``; a JSON schema: an instance of it; else None."""
+    if not isinstance(response_format, dict):
+        return None
+    if response_format.get("type") == "json_object":
+        return '{"answer": "Paris"}'
+    if response_format.get("type") == "json_schema":
+        schema = (response_format.get("json_schema") or {}).get("schema") or {}
+        return orjson.dumps(example_for(schema)).decode()
+    return None
 
 
 @dataclass
@@ -107,7 +141,8 @@ class FakeOpenAI:
             return denied
         self.served += 1
         p_tokens = prompt_tokens(body.get("messages", []))
-        words = self.behaviour.reply.split()
+        reply = structured_reply(body.get("response_format")) or self.behaviour.reply
+        words = reply.split()
         c_tokens = len(words)
         usage = {
             "prompt_tokens": p_tokens,
@@ -116,10 +151,11 @@ class FakeOpenAI:
         }
         rid, created, model = f"chatcmpl-{self.served}", int(time.time()), body.get("model")
         if not body.get("stream"):
-            message: dict[str, Any] = {"role": "assistant", "content": self.behaviour.reply}
+            message: dict[str, Any] = {"role": "assistant", "content": reply}
             finish = "stop"
             if self.behaviour.tool_call and body.get("tools"):
-                fn = body["tools"][0]["function"]["name"]
+                fn = body["tools"][0]["function"]
+                args = example_for(fn.get("parameters") or {}) or {"city": "Paris"}
                 message = {
                     "role": "assistant",
                     "content": None,
@@ -127,7 +163,10 @@ class FakeOpenAI:
                         {
                             "id": "call_1",
                             "type": "function",
-                            "function": {"name": fn, "arguments": '{"city": "Paris"}'},
+                            "function": {
+                                "name": fn["name"],
+                                "arguments": json.dumps(args),
+                            },
                         }
                     ],
                 }

@@ -25,10 +25,15 @@ def _chat() -> list[Purpose]:
 
 
 class Capabilities(Strict):
-    streaming: bool = True
-    tools: bool = False
-    vision: bool = False
-    json_mode: bool = False
+    """What the model can do. Unset (null) means *not declared*: the request passes through and
+    the upstream decides; only an explicit ``false`` refuses requests that need it (400
+    ``model_not_capable``). Models of the shipped price table get theirs declared; routing
+    prefers deployments that declare what a request needs."""
+
+    streaming: bool | None = None
+    tools: bool | None = None
+    vision: bool | None = None
+    json_mode: bool | None = None
 
 
 class ModelCreate(Strict):

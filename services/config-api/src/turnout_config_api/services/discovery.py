@@ -66,12 +66,9 @@ async def discover(
                 "name": upstream,
                 "upstream_model": upstream,
                 "purposes": prices.purposes_for(upstream),
-                "capabilities": {
-                    "streaming": True,
-                    "tools": False,
-                    "vision": False,
-                    "json_mode": False,
-                },
+                # known families declare theirs; for the rest nothing is declared, so
+                # tools / JSON mode / images pass through and the upstream decides
+                "capabilities": prices.capabilities_for(upstream),
                 "enabled": False,
             }
             known = prices.lookup(upstream)

@@ -7,6 +7,7 @@ from typing import Any
 import asyncpg
 
 from turnout_common.errors import Conflict, NotFound, ValidationFailed
+from turnout_config_api import prices
 from turnout_config_api.changes import (
     Actor,
     delete_recorded,
@@ -79,6 +80,10 @@ async def resolve_fallbacks(conn: asyncpg.Connection, refs: list[str]) -> list[s
 async def create(pool: asyncpg.Pool, actor: Actor, body: ModelCreate) -> asyncpg.Record:
     values: dict[str, Any] = body.model_dump(exclude={"provider"})
     values["name"] = body.name or body.upstream_model
+    values["capabilities"] = {
+        **prices.capabilities_for(body.upstream_model),
+        **body.capabilities.model_dump(exclude_none=True),
+    }
     async with pool.acquire() as conn, conn.transaction():
         try:
             provider = await providers.get(conn, body.provider)
@@ -117,6 +122,10 @@ async def update(
             await tier_exists(conn, changes["min_tier"])
         if "fallbacks" in changes:
             changes["fallbacks"] = await resolve_fallbacks(conn, changes["fallbacks"])
+        if "capabilities" in changes:
+            # a PATCH merges: keys it omits stay; null un-declares one
+            merged = {**dict(current["capabilities"] or {}), **changes["capabilities"]}
+            changes["capabilities"] = {k: v for k, v in merged.items() if v is not None}
         await update_recorded(conn, actor, "model", current, changes)
         return await get(conn, model_id)
 
