@@ -16,6 +16,8 @@ from uuid import UUID, uuid4
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
+from turnout_common.money import Money
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -138,7 +140,7 @@ class UsageEvent(Event):
     output_tokens: int = 0
     cached_tokens: int = 0
     estimated: bool = False
-    cost_usd: Decimal = Decimal(0)
+    cost_usd: Money = Decimal(0)
     latency_ms: float = 0.0
     ttft_ms: float | None = None
     status: int = 200
@@ -168,10 +170,10 @@ class CreditEvent(Event):
     subject_type: Literal["user", "key"]
     subject_id: str
     period: str
-    limit_usd: Decimal | None = None
-    spent_usd: Decimal = Decimal(0)
-    remaining_usd: Decimal | None = None
-    balance_usd: Decimal | None = None
+    limit_usd: Money | None = None
+    spent_usd: Money = Decimal(0)
+    remaining_usd: Money | None = None
+    balance_usd: Money | None = None
     blocked: bool = False
     seq: int = 0
 

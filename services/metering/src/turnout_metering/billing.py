@@ -7,6 +7,7 @@ from datetime import UTC
 import orjson
 
 from turnout_common.events import BillingEvent, UsageEvent
+from turnout_common.money import money_str
 
 EVENT_TYPE = "io.turnout.usage.billed.v1"
 SOURCE = "turnout/metering"
@@ -55,7 +56,7 @@ def billing_payload(event: UsageEvent) -> bytes:
                 "cached_tokens": event.cached_tokens,
                 "total_tokens": event.total_tokens,
                 "estimated": event.estimated,
-                "cost_usd": str(event.cost_usd),
+                "cost_usd": money_str(event.cost_usd),
                 "currency": "USD",
                 "status": event.status,
                 "outcome": event.outcome,

@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from turnout_common.money import Money
+
 GroupBy = Literal["model", "provider", "user", "key", "day", "source"]
 # why an admin moved a user's credit (kept in the ledger); blank is refused
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
@@ -32,7 +34,7 @@ class UsageRecord(BaseModel):
     output_tokens: int
     cached_tokens: int
     estimated: bool
-    cost_usd: Decimal
+    cost_usd: Money
     latency_ms: float
     ttft_ms: float | None
     status: int
@@ -61,7 +63,7 @@ class SummaryRow(BaseModel):
     input_tokens: int
     output_tokens: int
     cached_tokens: int
-    cost_usd: Decimal
+    cost_usd: Money
     avg_latency_ms: float | None
     p50_latency_ms: float | None
     p95_latency_ms: float | None
@@ -77,22 +79,22 @@ class UsageSummary(BaseModel):
 
 class KeyCredit(BaseModel):
     key_id: str
-    budget_usd: Decimal | None
-    spent_usd: Decimal
-    remaining_usd: Decimal | None
+    budget_usd: Money | None
+    spent_usd: Money
+    remaining_usd: Money | None
     blocked: bool
 
 
 class Credits(BaseModel):
     user_id: str
     tier: str | None
-    tier_monthly_credits_usd: Decimal
+    tier_monthly_credits_usd: Money
     period: str
-    limit_usd: Decimal | None = Field(description="the user's monthly budget (null = none)")
-    spent_usd: Decimal
-    remaining_usd: Decimal | None
-    balance_usd: Decimal | None = Field(description="prepaid credit (null = no credit account)")
-    ledger_balance_usd: Decimal = Field(description="sum of every ledger entry")
+    limit_usd: Money | None = Field(description="the user's monthly budget (null = none)")
+    spent_usd: Money
+    remaining_usd: Money | None
+    balance_usd: Money | None = Field(description="prepaid credit (null = no credit account)")
+    ledger_balance_usd: Money = Field(description="sum of every ledger entry")
     ledger_consistent: bool
     blocked: bool
     keys: list[KeyCredit]
@@ -132,7 +134,7 @@ class LedgerEntry(BaseModel):
     id: int
     user_id: str
     kind: Literal["grant", "debit", "adjustment", "expiry"]
-    amount_usd: Decimal
+    amount_usd: Money
     period: str
     reason: str
     ref: str | None
@@ -147,5 +149,5 @@ class LedgerPage(BaseModel):
     total: int
     limit: int
     offset: int
-    balance_usd: Decimal | None
-    ledger_balance_usd: Decimal
+    balance_usd: Money | None
+    ledger_balance_usd: Money
