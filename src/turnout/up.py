@@ -284,6 +284,10 @@ class Up:
             say(f"admin token: {admin}")
             for key in ("router_url", "config_url", "health_url", "metering_url"):
                 say(f"{key:>13}: {info[key]}")
+            say(
+                f"API reference: {info['config_url']}/docs (admin API), "
+                f"{info['metering_url']}/docs (usage, credits), {info['health_url']}/docs"
+            )
             if "demo_key" in info:
                 say(f"demo virtual key: {info['demo_key']} (model 'demo-chat')")
             say("press Ctrl-C to stop")

@@ -11,6 +11,7 @@ import httpx
 from fastapi import FastAPI, Request
 
 from turnout_common import db
+from turnout_common.apidocs import install_api_docs
 from turnout_common.asgi import ApiMiddleware
 from turnout_common.crypto import KeyRing
 from turnout_common.logs import setup_logging
@@ -41,6 +42,14 @@ if TYPE_CHECKING:
     from turnout_common.tracing import ServiceTracing
 
 API_PREFIX = "/api/v1"
+
+
+DESCRIPTION = """Turnout's admin API: providers, the model catalog, routes and routing rules,
+users, tiers, virtual keys, BYOK keys, the testing lab, admin tokens and the audit log.
+Every change is one transaction with its audit entry and its config event (transactional
+outbox to `turnout.config.v1`). Authorize with an admin token; a virtual key may read and
+manage its own user's keys. Errors use OpenAI's shape: `{"error": {"message", "type",
+"param", "code"}}`. Lists answer `{"data", "total", "limit", "offset"}` where paginated."""
 
 
 def _relay(request: Request) -> OutboxRelay | None:
@@ -111,12 +120,13 @@ def create_app(
         title="turnout-config-api",
         version="1",
         lifespan=lifespan,
-        openapi_url=None,  # served under /api/v1/openapi.json, behind auth like the rest
+        openapi_url=None,  # /openapi.json and /api/v1/openapi.json: install_api_docs below
         docs_url=None,
         redoc_url=None,
         telemetry=FASTAPI_TELEMETRY,  # request spans: install_tracing's, when tracing is on
     )
     install_error_handlers(app)
+    install_api_docs(app, DESCRIPTION)
     install_db_error_handlers(app)
     install_http_metrics(app, "config-api")
     install_tracing(app, tracing)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from fastapi import FastAPI
 
+from turnout_common.apidocs import install_api_docs
 from turnout_common.asgi import ApiMiddleware
 from turnout_common.broker import Producer, ensure_topics
 from turnout_common.crypto import KeyRing
@@ -79,7 +80,19 @@ def create_app(
             await _start(app, stack, settings, health, checks, verifier, tracing)
             yield
 
-    app = FastAPI(title="turnout-health-worker", lifespan=lifespan, telemetry=FASTAPI_TELEMETRY)
+    app = FastAPI(
+        title="turnout-health-worker",
+        lifespan=lifespan,
+        telemetry=FASTAPI_TELEMETRY,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    install_api_docs(
+        app,
+        "Turnout's provider health: every provider's status, circuit, latency and probe "
+        "history, from active probes and the router's passive signals (admins only).",
+    )
     install_error_handlers(app)
     install_http_metrics(app, "health-worker")
     install_tracing(app, tracing)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
+from turnout_common.apidocs import install_api_docs
 from turnout_common.asgi import ApiMiddleware
 from turnout_common.outbox_api import outbox_router
 from turnout_common.web import (
@@ -69,7 +70,19 @@ def create_app(
                 await rt.stop()
 
     app = FastAPI(
-        title="turnout-metering", version="0.1.0", lifespan=lifespan, telemetry=FASTAPI_TELEMETRY
+        title="turnout-metering",
+        version="0.1.0",
+        lifespan=lifespan,
+        telemetry=FASTAPI_TELEMETRY,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    install_api_docs(
+        app,
+        "Turnout's usage ledger: usage rows (filters, pagination, CSV), summaries, credits "
+        "and budgets, prepaid grants and adjustments, the lab history, records set aside "
+        "(dead letters) and the outbox. Admins see everything; a virtual key its own user.",
     )
     app.state.runtime = rt
     install_error_handlers(app)
