@@ -95,7 +95,9 @@ class HealthEvent(Event):
 
 # --- turnout.usage.v1 --------------------------------------------------------------------
 
-UsageOutcome = Literal["success", "upstream_error", "rejected", "client_abort", "error"]
+UsageOutcome = Literal[
+    "success", "upstream_error", "rejected", "client_abort", "error", "router_crash"
+]
 
 
 class Attempt(BaseModel):

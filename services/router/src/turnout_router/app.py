@@ -20,6 +20,7 @@ from turnout_router.auth import authenticate
 from turnout_router.consumers import Followers
 from turnout_router.context import RequestContext
 from turnout_router.inputs import read_body
+from turnout_router.journal import InflightJournal
 from turnout_router.limits import Budgets
 from turnout_router.metrics import Metrics
 from turnout_router.models import get_model, list_models
@@ -83,6 +84,7 @@ class RouterApp:
             self.tracing = RouterTracing.create(s, tracer_provider)
         self.followers = Followers(s, self.state, tracing=self.tracing)
         self.gateway = Gateway(s, self.state, self.client, self.emitter, self.metrics, self.budgets)
+        self.journal = InflightJournal(s.spool_dir) if s.inflight_journal else None
         self.started = False
         self.max_body = int(s.max_body_mb * (1 << 20))
         self._startup: asyncio.Task[None] | None = None
@@ -109,6 +111,10 @@ class RouterApp:
             log.warning("could not ensure topics (%s); continuing", exc)
         t1 = time.perf_counter()
         await self.emitter.start()
+        if self.journal is not None:
+            for record in self.journal.recover():  # requests a crashed router was serving
+                self.emitter.emit(record)
+            self.journal.open()
         await self.followers.start()
         log.debug("topics %.3fs, followers %.3fs", t1 - t0, time.perf_counter() - t1)
         self.started = True
@@ -128,6 +134,8 @@ class RouterApp:
         await asyncio.sleep(0)  # pending settle() callbacks run before the emitter stops
         await self.followers.stop()
         await self.emitter.stop()
+        if self.journal is not None:
+            self.journal.close()
         await self.client.close()
         if self.tracing is not None:
             self.tracing.shutdown()
@@ -192,6 +200,8 @@ class RouterApp:
                 fallback_on_context=h.get("x-turnout-fallback-on-context") == "true",
             )
             assert ctx.inbound is not None
+            if self.journal is not None:
+                self.journal.started(ctx.request_id, ctx.crash_record(chain[0]))
             if ctx.inbound.stream:
                 await stream(gw, ctx, chain, proto)
             else:
@@ -208,6 +218,8 @@ class RouterApp:
             asyncio.get_running_loop().call_soon(self.settle, ctx, time.perf_counter())
 
     def settle(self, ctx: RequestContext, end: float) -> None:
+        if self.journal is not None:
+            self.journal.ended(ctx.request_id)
         self.gateway.finish(ctx, end)
         self.metrics.observe(ctx.path, ctx.status, end - ctx.t0)
 

@@ -85,6 +85,23 @@ class RequestContext:
         out = (self.output_chars + 3) // 4 if self.output_chars else 0
         return self.inbound.prompt_tokens, out, 0, True
 
+    def crash_record(self, cand: Candidate) -> dict[str, Any]:
+        """The record to emit if this router dies before the answer (the in-flight journal):
+        the first candidate, the input-token estimate, no output, marked estimated."""
+        rec = self.record(self.t0)
+        d, p = cand.deployment, cand.provider
+        rec.update(
+            model=d.name, upstream_model=d.upstream_model, provider_id=p.id, provider=p.name,
+            deployment_id=d.id, byok=cand.byok, route=cand.via, status=502,
+            outcome="router_crash", error_code="router_crash", estimated=True,
+            input_tokens=self.inbound.prompt_tokens if self.inbound else 0, output_tokens=0,
+        )  # fmt: skip
+        if d.int_prices is not None:
+            rec["_micro"] = d.int_prices
+        else:
+            rec["_prices"] = [str(d.input_price), str(d.output_price), str(d.cached_price)]
+        return rec
+
     def record(self, now: float) -> dict[str, Any]:
         inp, out, cached, estimated = self.tokens()
         rec: dict[str, Any] = {

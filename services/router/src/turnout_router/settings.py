@@ -25,6 +25,9 @@ class RouterSettings(CommonSettings):
     retry_backoff_s: float = Field(0.1, ge=0, description="base of the jittered backoff")
     retry_after_max_s: float = Field(2.0, ge=0, description="longest Retry-After we honour")
     upstream_pool_size: int = Field(1024, ge=1)
+    inflight_journal: bool = Field(
+        True, description="journal requests in flight so a crashed router's are metered"
+    )
     max_body_mb: float = Field(32.0, gt=0, description="larger request bodies get 413")
     half_open_trial_share: float = Field(
         0.1,

@@ -18,7 +18,7 @@ from turnout_metering.usage_repo import UsageFilter
 
 router = APIRouter(prefix="/api/v1", tags=["usage"])
 
-Outcome = Literal["success", "upstream_error", "rejected", "client_abort", "error"]
+Outcome = Literal["success", "upstream_error", "rejected", "client_abort", "error", "router_crash"]
 CSV_MAX = 100_000
 PROVIDER_FILTER = (
     "provider id, or a name it was recorded under: by id, all of the provider's usage"
