@@ -76,3 +76,20 @@ def test_literal_secret_is_refused(env: dict[str, str], tmp_path: Path) -> None:
     proc = turnout(env, "config", "apply", "-f", str(path), ok=False)
     assert proc.returncode == 2 and "error:" in proc.stderr
     assert "sk-literal-123456" not in proc.stderr + proc.stdout
+
+
+def test_export_next_to_turnout_up_needs_no_settings(system: object, tmp_path: Path) -> None:
+    """Issue 14 item 8: right after `turnout up`, `turnout config export` just works (it reads
+    the database from .turnout/up.json)."""
+    state_dir = system.state_dir  # type: ignore[attr-defined]
+    (tmp_path / ".turnout").symlink_to(state_dir)
+    drop = ("TURNOUT_DATABASE_URL", "TURNOUT_ENCRYPTION_KEYS", "TURNOUT_STATE_DIR")
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    out = subprocess.run(
+        [sys.executable, "-m", "turnout", "config", "export"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    doc = yaml.safe_load(out.stdout)
+    assert "tiers" in doc and "free" in str(doc["tiers"]), doc
+    assert "generate" not in out.stderr

@@ -23,6 +23,28 @@ config_app = typer.Typer(
 )
 app.add_typer(config_app, name="config")
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+StateDir = Annotated[
+    Path,
+    typer.Option(envvar="TURNOUT_STATE_DIR", help="where `turnout up` keeps up.json and secrets"),
+]
+
+
+def _local_stack(state_dir: Path, database_url: str | None) -> str:
+    """The DSN to use: the option / TURNOUT_DATABASE_URL, else the database of the stack
+    `turnout up` runs from ``state_dir`` (its up.json), else the default. The stack's dev
+    encryption key (secrets.json) is used when TURNOUT_ENCRYPTION_KEYS is not set."""
+    import json
+    import os
+
+    up = state_dir / "up.json"
+    info = json.loads(up.read_text()) if up.exists() else {}
+    secrets = state_dir / "secrets.json"
+    own_key = info.get("encryption_key_in") == "secrets.json" and secrets.exists()
+    if not os.environ.get("TURNOUT_ENCRYPTION_KEYS") and own_key:
+        key = json.loads(secrets.read_text()).get("encryption_key")
+        if key:
+            os.environ["TURNOUT_ENCRYPTION_KEYS"] = key
+    return database_url or str(info.get("database_url") or DEFAULT_DSN)
 
 
 @app.command()
@@ -52,7 +74,7 @@ def migrate(
     applied = asyncio.run(migrate_all(dsn, service or list(SERVICES)))
     for name in applied:
         typer.echo(f"applied {name}")
-    typer.echo(f"migrations up to date ({len(applied)} applied now)")
+    typer.echo(f"applied {len(applied)} migrations" if applied else "the database is up to date")
 
 
 @keys_app.command("generate")
@@ -93,13 +115,16 @@ def config_apply(
     file: Annotated[Path, typer.Option("-f", "--file", exists=True, dir_okay=False)],
     dry_run: Annotated[bool, typer.Option(help="print the diff, change nothing")] = False,
     database_url: Annotated[str | None, typer.Option(envvar="TURNOUT_DATABASE_URL")] = None,
+    state_dir: StateDir = Path(".turnout"),
 ) -> None:
-    """Make the config match FILE (idempotent); secrets must be ${ENV_VAR} references."""
+    """Make the config match FILE (idempotent); secrets must be ${ENV_VAR} references.
+    Next to a `turnout up` it needs no settings (it reads the state dir)."""
     from turnout.config_file import apply_file
     from turnout_common.errors import TurnoutError
 
     try:
-        diff = asyncio.run(apply_file(database_url or DEFAULT_DSN, file, dry_run=dry_run))
+        dsn = _local_stack(state_dir, database_url)
+        diff = asyncio.run(apply_file(dsn, file, dry_run=dry_run))
     except TurnoutError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(2) from None
@@ -112,13 +137,15 @@ def config_apply(
 @config_app.command("export")
 def config_export(
     database_url: Annotated[str | None, typer.Option(envvar="TURNOUT_DATABASE_URL")] = None,
+    state_dir: StateDir = Path(".turnout"),
 ) -> None:
-    """Print the current config in `apply`'s YAML format (secrets are never exported)."""
+    """Print the current config in `apply`'s YAML format (secrets are never exported).
+    Next to a `turnout up` it needs no settings (it reads the state dir)."""
     import yaml
 
     from turnout.config_file import export_config
 
-    doc = asyncio.run(export_config(database_url or DEFAULT_DSN))
+    doc = asyncio.run(export_config(_local_stack(state_dir, database_url)))
     typer.echo(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
 
 

@@ -273,6 +273,11 @@ class Up:
                 "health_url": urls["health-worker"],
                 "metering_url": urls["metering"],
             }
+            # what `turnout config apply/export` need to work on this stack with no settings
+            info["database_url"] = dsn
+            info["encryption_key_in"] = (
+                "env" if os.environ.get("TURNOUT_ENCRYPTION_KEYS") else "secrets.json"
+            )
             if self.demo:
                 from turnout.demo import start_demo
 
