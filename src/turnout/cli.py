@@ -103,11 +103,14 @@ def up(
     demo: Annotated[
         bool, typer.Option(help="also start a local OpenAI-compatible simulator and configure it")
     ] = False,
+    request_log: Annotated[
+        bool, typer.Option(help="log one line per request (method, model, provider, status…)")
+    ] = True,
 ) -> None:
     """Run the whole system on this machine (Postgres, broker, the four services)."""
     from turnout.up import run_up
 
-    raise typer.Exit(run_up(state_dir, demo=demo))
+    raise typer.Exit(run_up(state_dir, demo=demo, quiet=not request_log))
 
 
 @config_app.command("apply")

@@ -121,9 +121,10 @@ class Restart:
 
 
 class Up:
-    def __init__(self, state_dir: Path, demo: bool) -> None:
+    def __init__(self, state_dir: Path, demo: bool, quiet: bool = False) -> None:
         self.state_dir = state_dir.resolve()
         self.demo = demo
+        self.quiet = quiet
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.tansu: TansuBroker | None = None
         self.pg: EmbeddedPostgres | None = None
@@ -163,6 +164,7 @@ class Up:
         for key, value in SMALL_KAFKA_TIMEOUTS.items():
             env.setdefault(f"TURNOUT_KAFKA_{key.upper()}", str(value))
         env["PYTHONUNBUFFERED"] = "1"
+        env.setdefault("TURNOUT_REQUEST_LOG", "false" if self.quiet else "true")
         return env
 
     def start_service(self, name: str, env: dict[str, str]) -> None:
@@ -303,5 +305,5 @@ class Up:
             self.stop()
 
 
-def run_up(state_dir: Path, *, demo: bool = False) -> int:
-    return Up(state_dir, demo).run()
+def run_up(state_dir: Path, *, demo: bool = False, quiet: bool = False) -> int:
+    return Up(state_dir, demo, quiet).run()

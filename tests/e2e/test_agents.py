@@ -7,6 +7,7 @@ LangChain's ``bind_tools`` / ``with_structured_output`` failed against a new GPT
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -151,3 +152,14 @@ def test_context_overflow_falls_back_only_when_asked(
                    headers={**auth, "x-turnout-fallback-on-context": "true"})  # fmt: skip
     assert r.status_code == 200, r.text
     assert r.headers["x-turnout-model"] == big
+
+
+def test_up_logs_each_request_and_health_change(system: Any, fresh: tuple[str, str, str]) -> None:
+    """Issue 14 item 10: `turnout up` shows one line per request and every health change."""
+    base, key, model = fresh
+    client = OpenAI(base_url=base, api_key=key, max_retries=0)
+    client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}])
+    line = re.compile(rf"POST /v1/chat/completions {model} → agents-\S+ 200 \d+\+\d+ tokens")
+    wait_for(lambda: line.search(system.log()) is not None, timeout=10)
+    provider = "agents-" + model.split("-", 1)[1]
+    wait_for(lambda: f"provider '{provider}': healthy, circuit closed" in system.log(), timeout=30)

@@ -15,6 +15,7 @@ traffic).
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -34,6 +35,9 @@ from turnout_health.settings import HealthSettings
 Target = tuple[str, str]
 Published = tuple[HealthStatus, CircuitState, bool]
 SLOW_PREFIX = "passive latency: "
+
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -264,6 +268,13 @@ class HealthService:
                 )
                 await enqueue(conn, self._schema, HEALTH.name, event_key(target), event.to_bytes())
         if changed:
+            before = rt.published
             rt.published = current
             metrics.TRANSITIONS.labels(rt.status, circuit.state).inc()
+            log.info(
+                "provider %r%s: %s, circuit %s (was %s)%s",
+                provider.name, f" deployment {target[1]}" if target[1] else "", rt.status,
+                circuit.state, "/".join(map(str, before[:2])) if before else "unknown",
+                f": {rt.reason}" if rt.reason else "",
+            )  # fmt: skip
         metrics.observe_state(event_key(target), rt.status, circuit.state)

@@ -24,6 +24,7 @@ from turnout_router.journal import InflightJournal
 from turnout_router.limits import Budgets
 from turnout_router.metrics import Metrics
 from turnout_router.models import get_model, list_models
+from turnout_router.request_log import log_request
 from turnout_router.service import Gateway
 from turnout_router.settings import RouterSettings
 from turnout_router.state import RouterState
@@ -222,6 +223,8 @@ class RouterApp:
             self.journal.ended(ctx.request_id)
         self.gateway.finish(ctx, end)
         self.metrics.observe(ctx.path, ctx.status, end - ctx.t0)
+        if self.settings.request_log:
+            log_request(ctx, end - ctx.t0)
 
     @staticmethod
     def reject(ctx: RequestContext, err: TurnoutError, proto: Any) -> None:

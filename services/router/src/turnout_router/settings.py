@@ -25,6 +25,7 @@ class RouterSettings(CommonSettings):
     retry_backoff_s: float = Field(0.1, ge=0, description="base of the jittered backoff")
     retry_after_max_s: float = Field(2.0, ge=0, description="longest Retry-After we honour")
     upstream_pool_size: int = Field(1024, ge=1)
+    request_log: bool = Field(False, description="log one line per request")
     inflight_journal: bool = Field(
         True, description="journal requests in flight so a crashed router's are metered"
     )
