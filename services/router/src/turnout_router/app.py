@@ -86,6 +86,7 @@ class RouterApp:
         self.followers = Followers(s, self.state, tracing=self.tracing)
         self.gateway = Gateway(s, self.state, self.client, self.emitter, self.metrics, self.budgets)
         self.journal = InflightJournal(s.spool_dir) if s.inflight_journal else None
+        self.request_log = s.request_log
         self.started = False
         self.max_body = int(s.max_body_mb * (1 << 20))
         self._startup: asyncio.Task[None] | None = None
@@ -223,7 +224,7 @@ class RouterApp:
             self.journal.ended(ctx.request_id)
         self.gateway.finish(ctx, end)
         self.metrics.observe(ctx.path, ctx.status, end - ctx.t0)
-        if self.settings.request_log:
+        if self.request_log:
             log_request(ctx, end - ctx.t0)
 
     @staticmethod
