@@ -144,7 +144,7 @@ def start_demo(info: dict[str, str], state_dir: Path) -> dict[str, str]:
         },
     )
     status, routes = _request(cfg + "/api/v1/routes", tok)
-    if status == 200 and not any(r.get("purpose") == "chat" for r in routes):
+    if status == 200 and not any(r.get("purpose") == "chat" for r in routes["data"]):
         _call(cfg, tok, "PUT", "/routes/chat", {"model": "demo-chat", "fallbacks": []})
     _call(
         cfg, tok, "POST", "/users", {"id": "demo", "tier": "professional", "monthly_budget_usd": 5}

@@ -104,7 +104,7 @@ async def test_minted_admin_token(client, admin) -> None:
     assert r.status_code == 201
     minted = r.json()
     token = {"Authorization": f"Bearer {minted['token']}"}
-    listed = (await client.get("/api/v1/admin-tokens", headers=admin)).json()
+    listed = (await client.get("/api/v1/admin-tokens", headers=admin)).json()["data"]
     assert all("token" not in t and "token_hash" not in t for t in listed)
     # the minted token is a full admin: it can mint more and change config
     r = await client.put("/api/v1/tiers/auth-tier", headers=token, json={"rank": 7})

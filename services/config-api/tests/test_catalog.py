@@ -100,12 +100,12 @@ async def test_model_patch_and_routing_rules(client, admin, catalog) -> None:
     assert r.status_code == 422
     r = await client.patch("/api/v1/routing-rules/cat-eco", headers=admin, json={"priority": 1})
     assert r.status_code == 200 and r.json()["priority"] == 1
-    listed = (await client.get("/api/v1/routing-rules", headers=admin)).json()
+    listed = (await client.get("/api/v1/routing-rules", headers=admin)).json()["data"]
     assert any(x["id"] == rid for x in listed)
 
 
 async def test_tiers_and_users(client, admin, uid, catalog) -> None:
-    tiers = (await client.get("/api/v1/tiers", headers=admin)).json()
+    tiers = (await client.get("/api/v1/tiers", headers=admin)).json()["data"]
     ranks = {t["name"]: t["rank"] for t in tiers}
     assert [ranks[n] for n in ("free", "starter", "professional", "enterprise")] == [0, 1, 2, 3]
     r = await client.put(
@@ -145,7 +145,7 @@ async def test_tiers_and_users(client, admin, uid, catalog) -> None:
 
 
 async def test_lab_templates(client, admin, catalog) -> None:
-    templates = (await client.get("/api/v1/lab/templates", headers=admin)).json()
+    templates = (await client.get("/api/v1/lab/templates", headers=admin)).json()["data"]
     assert len(templates) >= 10
     assert {t["category"] for t in templates} == {
         "explanation",

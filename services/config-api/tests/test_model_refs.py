@@ -40,7 +40,9 @@ async def test_route_by_id_name_or_alias(client, admin, catalog, config_events) 
     assert r.status_code == 200, r.text
     route = r.json()
     assert route["model"] == a["name"] and route["fallbacks"] == [b["name"], alias, a["name"]]
-    listed = {x["purpose"]: x for x in (await client.get("/api/v1/routes", headers=admin)).json()}
+    listed = {
+        x["purpose"]: x for x in (await client.get("/api/v1/routes", headers=admin)).json()["data"]
+    }
     assert listed["embeddings"]["model"] == a["name"]
     one = await client.get("/api/v1/routes/embeddings", headers=admin)
     assert one.status_code == 200 and one.json() == listed["embeddings"]

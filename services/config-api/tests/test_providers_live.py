@@ -188,7 +188,7 @@ async def test_byok_put_get_test_delete(client, admin, uid, fake, config_events)
     )
     assert r.status_code == 200, r.text
     assert r.json()["api_key_hint"] == "sk-…8765" and secret not in r.text
-    listed = (await client.get(f"/api/v1/users/{user}/provider-keys", headers=admin)).json()
+    listed = (await client.get(f"/api/v1/users/{user}/provider-keys", headers=admin)).json()["data"]
     assert [b["provider_name"] for b in listed] == [prov]
     upstream.behaviour.api_key = secret
     try:

@@ -74,7 +74,7 @@ async def list_providers(state: StateDep) -> ProviderList:
                 passive=_passive(by_provider.get(pid, [])),
             )
         )
-    return ProviderList(data=data)
+    return ProviderList(data=data, total=len(data), limit=len(data))
 
 
 @router.get("/providers/{provider_id}/history", response_model=ProbeHistory)

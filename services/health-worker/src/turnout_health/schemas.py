@@ -47,7 +47,12 @@ class ProviderHealth(BaseModel):
 
 
 class ProviderList(BaseModel):
+    """The list envelope every list uses (unpaginated: ``limit == total``)."""
+
     data: list[ProviderHealth]
+    total: int
+    limit: int
+    offset: int = 0
 
 
 class ProbeRecord(BaseModel):

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 from turnout_common.web import MAX_OFFSET
 from turnout_config_api import lab
 from turnout_config_api.deps import AdminDep, AdminReadDep, StateDep
+from turnout_config_api.schemas.common import Page
 from turnout_config_api.schemas.keys import AdminTokenCreate, AdminTokenCreated, AdminTokenOut
 from turnout_config_api.services import audit, keys, snapshot
 
@@ -24,11 +25,11 @@ async def mint_admin_token(
     return AdminTokenCreated.model_validate({**dict(row), "token": secret})
 
 
-@router.get("/admin-tokens", response_model=list[AdminTokenOut])
-async def list_admin_tokens(state: StateDep, _: AdminReadDep) -> list[AdminTokenOut]:
+@router.get("/admin-tokens", response_model=Page[AdminTokenOut])
+async def list_admin_tokens(state: StateDep, _: AdminReadDep) -> Page[AdminTokenOut]:
     async with state.pool.acquire() as conn:
         rows = await conn.fetch("SELECT * FROM admin_tokens ORDER BY created_at, id")
-    return [AdminTokenOut.model_validate(dict(r)) for r in rows]
+    return Page[AdminTokenOut].whole([AdminTokenOut.model_validate(dict(r)) for r in rows])
 
 
 @router.delete("/admin-tokens/{token_id}", response_model=AdminTokenOut)
@@ -77,5 +78,7 @@ async def get_snapshot_alias(state: StateDep, _: AdminReadDep) -> dict[str, Any]
 
 
 @router.get("/lab/templates")
-async def lab_templates(state: StateDep, _: AdminReadDep) -> list[dict[str, Any]]:
-    return await lab.templates(state.pool)
+async def lab_templates(state: StateDep, _: AdminReadDep) -> dict[str, Any]:
+    """The testing lab's prompt templates, in the list envelope."""
+    items = await lab.templates(state.pool)
+    return {"data": items, "total": len(items), "limit": len(items), "offset": 0}

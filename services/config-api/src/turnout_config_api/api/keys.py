@@ -79,10 +79,11 @@ async def revoke_key(state: StateDep, actor: AdminDep, key_id: str) -> KeyOut:
     return _key_out(await keys.revoke(state.pool, actor, key_id))
 
 
-@router.get("/users/{user_id}/provider-keys", response_model=list[ByokOut])
-async def list_byok(state: StateDep, principal: PrincipalDep, user_id: str) -> list[ByokOut]:
+@router.get("/users/{user_id}/provider-keys", response_model=Page[ByokOut])
+async def list_byok(state: StateDep, principal: PrincipalDep, user_id: str) -> Page[ByokOut]:
     require_self_or_admin(principal, user_id)
-    return [ByokOut.model_validate(dict(r)) for r in await byok.list_for(state.pool, user_id)]
+    rows = await byok.list_for(state.pool, user_id)
+    return Page[ByokOut].whole([ByokOut.model_validate(dict(r)) for r in rows])
 
 
 @router.get("/users/{user_id}/provider-keys/{provider}", response_model=ByokOut)

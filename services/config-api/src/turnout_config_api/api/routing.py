@@ -6,18 +6,18 @@ from fastapi import APIRouter, Response
 
 from turnout_common.errors import NotFound
 from turnout_config_api.deps import AdminDep, AdminReadDep, StateDep
-from turnout_config_api.schemas.common import Purpose
+from turnout_config_api.schemas.common import Page, Purpose
 from turnout_config_api.schemas.routing import RouteOut, RoutePut, RuleCreate, RuleOut, RuleUpdate
 from turnout_config_api.services import routing
 
 router = APIRouter(tags=["routing"])
 
 
-@router.get("/routes", response_model=list[RouteOut])
-async def list_routes(state: StateDep, _: AdminReadDep) -> list[RouteOut]:
+@router.get("/routes", response_model=Page[RouteOut])
+async def list_routes(state: StateDep, _: AdminReadDep) -> Page[RouteOut]:
     async with state.pool.acquire() as conn:
         rows = await conn.fetch("SELECT * FROM routes ORDER BY purpose")
-    return [RouteOut.model_validate(dict(r)) for r in rows]
+    return Page[RouteOut].whole([RouteOut.model_validate(dict(r)) for r in rows])
 
 
 @router.get("/routes/{purpose}", response_model=RouteOut)
@@ -42,11 +42,11 @@ async def delete_route(state: StateDep, actor: AdminDep, purpose: Purpose) -> Re
     return Response(status_code=204)
 
 
-@router.get("/routing-rules", response_model=list[RuleOut])
-async def list_rules(state: StateDep, _: AdminReadDep) -> list[RuleOut]:
+@router.get("/routing-rules", response_model=Page[RuleOut])
+async def list_rules(state: StateDep, _: AdminReadDep) -> Page[RuleOut]:
     async with state.pool.acquire() as conn:
         rows = await conn.fetch("SELECT * FROM routing_rules ORDER BY priority, name")
-    return [RuleOut.model_validate(dict(r)) for r in rows]
+    return Page[RuleOut].whole([RuleOut.model_validate(dict(r)) for r in rows])
 
 
 @router.post("/routing-rules", status_code=201, response_model=RuleOut)

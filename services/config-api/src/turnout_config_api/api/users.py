@@ -64,11 +64,11 @@ async def delete_user(state: StateDep, actor: AdminDep, user_id: str) -> Respons
     return Response(status_code=204)
 
 
-@router.get("/tiers", response_model=list[TierOut])
-async def list_tiers(state: StateDep, _: AdminReadDep) -> list[TierOut]:
+@router.get("/tiers", response_model=Page[TierOut])
+async def list_tiers(state: StateDep, _: AdminReadDep) -> Page[TierOut]:
     async with state.pool.acquire() as conn:
         rows = await conn.fetch("SELECT * FROM tiers ORDER BY rank, name")
-    return [TierOut.model_validate(dict(r)) for r in rows]
+    return Page[TierOut].whole([TierOut.model_validate(dict(r)) for r in rows])
 
 
 @router.put("/tiers/{name}", response_model=TierOut)

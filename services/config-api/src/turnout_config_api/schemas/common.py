@@ -72,7 +72,13 @@ class Strict(BaseModel):
 
 
 class Page(BaseModel, Generic[T]):
+    """Every list answers in this envelope; an unpaginated list has ``limit == total``."""
+
     data: list[T]
     total: int
     limit: int
     offset: int
+
+    @classmethod
+    def whole(cls, items: list[T]) -> Page[T]:
+        return cls(data=items, total=len(items), limit=len(items), offset=0)
