@@ -10,6 +10,7 @@ from turnout_router.auth import Caller
 from turnout_router.inputs import Inbound
 from turnout_router.limits import Reservation
 from turnout_router.routing import Candidate
+from turnout_router.usage import nano_str, price, price_nano
 
 if TYPE_CHECKING:
     from turnout_router.tracing import RequestTrace
@@ -84,6 +85,17 @@ class RequestContext:
             return 0, 0, 0, False
         out = (self.output_chars + 3) // 4 if self.output_chars else 0
         return self.inbound.prompt_tokens, out, 0, True
+
+    def cost(self) -> str | None:
+        """What this request costs, as metering will record it (USD, 9 decimals)."""
+        cand = self.served
+        if cand is None:
+            return None
+        inp, out, cached, _ = self.tokens()
+        d = cand.deployment
+        if d.int_prices is not None:
+            return nano_str(price_nano(inp, out, cached, d.int_prices))
+        return format(price(inp, out, cached, (d.input_price, d.output_price, d.cached_price)), "f")
 
     def crash_record(self, cand: Candidate) -> dict[str, Any]:
         """The record to emit if this router dies before the answer (the in-flight journal):

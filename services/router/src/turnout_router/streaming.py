@@ -29,7 +29,11 @@ async def unary(gw: Gateway, ctx: RequestContext, chain: list[Candidate], proto:
     out, usage = await gw.attempts(ctx, chain, call)
     ctx.usage = usage
     gw.estimate_output(ctx, out)
-    proto.response_bytes(200, ctx.headers(), out)
+    headers = ctx.headers()
+    cost = ctx.cost()
+    if cost is not None:  # the same figure metering records for this request
+        headers.append(("x-turnout-cost-usd", cost))
+    proto.response_bytes(200, headers, out)
 
 
 async def stream(gw: Gateway, ctx: RequestContext, chain: list[Candidate], proto: Any) -> None:
