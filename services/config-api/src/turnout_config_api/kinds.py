@@ -37,6 +37,29 @@ DEFAULT_BASE_URLS: dict[str, str] = {
     "ollama": "http://127.0.0.1:11434",
 }
 SELF_HOSTED = frozenset({"vllm", "ollama", "llamacpp", "openai_compatible"})
+AUTH_STYLES: dict[str, str] = {
+    "anthropic": "x-api-key header",
+    "google": "x-goog-api-key header",
+}
+"""How each kind sends its key (the rest: ``Authorization: Bearer``; self-hosted may need none)."""
+
+
+def describe_kinds() -> list[dict[str, object]]:
+    """Every provider kind: default URL, how its key is sent, whether users may bring a key."""
+    return [
+        {
+            "kind": kind,
+            "default_base_url": DEFAULT_BASE_URLS.get(kind),
+            "base_url_example": EXAMPLES.get(kind),
+            "self_hosted": kind in SELF_HOSTED,
+            "auth": AUTH_STYLES.get(kind, "Authorization: Bearer header"),
+            "key_required": kind not in SELF_HOSTED,
+            "byok_capable": kind not in SELF_HOSTED,
+        }
+        for kind in KINDS
+    ]
+
+
 NEEDS_V1 = frozenset({"vllm", "openai_compatible"})
 EXAMPLES = {
     "vllm": "http://gpu-box:8000/v1",

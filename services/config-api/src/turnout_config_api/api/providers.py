@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
 
 from turnout_common.web import MAX_OFFSET
 from turnout_config_api.deps import AdminDep, AdminReadDep, StateDep
+from turnout_config_api.kinds import ProviderKind, describe_kinds
 from turnout_config_api.schemas.common import Page
 from turnout_config_api.schemas.providers import (
     DiscoverResult,
@@ -27,21 +28,56 @@ def _with_health(state: AppState, out: ProviderOut) -> ProviderOut:
     return out
 
 
+HealthStatus = Literal["healthy", "degraded", "down", "unknown"]
+Capability = Literal["streaming", "tools", "vision", "json_mode"]
+
+
+@router.get("/kinds")
+async def provider_kinds(_: AdminReadDep) -> dict[str, Any]:
+    """Every provider kind: its default base URL (or an example for self-hosted servers), how
+    its key is sent, and whether a user may bring their own key for it (BYOK)."""
+    kinds = describe_kinds()
+    return {"data": kinds, "total": len(kinds), "limit": len(kinds), "offset": 0}
+
+
 @router.get("", response_model=Page[ProviderOut])
 async def list_providers(
     state: StateDep,
     _: AdminReadDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    enabled_only: bool = False,
+    kind: ProviderKind | None = None,
+    health: Annotated[HealthStatus | None, Query(description="latest health status")] = None,
+    capability: Annotated[
+        Capability | None, Query(description="has a model that declares this capability")
+    ] = None,
 ) -> Page[ProviderOut]:
-    async with state.pool.acquire() as conn:
-        total = await conn.fetchval("SELECT count(*) FROM providers")
-        rows = await conn.fetch(
-            "SELECT * FROM providers ORDER BY priority, name LIMIT $1 OFFSET $2",
-            limit,
-            offset,
+    """Providers by priority then name, with their latest health; filters combine."""
+    where: list[str] = ["TRUE"]
+    args: list[str] = []
+    if enabled_only:
+        where.append("p.enabled")
+    if kind is not None:
+        args.append(kind)
+        where.append(f"p.kind = ${len(args)}")
+    if capability is not None:
+        args.append(capability)
+        where.append(
+            "EXISTS (SELECT 1 FROM models m WHERE m.provider_id = p.id"
+            f" AND (m.capabilities ->> ${len(args)}) = 'true')"
         )
+    sql = f"SELECT * FROM providers p WHERE {' AND '.join(where)} ORDER BY priority, name"
+    async with state.pool.acquire() as conn:
+        if health is None:
+            total = await conn.fetchval(f"SELECT count(*) FROM ({sql}) t", *args)
+            rows = await conn.fetch(f"{sql} LIMIT {limit} OFFSET {offset}", *args)
+        else:  # health lives in memory (the health-worker's events): filter, then page
+            rows = await conn.fetch(sql, *args)
     data = [_with_health(state, providers.to_out(r)) for r in rows]
+    if health is not None:
+        data = [p for p in data if (p.health.status if p.health else "unknown") == health]
+        total, data = len(data), data[offset : offset + limit]
     return Page(data=data, total=total, limit=limit, offset=offset)
 
 
