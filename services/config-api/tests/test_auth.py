@@ -91,12 +91,14 @@ async def test_user_reads_only_its_own(client, admin, user_key) -> None:
     listed = (await client.get("/api/v1/keys?user_id=auth-carol", headers=mine)).json()
     assert [k["id"] for k in listed["data"]] == [key_id]  # the filter cannot widen it
     assert (await client.get(f"/api/v1/keys/{key_id}", headers=mine)).status_code == 200
-    assert (await client.get(f"/api/v1/keys/{other['id']}", headers=mine)).status_code == 403
+    # another user's key answers like an unknown one: 404, so ids cannot be probed
+    assert (await client.get(f"/api/v1/keys/{other['id']}", headers=mine)).status_code == 404
+    assert (await client.get("/api/v1/keys/no-such-key", headers=mine)).status_code == 404
     assert (
         await client.get("/api/v1/users/auth-bob/provider-keys", headers=mine)
     ).status_code == 200
     r = await client.get("/api/v1/users/auth-carol/provider-keys", headers=mine)
-    assert r.status_code == 403
+    assert r.status_code == 404
 
 
 async def test_minted_admin_token(client, admin) -> None:

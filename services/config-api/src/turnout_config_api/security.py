@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from turnout_common.auth import Principal, bearer_token, is_bootstrap_admin, token_hash
-from turnout_common.errors import AuthenticationFailed, PermissionDenied
+from turnout_common.errors import AuthenticationFailed, NotFound, PermissionDenied
 from turnout_config_api.state import AppState
 
 
@@ -47,5 +47,6 @@ def require_admin(principal: Principal) -> Principal:
 
 def require_self_or_admin(principal: Principal, user_id: str) -> Principal:
     if not principal.is_admin and principal.subject != user_id:
-        raise PermissionDenied("a user may only read its own keys")
+        # 404 like an unknown id: another user's ids cannot be probed
+        raise NotFound("no such key or user for this caller")
     return principal
