@@ -18,3 +18,6 @@ class ConfigApiSettings(CommonSettings, OidcSettings):
     probe_timeout_s: float = Field(10.0, gt=0)
     run_migrations: bool = True
     outbox_poll_interval_s: float = Field(1.0, gt=0)
+    self_service_keys: bool = Field(
+        True, description="users may create and revoke their own virtual keys"
+    )

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
+from turnout_common.errors import PermissionDenied
 from turnout_common.web import MAX_OFFSET
-from turnout_config_api.deps import AdminDep, PrincipalDep, StateDep
+from turnout_config_api.changes import Actor
+from turnout_config_api.deps import AdminDep, PrincipalDep, StateDep, request_id
 from turnout_config_api.schemas.common import Page
 from turnout_config_api.schemas.keys import (
     ByokOut,
@@ -29,8 +31,24 @@ def _key_out(row: object) -> KeyOut:
 
 
 @router.post("/keys", status_code=201, response_model=KeyCreated)
-async def create_key(state: StateDep, actor: AdminDep, body: KeyCreate) -> KeyCreated:
-    row, secret = await keys.create(state.pool, actor, body)
+async def create_key(
+    request: Request, state: StateDep, principal: PrincipalDep, body: KeyCreate
+) -> KeyCreated:
+    """Create a virtual key; the secret is in this answer only. Admins create keys for any
+    user; a user (authorised by one of their own keys) for themselves, unless an admin turned
+    self-service off (``TURNOUT_SELF_SERVICE_KEYS``), up to their tier's ``max_keys``."""
+    if principal.is_admin:
+        actor = Actor(principal.subject, request_id(request))
+        row, secret = await keys.create(state.pool, actor, body)
+    else:
+        if not state.settings.self_service_keys:
+            raise PermissionDenied(
+                "self-service key creation is turned off here; ask an admin for a key",
+                code="self_service_disabled",
+            )
+        require_self_or_admin(principal, body.user_id)
+        actor = Actor(f"user:{principal.subject}", request_id(request))
+        row, secret = await keys.create(state.pool, actor, body, self_service=True)
     return KeyCreated.model_validate({**dict(row), "key": secret})
 
 
@@ -74,9 +92,16 @@ async def update_key(state: StateDep, actor: AdminDep, key_id: str, body: KeyUpd
 
 
 @router.delete("/keys/{key_id}", response_model=KeyOut)
-async def revoke_key(state: StateDep, actor: AdminDep, key_id: str) -> KeyOut:
-    """Revokes the key (the router refuses it as soon as the event arrives)."""
-    return _key_out(await keys.revoke(state.pool, actor, key_id))
+async def revoke_key(
+    request: Request, state: StateDep, principal: PrincipalDep, key_id: str
+) -> KeyOut:
+    """Revokes the key (the router refuses it as soon as the event arrives). A user may
+    revoke their own keys (404 for anyone else's)."""
+    if not principal.is_admin:
+        async with state.pool.acquire() as conn:
+            require_self_or_admin(principal, (await keys.get(conn, key_id))["user_id"])
+    name = principal.subject if principal.is_admin else f"user:{principal.subject}"
+    return _key_out(await keys.revoke(state.pool, Actor(name, request_id(request)), key_id))
 
 
 @router.get("/users/{user_id}/provider-keys", response_model=Page[ByokOut])

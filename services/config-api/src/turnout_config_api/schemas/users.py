@@ -46,6 +46,9 @@ class TierPut(Strict):
     monthly_credits_usd: Money = Decimal(0)
     rpm_limit: Limit | None = None
     tpm_limit: Limit | None = None
+    max_keys: Limit | None = Field(
+        None, description="most active keys a user may create themselves (null: no maximum)"
+    )
 
 
 class TierOut(BaseModel):
@@ -54,6 +57,7 @@ class TierOut(BaseModel):
     monthly_credits_usd: Decimal
     rpm_limit: int | None
     tpm_limit: int | None
+    max_keys: int | None = None
     revision: int
     updated_at: datetime
 

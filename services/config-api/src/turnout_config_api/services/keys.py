@@ -9,7 +9,7 @@ import asyncpg
 
 from turnout_common.auth import token_hash
 from turnout_common.crypto import hash_virtual_key, key_hint, new_virtual_key
-from turnout_common.errors import NotFound, ValidationFailed
+from turnout_common.errors import Conflict, NotFound, ValidationFailed
 from turnout_config_api.changes import Actor, insert_recorded, update_recorded
 from turnout_config_api.schemas.keys import AdminTokenCreate, KeyCreate, KeyUpdate
 from turnout_config_api.services.common import new_id, patch_changes
@@ -45,8 +45,32 @@ async def _check_allowed(conn: asyncpg.Connection, allowed: list[str] | None) ->
         await resolve_names(conn, allowed, "allowed_models")
 
 
-async def create(pool: asyncpg.Pool, actor: Actor, body: KeyCreate) -> tuple[asyncpg.Record, str]:
-    """Returns the row and the secret (to show once)."""
+async def _within_max_keys(conn: asyncpg.Connection, user_id: str) -> None:
+    # serialised per user: two concurrent creations cannot both take the last place
+    await conn.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", user_id)
+    most = await conn.fetchval(
+        "SELECT t.max_keys FROM users u JOIN tiers t ON t.name = u.tier WHERE u.id = $1", user_id
+    )
+    if most is None:
+        return
+    active = await conn.fetchval(
+        "SELECT count(*) FROM virtual_keys WHERE user_id = $1 AND NOT revoked"
+        " AND (expires_at IS NULL OR expires_at > now())",
+        user_id,
+    )
+    if active >= most:
+        raise Conflict(
+            f"your tier allows {most} active keys and you have {active}: revoke one first "
+            "(DELETE /api/v1/keys/{id})",
+            code="key_limit_reached",
+        )
+
+
+async def create(
+    pool: asyncpg.Pool, actor: Actor, body: KeyCreate, *, self_service: bool = False
+) -> tuple[asyncpg.Record, str]:
+    """Returns the row and the secret (to show once). ``self_service``: a user creating
+    their own key, held to their tier's ``max_keys``."""
     _future(body.expires_at)
     secret = new_virtual_key()
     values = body.model_dump()
@@ -57,6 +81,8 @@ async def create(pool: asyncpg.Pool, actor: Actor, body: KeyCreate) -> tuple[asy
                 param="user_id",
             )
         await _check_allowed(conn, body.allowed_models)
+        if self_service:
+            await _within_max_keys(conn, body.user_id)
         row = await insert_recorded(
             conn,
             actor,

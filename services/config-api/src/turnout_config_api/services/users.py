@@ -66,10 +66,11 @@ async def put_tier(pool: asyncpg.Pool, actor: Actor, name: str, body: TierPut) -
         before = await conn.fetchrow("SELECT * FROM tiers WHERE name = $1", name)
         rev = await next_revision(conn)
         row = await conn.fetchrow(
-            "INSERT INTO tiers (name, rank, monthly_credits_usd, rpm_limit, tpm_limit, revision)"
-            " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO UPDATE SET"
+            "INSERT INTO tiers (name, rank, monthly_credits_usd, rpm_limit, tpm_limit, revision,"
+            " max_keys) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (name) DO UPDATE SET"
             " rank = EXCLUDED.rank, monthly_credits_usd = EXCLUDED.monthly_credits_usd,"
             " rpm_limit = EXCLUDED.rpm_limit, tpm_limit = EXCLUDED.tpm_limit,"
+            " max_keys = EXCLUDED.max_keys,"
             " revision = EXCLUDED.revision, updated_at = now() RETURNING *",
             name,
             body.rank,
@@ -77,6 +78,7 @@ async def put_tier(pool: asyncpg.Pool, actor: Actor, name: str, body: TierPut) -
             body.rpm_limit,
             body.tpm_limit,
             rev,
+            body.max_keys,
         )
         assert row is not None
         await record_change(conn, actor, rev, "tier", before, row)
