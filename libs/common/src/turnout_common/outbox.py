@@ -44,7 +44,14 @@ CREATE TABLE IF NOT EXISTS {schema}.outbox (
     sent_at     timestamptz
 );
 CREATE INDEX IF NOT EXISTS outbox_pending_idx ON {schema}.outbox (id) WHERE sent_at IS NULL;
-ALTER TABLE {schema}.outbox ADD COLUMN IF NOT EXISTS set_aside text;
+-- only when missing: ALTER TABLE takes an ACCESS EXCLUSIVE lock even when the column exists,
+-- and every service start runs this (it would wait behind a relay's open transaction)
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = '{schema}'
+                   AND table_name = 'outbox' AND column_name = 'set_aside') THEN
+        ALTER TABLE {schema}.outbox ADD COLUMN set_aside text;
+    END IF;
+END $$;
 """
 MAX_EVENT_BYTES = 900_000
 """Largest event (key + payload + headers) enqueued: below Kafka's default 1 MB message limit,
