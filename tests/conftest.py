@@ -51,7 +51,7 @@ def start_system(
 ) -> System:
     ports = {
         f"TURNOUT_{k}_PORT": str(free_port())
-        for k in ("ROUTER", "CONFIG_API", "HEALTH", "METERING")
+        for k in ("ROUTER", "CONFIG_API", "HEALTH", "METERING", "CONSOLE")
     }
     env = {
         **os.environ,

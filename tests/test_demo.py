@@ -94,6 +94,7 @@ def demo_env(pg_server_dsn: str) -> Iterator[dict[str, str]]:
                 "TURNOUT_CONFIG_API_PORT": str(free_port()),
                 "TURNOUT_HEALTH_PORT": str(free_port()),
                 "TURNOUT_METERING_PORT": str(free_port()),
+                "TURNOUT_CONSOLE_PORT": str(free_port()),
                 "TURNOUT_UP_KAFKA_PORT": str(free_port()),
                 "TURNOUT_DEMO_PORT": str(free_port()),
             }

@@ -34,7 +34,7 @@ def test_up_starts_everything_writes_up_json_and_stops_cleanly(
 ) -> None:
     ports = {
         f"TURNOUT_{k}_PORT": str(free_port())
-        for k in ("ROUTER", "CONFIG_API", "HEALTH", "METERING")
+        for k in ("ROUTER", "CONFIG_API", "HEALTH", "METERING", "CONSOLE")
     }
     env = {
         **os.environ,
@@ -65,9 +65,11 @@ def test_up_starts_everything_writes_up_json_and_stops_cleanly(
             "config_url",
             "health_url",
             "metering_url",
+            "console_url",
         }
         assert info["router_url"].endswith(ports["TURNOUT_ROUTER_PORT"])
-        for key in ("router_url", "config_url", "health_url", "metering_url"):
+        assert info["console_url"].endswith(ports["TURNOUT_CONSOLE_PORT"])
+        for key in ("router_url", "config_url", "health_url", "metering_url", "console_url"):
             assert _status(info[key] + "/healthz") == 200, key
         secrets = state / "secrets.json"
         assert secrets.stat().st_mode & 0o777 == 0o600

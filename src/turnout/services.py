@@ -1,4 +1,4 @@
-"""The four services and how to run, migrate and reach each one."""
+"""The services and how to run, migrate and reach each one."""
 
 from __future__ import annotations
 
@@ -25,5 +25,6 @@ SERVICES: dict[str, ServiceSpec] = {
         ServiceSpec("metering", "turnout_metering", "metering_port", 8083),
         ServiceSpec("health-worker", "turnout_health", "health_port", 8082),
         ServiceSpec("router", "turnout_router", "router_port", 8080),
+        ServiceSpec("console", "turnout_console", "console_port", 8084),
     )
 }

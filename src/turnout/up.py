@@ -35,7 +35,14 @@ from turnout_common.devinfra import EmbeddedPostgres, TansuBroker, port_open, st
 from turnout_common.testing.plugin import SMALL_KAFKA_TIMEOUTS
 
 LOCAL_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
-_COLORS = {"config-api": 36, "router": 32, "health-worker": 35, "metering": 33, "demo": 34}
+_COLORS = {
+    "config-api": 36,
+    "router": 32,
+    "health-worker": 35,
+    "metering": 33,
+    "demo": 34,
+    "console": 31,
+}
 
 
 def say(msg: str) -> None:
@@ -262,6 +269,12 @@ class Up:
             env = self.env(dsn, bootstrap, sec)
             urls = self.urls(env)
             env.setdefault("TURNOUT_CONFIG_URL", urls["config-api"])
+            for var, svc in (
+                ("ROUTER", "router"),
+                ("METERING", "metering"),
+                ("HEALTH", "health-worker"),
+            ):
+                env.setdefault(f"TURNOUT_{var}_URL", urls[svc])  # the console calls their APIs
             for name in SERVICES:
                 self.start_service(name, env)
             if not self.wait_ready(urls, float(os.environ.get("TURNOUT_UP_TIMEOUT", "60"))):
@@ -274,6 +287,7 @@ class Up:
                 "config_url": urls["config-api"],
                 "health_url": urls["health-worker"],
                 "metering_url": urls["metering"],
+                "console_url": urls["console"],
             }
             # what `turnout config apply/export` need to work on this stack with no settings
             info["database_url"] = dsn
@@ -289,7 +303,7 @@ class Up:
             up_json.write_text(json.dumps(info, indent=2))
             say(f"ready in {time.monotonic() - started:.1f}s; wrote {up_json}")
             say(f"admin token: {admin}")
-            for key in ("router_url", "config_url", "health_url", "metering_url"):
+            for key in ("router_url", "config_url", "health_url", "metering_url", "console_url"):
                 say(f"{key:>13}: {info[key]}")
             say(
                 f"API reference: {info['config_url']}/docs (admin API), "

@@ -93,6 +93,7 @@ class CommonSettings(BaseSettings):
     config_api_port: int = 8081
     health_port: int = 8082
     metering_port: int = 8083
+    console_port: int = 8084
     config_url: str = "http://127.0.0.1:8081"
     snapshot_timeout_s: float = Field(10.0, gt=0)
     otel_enabled: bool = False

@@ -1,0 +1,1 @@
+"""Turnout's web console: a backend-for-frontend over the services' public HTTP APIs."""

@@ -1,0 +1,67 @@
+// Turnout console behaviour, loaded from a file (the CSP allows no inline script).
+(function () {
+  "use strict";
+  var opener = null;
+
+  function openDialog(id, from) {
+    var dialog = document.getElementById(id);
+    if (!dialog) return;
+    opener = from || document.activeElement;
+    dialog.showModal();  // Esc closes a modal <dialog>; focus moves to its first field
+    var first = dialog.querySelector("input:not([type=hidden]), select, textarea");
+    if (first) first.focus();
+  }
+
+  function closeDialogs() {
+    document.querySelectorAll("dialog[open]").forEach(function (d) { d.close(); });
+  }
+
+  document.addEventListener("click", function (ev) {
+    var r = ev.target.closest("[data-trigger]");
+    if (r) { refresh(r.getAttribute("data-trigger")); return; }
+    var t = ev.target.closest("[data-open]");
+    if (t) { openDialog(t.getAttribute("data-open"), t); return; }
+    var c = ev.target.closest("[data-close]");
+    if (c) { var d = c.closest("dialog"); if (d) d.close(); }
+  });
+
+  // focus goes back to what opened the dialog
+  document.addEventListener("close", function (ev) {
+    if (ev.target.tagName === "DIALOG" && opener) { opener.focus(); opener = null; }
+  }, true);
+
+  // after a successful save: clear the form (a typed key never lingers) and close it
+  document.body.addEventListener("turnout-close-dialogs", function () {
+    document.querySelectorAll("form[data-reset-on-success]").forEach(function (f) { f.reset(); });
+    closeDialogs();
+  });
+
+  // toasts leave by themselves
+  document.body.addEventListener("htmx:afterSwap", function (ev) {
+    if (ev.detail.target && ev.detail.target.id === "toasts") {
+      var toasts = ev.detail.target.querySelectorAll(".toast:not([data-timed])");
+      toasts.forEach(function (el) {
+        el.setAttribute("data-timed", "1");
+        setTimeout(function () { el.remove(); }, 6000);
+      });
+    }
+  });
+
+  function refresh(sel) {
+    var el = document.querySelector(sel);
+    if (el && window.htmx) window.htmx.trigger(el, "providers-changed");
+  }
+
+  // htmx hands a 401 with HX-Redirect to the sign-in page itself; auto-refresh toggles:
+  var timers = {};
+  document.addEventListener("change", function (ev) {
+    var box = ev.target;
+    if (!box.matches("[data-refresh]")) return;
+    var sel = box.getAttribute("data-refresh");
+    clearInterval(timers[sel]);
+    if (box.checked) {
+      var every = parseInt(box.getAttribute("data-every") || "60", 10) * 1000;
+      timers[sel] = setInterval(function () { refresh(sel); }, every);
+    }
+  });
+})();

@@ -1,0 +1,32 @@
+"""Small helpers shared by the pages: toasts, page windows, the provider kinds."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from fastapi import Request
+from fastapi.responses import Response
+
+if TYPE_CHECKING:
+    from turnout_console.deps import Parts
+
+KINDS = ("openai_compatible", "vllm", "ollama", "llamacpp", "openai", "anthropic", "google",
+         "cohere", "openrouter", "groq", "together", "mistral", "fireworks")  # fmt: skip
+"""What config-api accepts as ``kind`` (it validates; this only fills the select)."""
+
+
+def page_window(page: int, total: int, size: int) -> dict[str, Any]:
+    pages = max(1, -(-total // size))
+    return {"page": min(page, pages), "pages": pages}
+
+
+def toast(parts: Parts, request: Request, kind: str, message: str, *, status: int = 200,
+          trigger: str | None = None) -> Response:  # fmt: skip
+    """A toast appended to #toasts (htmx); ``trigger`` fires an event pages listen to."""
+    headers = {"HX-Retarget": "#toasts", "HX-Reswap": "beforeend"}
+    if trigger:
+        headers["HX-Trigger"] = json.dumps({trigger: True, "turnout-close-dialogs": True})
+    return parts.templates.TemplateResponse(
+        request, "partials/toast.html", {"kind": kind, "message": message}, status, headers
+    )

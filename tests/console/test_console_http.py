@@ -1,0 +1,153 @@
+"""The console over plain HTTP against the whole running system: sign-in, the session cookie,
+CSRF refusal, escaping, headers. Browser behaviour is in test_console_browser.py."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from turnout_console.security import CSP
+
+
+def _csrf(html: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found, html[:500]
+    return found.group(1)
+
+
+def sign_in(base: str, token: str) -> httpx.Client:
+    client = httpx.Client(base_url=base, follow_redirects=False, timeout=30)
+    page = client.get("/login")
+    resp = client.post("/login", data={"token": token, "csrf_token": _csrf(page.text)})
+    assert resp.status_code == 303, resp.text
+    return client
+
+
+@pytest.fixture
+def admin(system: Any) -> Iterator[httpx.Client]:
+    client = sign_in(system.url("console"), system.info["admin_token"])
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def page_csrf(client: httpx.Client, path: str = "/providers") -> str:
+    return _csrf(client.get(path).text)
+
+
+def test_ops_endpoints_and_security_headers(system: Any) -> None:
+    base = system.url("console")
+    assert httpx.get(base + "/healthz").status_code == 200
+    assert httpx.get(base + "/readyz").status_code == 200
+    assert "turnout_http_requests_total" in httpx.get(base + "/metrics").text
+    resp = httpx.get(base + "/login")
+    assert resp.headers["content-security-policy"] == CSP
+    assert "unsafe-inline" not in CSP and "unsafe-eval" not in CSP
+    assert resp.headers["x-frame-options"] == "DENY"
+    assert resp.headers["x-content-type-options"] == "nosniff"
+
+
+def test_signed_out_pages_redirect_to_sign_in(system: Any) -> None:
+    base = system.url("console")
+    resp = httpx.get(base + "/providers")
+    assert resp.status_code == 303 and resp.headers["location"].startswith("/login")
+    htmx = httpx.get(base + "/providers/table", headers={"HX-Request": "true"})
+    assert htmx.status_code == 401 and htmx.headers["hx-redirect"].startswith("/login")
+
+
+def test_admin_sign_in_sets_a_strict_httponly_cookie_and_signs_out(system: Any) -> None:
+    base = system.url("console")
+    with httpx.Client(base_url=base, follow_redirects=False) as client:
+        login = client.get("/login")
+        resp = client.post(
+            "/login", data={"token": system.info["admin_token"], "csrf_token": _csrf(login.text)}
+        )
+        assert resp.status_code == 303 and resp.headers["location"] == "/"
+        cookie = resp.headers["set-cookie"]
+        assert "turnout_console=" in cookie
+        assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Max-Age=" in cookie
+        assert system.info["admin_token"] not in cookie  # only a random session id
+        assert client.get("/").headers["location"] == "/providers"
+        page = client.get("/providers")
+        assert page.status_code == 200 and "Providers" in page.text
+        out = client.post("/logout", data={"csrf_token": _csrf(page.text)})
+        assert out.status_code == 303
+        assert client.get("/providers").status_code == 303  # the session is gone
+
+
+def test_a_wrong_token_is_refused_without_a_session(system: Any) -> None:
+    base = system.url("console")
+    with httpx.Client(base_url=base) as client:
+        login = client.get("/login")
+        resp = client.post("/login", data={"token": "sk-nope", "csrf_token": _csrf(login.text)})
+        assert resp.status_code == 401
+        assert "neither an admin token nor a valid virtual key" in resp.text
+        assert "turnout_console=" not in resp.headers.get("set-cookie", "")
+
+
+def test_sign_in_without_the_login_csrf_cookie_is_refused(system: Any) -> None:
+    resp = httpx.post(
+        system.url("console") + "/login",
+        data={"token": system.info["admin_token"], "csrf_token": "forged"},
+    )
+    assert resp.status_code == 403
+    assert "turnout_console=" not in resp.headers.get("set-cookie", "")
+
+
+def test_state_changing_requests_without_the_csrf_token_are_refused(
+    system: Any, admin: httpx.Client
+) -> None:
+    name = f"csrf-{uuid.uuid4().hex[:8]}"
+    form = {"name": name, "kind": "openai_compatible", "base_url": "http://127.0.0.1:9/v1"}
+    assert admin.post("/providers", data=form).status_code == 403
+    assert admin.post("/providers", data={**form, "csrf_token": "wrong"}).status_code == 403
+    assert admin.post("/providers", data=form, headers={"X-CSRF-Token": "x"}).status_code == 403
+    assert admin.post("/logout").status_code == 403
+    listed = httpx.get(system.url("config") + "/api/v1/providers", headers=system.admin).json()
+    assert name not in {p["name"] for p in listed["data"]}  # nothing was created
+    ok = admin.post("/providers", data=form, headers={"X-CSRF-Token": page_csrf(admin)})
+    assert ok.status_code == 200 and "created" in ok.text
+    listed = httpx.get(system.url("config") + "/api/v1/providers", headers=system.admin).json()
+    assert name in {p["name"] for p in listed["data"]}
+
+
+def test_markup_from_the_api_renders_as_text(system: Any, admin: httpx.Client) -> None:
+    evil = "<script>alert(1)</script>"
+    name = f"xss-{uuid.uuid4().hex[:8]}"
+    csrf = {"X-CSRF-Token": page_csrf(admin), "HX-Request": "true"}
+    # stored markup: a base URL path holding a script tag
+    stored = f"http://127.0.0.1:9/{evil}/v1"
+    made = admin.post("/providers", headers=csrf, data={
+        "name": name, "kind": "openai_compatible", "base_url": stored})  # fmt: skip
+    assert made.status_code == 200, made.text
+    page = admin.get("/providers").text
+    assert evil not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    # echoed markup: the API's error message quoting what was typed
+    refused = admin.post("/providers", headers=csrf, data={
+        "name": name + "b", "kind": "openai_compatible", "base_url": evil})  # fmt: skip
+    assert refused.status_code == 422
+    assert evil not in refused.text and "&lt;script&gt;" in refused.text
+
+
+def test_a_typed_provider_key_never_comes_back(system: Any, admin: httpx.Client) -> None:
+    secret = "sk-console-" + uuid.uuid4().hex
+    name = f"keyed-{uuid.uuid4().hex[:8]}"
+    resp = admin.post("/providers", headers={"X-CSRF-Token": page_csrf(admin)}, data={
+        "name": name, "kind": "openai_compatible", "base_url": "http://127.0.0.1:9/v1",
+        "api_key": secret})  # fmt: skip
+    assert resp.status_code == 200 and secret not in resp.text
+    pages = [admin.get("/providers").text]
+    total = httpx.get(system.url("config") + "/api/v1/providers", headers=system.admin).json()
+    pages += [
+        admin.get(f"/providers/table?page={n}").text for n in range(1, total["total"] // 10 + 2)
+    ]
+    assert all(secret not in p for p in pages)
+    assert any(name in p for p in pages)
+    assert secret not in system.log()
