@@ -154,6 +154,9 @@ class RouterApp:
             if purpose is not None:
                 await self.handle(purpose, scope, proto)
                 return
+            if path == "/v1/models/select":
+                await self.select(scope, proto)
+                return
         elif scope.method == "GET":
             if path == "/v1/models" or path.startswith("/v1/models/"):
                 self.models(scope, proto, path[len("/v1/models/") :] or None)
@@ -237,6 +240,22 @@ class RouterApp:
         headers = ctx.headers()
         headers.extend(err.headers.items())
         proto.response_bytes(err.status, headers, orjson.dumps(err.to_dict()))
+
+    async def select(self, scope: Any, proto: Any) -> None:
+        """Dry run: which model would serve this body and why; nothing called or billed."""
+        h = scope.headers
+        try:
+            caller = authenticate(self.state.index, h.get("authorization"), time.time())
+            raw = await read_body(proto, h.get("content-length"), self.max_body)
+            ctx = self.gateway.new_context("chat", scope.path, None)
+            body = self.gateway.select(
+                ctx, caller, raw, h.get("x-power-level"), h.get("x-task-type")
+            )
+            proto.response_bytes(200, JSON, orjson.dumps(body))
+        except TurnoutError as err:
+            proto.response_bytes(
+                err.status, JSON + list(err.headers.items()), orjson.dumps(err.to_dict())
+            )
 
     def models(self, scope: Any, proto: Any, name: str | None = None) -> None:
         try:

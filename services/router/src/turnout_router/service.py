@@ -36,6 +36,7 @@ from turnout_router.routing import (
     no_healthy_upstream,
     plan,
 )
+from turnout_router.selection import explain
 from turnout_router.settings import RouterSettings
 from turnout_router.state import RouterState
 from turnout_router.upstream import UpstreamClient, backoff_delay, is_retryable
@@ -152,6 +153,25 @@ class Gateway:
                     )
                 raise
         return chain
+
+    def select(
+        self,
+        ctx: RequestContext,
+        caller: Caller,
+        raw: bytes,
+        power_level: str | None = None,
+        task_type: str | None = None,
+    ) -> dict[str, Any]:
+        """``POST /v1/models/select``: validate and route like a request, call nothing."""
+        ctx.caller = caller
+        inb = parse("chat", raw)
+        cond = self.state.conditions
+        if power_level is not None and power_level not in cond.price_caps:
+            raise ValidationFailed(
+                "x-power-level: use one of eco, balanced, precision", param="x-power-level"
+            )
+        need = _need(caller, inb, power_level, task_type)
+        return explain(self.state.index, need, cond, self.rng)
 
     def _limits(self, caller: Caller) -> list[Limit]:
         key = caller.key
