@@ -12,9 +12,25 @@ import pytest
 
 CHROMIUM = os.environ.get("TURNOUT_TEST_CHROMIUM", "/usr/bin/chromium")
 ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+REPORT_CSP = (
+    "document.addEventListener('securitypolicyviolation', e => console.error("
+    "'Content Security Policy violation', e.violatedDirective, e.sourceFile, e.lineNumber))"
+)
+"""Says which file and line broke the policy (Chromium's own message names neither)."""
+REPORT_CSP = (
+    "document.addEventListener('securitypolicyviolation', e => console.error("
+    "'Content Security Policy violation', e.violatedDirective, e.sourceFile, e.lineNumber))"
+)
+"""Says which file and line broke the policy (Chromium's own message names neither)."""
 SHOTS = Path(__file__).resolve().parents[2] / ".artifacts" / "console"
 
 
@@ -39,12 +55,13 @@ def page(browser: Any) -> Iterator[Any]:
     """A fresh context 1024 px wide; any CSP violation or script error fails the test."""
     context = browser.new_context(viewport={"width": 1024, "height": 800})
     page = context.new_page()
+    page.add_init_script(REPORT_CSP)
     problems: list[str] = []
     page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
     page.on(
         "console",
         lambda msg: (
-            problems.append(msg.text)
+            problems.append(f"{page.url}: {msg.text[:300]}")
             if msg.type == "error" and "Content Security Policy" in msg.text
             else None
         ),

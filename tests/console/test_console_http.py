@@ -123,15 +123,21 @@ def test_markup_from_the_api_renders_as_text(system: Any, admin: httpx.Client) -
     csrf = {"X-CSRF-Token": page_csrf(admin), "HX-Request": "true"}
     # stored markup: a base URL path holding a script tag
     stored = f"http://127.0.0.1:9/{evil}/v1"
-    made = admin.post("/providers", headers=csrf, data={
-        "name": name, "kind": "openai_compatible", "base_url": stored})  # fmt: skip
+    made = admin.post(
+        "/providers",
+        headers=csrf,
+        data={"name": name, "kind": "openai_compatible", "base_url": stored},
+    )
     assert made.status_code == 200, made.text
     page = admin.get("/providers").text
     assert evil not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     # echoed markup: the API's error message quoting what was typed
-    refused = admin.post("/providers", headers=csrf, data={
-        "name": name + "b", "kind": "openai_compatible", "base_url": evil})  # fmt: skip
+    refused = admin.post(
+        "/providers",
+        headers=csrf,
+        data={"name": name + "b", "kind": "openai_compatible", "base_url": evil},
+    )
     assert refused.status_code == 422
     assert evil not in refused.text and "&lt;script&gt;" in refused.text
 
@@ -139,9 +145,16 @@ def test_markup_from_the_api_renders_as_text(system: Any, admin: httpx.Client) -
 def test_a_typed_provider_key_never_comes_back(system: Any, admin: httpx.Client) -> None:
     secret = "sk-console-" + uuid.uuid4().hex
     name = f"keyed-{uuid.uuid4().hex[:8]}"
-    resp = admin.post("/providers", headers={"X-CSRF-Token": page_csrf(admin)}, data={
-        "name": name, "kind": "openai_compatible", "base_url": "http://127.0.0.1:9/v1",
-        "api_key": secret})  # fmt: skip
+    resp = admin.post(
+        "/providers",
+        headers={"X-CSRF-Token": page_csrf(admin)},
+        data={
+            "name": name,
+            "kind": "openai_compatible",
+            "base_url": "http://127.0.0.1:9/v1",
+            "api_key": secret,
+        },
+    )
     assert resp.status_code == 200 and secret not in resp.text
     pages = [admin.get("/providers").text]
     total = httpx.get(system.url("config") + "/api/v1/providers", headers=system.admin).json()
@@ -151,3 +164,33 @@ def test_a_typed_provider_key_never_comes_back(system: Any, admin: httpx.Client)
     assert all(secret not in p for p in pages)
     assert any(name in p for p in pages)
     assert secret not in system.log()
+
+
+def test_every_state_changing_route_refuses_a_request_without_the_csrf_token(
+    admin: httpx.Client,
+) -> None:
+    from fastapi.routing import APIRoute
+
+    from turnout_console.api import admin_users, auth, models, providers, routes, users
+
+    modules = (admin_users, auth, models, providers, routes, users)
+    found = [r for m in modules for r in m.router.routes if isinstance(r, APIRoute)]
+    posts = [r.path for r in found if "POST" in r.methods and r.path != "/login"]
+    assert {"/providers", "/models", "/users", "/routes/{purpose}", "/logout"} <= set(posts)
+    for path in posts:
+        url = path.replace("{purpose}", "chat").replace("{ref}", "x").replace("{model_id}", "x")
+        url = url.replace("{user_id}", "u").replace("{key_id}", "k")
+        resp = admin.post(url, data={"name": "x", "model": "x", "amount": "1"})
+        assert resp.status_code == 403, (path, resp.status_code, resp.text[:200])
+        assert "CSRF" in resp.text
+
+
+def test_admin_pages_render_for_a_signed_in_admin(admin: httpx.Client) -> None:
+    for path, heading in (("/models", "Models"), ("/routes", "Routes"), ("/users", "Users")):
+        page = admin.get(path)
+        assert page.status_code == 200, path
+        assert f"<h1>{heading}</h1>" in page.text
+    missing = admin.get("/users/no-such-user")
+    assert missing.status_code == 200  # the API's 404 is shown on the page
+    assert '<p class="error" role="alert">' in missing.text and "no-such-user" in missing.text
+    assert admin.get("/users/..%2f..").status_code in (404, 422)

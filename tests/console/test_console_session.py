@@ -26,18 +26,21 @@ def _sign_in(client: TestClient, token: str) -> Any:
     login = client.get("/login")
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', login.text)
     assert csrf
-    return client.post("/login", data={"token": token, "csrf_token": csrf.group(1)},
-                       follow_redirects=False)  # fmt: skip
+    return client.post(
+        "/login", data={"token": token, "csrf_token": csrf.group(1)}, follow_redirects=False
+    )
 
 
 @pytest.fixture
 def console(system: Any) -> tuple[Any, Clock]:
     clock = Clock()
     settings = ConsoleSettings(
-        config_url=system.url("config"), router_url=system.url("router"),
-        metering_url=system.url("metering"), health_url=system.url("health"),
+        config_url=system.url("config"),
+        router_url=system.url("router"),
+        metering_url=system.url("metering"),
+        health_url=system.url("health"),
         console_session_ttl_s=600,
-    )  # fmt: skip
+    )
     return create_app(settings, store=SessionStore(600, clock)), clock
 
 

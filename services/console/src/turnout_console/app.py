@@ -13,7 +13,7 @@ from fastapi.templating import Jinja2Templates
 
 from turnout_common.errors import TurnoutError
 from turnout_common.web import FASTAPI_TELEMETRY, install_http_metrics, ops_router
-from turnout_console.api import auth, providers, users
+from turnout_console.api import admin_users, auth, models, providers, routes, users
 from turnout_console.client import ApiClient
 from turnout_console.deps import Parts, SignInRequired
 from turnout_console.security import SecurityHeaders
@@ -72,6 +72,9 @@ def create_app(
     app.include_router(auth.router)
     app.include_router(providers.router)
     app.include_router(users.router)
+    app.include_router(models.router)
+    app.include_router(routes.router)
+    app.include_router(admin_users.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     install_http_metrics(app, "console")
     app.add_middleware(SecurityHeaders)

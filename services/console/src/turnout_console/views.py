@@ -11,8 +11,21 @@ from fastapi.responses import Response
 if TYPE_CHECKING:
     from turnout_console.deps import Parts
 
-KINDS = ("openai_compatible", "vllm", "ollama", "llamacpp", "openai", "anthropic", "google",
-         "cohere", "openrouter", "groq", "together", "mistral", "fireworks")  # fmt: skip
+KINDS = (
+    "openai_compatible",
+    "vllm",
+    "ollama",
+    "llamacpp",
+    "openai",
+    "anthropic",
+    "google",
+    "cohere",
+    "openrouter",
+    "groq",
+    "together",
+    "mistral",
+    "fireworks",
+)
 """What config-api accepts as ``kind`` (it validates; this only fills the select)."""
 
 
@@ -21,8 +34,15 @@ def page_window(page: int, total: int, size: int) -> dict[str, Any]:
     return {"page": min(page, pages), "pages": pages}
 
 
-def toast(parts: Parts, request: Request, kind: str, message: str, *, status: int = 200,
-          trigger: str | None = None) -> Response:  # fmt: skip
+def toast(
+    parts: Parts,
+    request: Request,
+    kind: str,
+    message: str,
+    *,
+    status: int = 200,
+    trigger: str | None = None,
+) -> Response:
     """A toast appended to #toasts (htmx); ``trigger`` fires an event pages listen to."""
     headers = {"HX-Retarget": "#toasts", "HX-Reswap": "beforeend"}
     if trigger:
@@ -30,3 +50,12 @@ def toast(parts: Parts, request: Request, kind: str, message: str, *, status: in
     return parts.templates.TemplateResponse(
         request, "partials/toast.html", {"kind": kind, "message": message}, status, headers
     )
+
+
+def safe_segment(ref: str) -> str:
+    """An id for a URL path segment: letters, digits and ``-_.:`` only (no path tricks)."""
+    from turnout_common.errors import ValidationFailed
+
+    if not ref or ref in (".", "..") or not all(c.isalnum() or c in "-_.:" for c in ref):
+        raise ValidationFailed("not a valid id")
+    return ref

@@ -26,23 +26,26 @@ async def login_page(request: Request, parts: PartsDep, expired: int = 0) -> Res
     resp = parts.templates.TemplateResponse(
         request, "login.html", {"csrf": token, "note": note, "error": None}
     )
-    resp.set_cookie(LOGIN_CSRF, token, httponly=True, samesite="strict",
-                    secure=_secure(request), path="/login")  # fmt: skip
+    resp.set_cookie(
+        LOGIN_CSRF, token, httponly=True, samesite="strict", secure=_secure(request), path="/login"
+    )
     return resp
 
 
 async def _classify(parts: PartsDep, credential: str) -> tuple[Role, str] | None:
     """Admin if config-api lets it list providers; a user if the router takes it as a key."""
-    admin = await parts.client.call("config", "GET", "/api/v1/providers", credential,
-                                    params={"limit": 1})  # fmt: skip
+    admin = await parts.client.call(
+        "config", "GET", "/api/v1/providers", credential, params={"limit": 1}
+    )
     if admin.ok:
         return "admin", "admin"
     user = await parts.client.call("router", "GET", "/v1/models", credential)
     if not user.ok:
         return None
-    me = await parts.client.call("config", "GET", "/api/v1/me", credential)
-    if me.ok and isinstance(me.data, dict) and isinstance(me.data.get("id"), str):
-        return "user", me.data["id"]
+    # a key lists its own keys (config-api self-service): that names the user
+    mine = await parts.client.call("config", "GET", "/api/v1/keys", credential, params={"limit": 1})
+    if mine.ok and isinstance(mine.data, dict) and mine.data.get("data"):
+        return "user", str(mine.data["data"][0]["user_id"])
     return "user", "key …" + credential[-4:]
 
 
@@ -56,20 +59,33 @@ async def login(
     expected = request.cookies.get(LOGIN_CSRF, "")
     if not expected or not secrets.compare_digest(expected, csrf_token):
         return parts.templates.TemplateResponse(
-            request, "login.html",
-            {"csrf": "", "note": None, "error": "The form expired: reload the page."}, 403,
-        )  # fmt: skip
+            request,
+            "login.html",
+            {"csrf": "", "note": None, "error": "The form expired: reload the page."},
+            403,
+        )
     credential = token.strip()
     found = await _classify(parts, credential) if credential else None
     if found is None:
         fresh = secrets.token_urlsafe(32)
         resp = parts.templates.TemplateResponse(
-            request, "login.html",
-            {"csrf": fresh, "note": None,
-             "error": "That is neither an admin token nor a valid virtual key."}, 401,
-        )  # fmt: skip
-        resp.set_cookie(LOGIN_CSRF, fresh, httponly=True, samesite="strict",
-                        secure=_secure(request), path="/login")  # fmt: skip
+            request,
+            "login.html",
+            {
+                "csrf": fresh,
+                "note": None,
+                "error": "That is neither an admin token nor a valid virtual key.",
+            },
+            401,
+        )
+        resp.set_cookie(
+            LOGIN_CSRF,
+            fresh,
+            httponly=True,
+            samesite="strict",
+            secure=_secure(request),
+            path="/login",
+        )
         return resp
     role, label = found
     session = parts.store.create(role, credential, label)
@@ -80,8 +96,15 @@ async def login(
 
 
 def _set_session_cookie(resp: Response, request: Request, store: SessionStore, sid: str) -> None:
-    resp.set_cookie(COOKIE, sid, max_age=int(store.ttl_s), httponly=True, samesite="strict",
-                    secure=_secure(request), path="/")  # fmt: skip
+    resp.set_cookie(
+        COOKIE,
+        sid,
+        max_age=int(store.ttl_s),
+        httponly=True,
+        samesite="strict",
+        secure=_secure(request),
+        path="/",
+    )
 
 
 @router.post("/logout")

@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from turnout_common.web import MAX_OFFSET
 from turnout_console.client import ApiResult
 from turnout_console.deps import AdminCsrfDep, AdminDep, PartsDep
-from turnout_console.views import KINDS, page_window, toast
+from turnout_console.views import KINDS, page_window, safe_segment, toast
 
 router = APIRouter(prefix="/providers")
 PAGE = 10
@@ -27,16 +27,21 @@ async def _table(parts: PartsDep, credential: str, page: int) -> dict[str, Any]:
     if not result.ok:
         return {"rows": [], "error": result.message, "page": page, "pages": 1, "total": 0}
     total = int(result.data.get("total", 0))
-    return {"rows": result.data["data"], "error": None, "total": total,
-            **page_window(page, total, PAGE)}  # fmt: skip
+    return {
+        "rows": result.data["data"],
+        "error": None,
+        "total": total,
+        **page_window(page, total, PAGE),
+    }
 
 
 PageQ = Annotated[int, Query(ge=1, le=MAX_OFFSET // PAGE)]
 
 
 @router.get("")
-async def providers_page(request: Request, parts: PartsDep, session: AdminDep,
-                         page: PageQ = 1) -> Response:  # fmt: skip
+async def providers_page(
+    request: Request, parts: PartsDep, session: AdminDep, page: PageQ = 1
+) -> Response:
     table = await _table(parts, session.credential.get_secret_value(), page)
     return parts.templates.TemplateResponse(
         request, "providers.html", {"session": session, "kinds": KINDS, **table}
@@ -44,8 +49,9 @@ async def providers_page(request: Request, parts: PartsDep, session: AdminDep,
 
 
 @router.get("/table")
-async def providers_table(request: Request, parts: PartsDep, session: AdminDep,
-                          page: PageQ = 1) -> Response:  # fmt: skip
+async def providers_table(
+    request: Request, parts: PartsDep, session: AdminDep, page: PageQ = 1
+) -> Response:
     table = await _table(parts, session.credential.get_secret_value(), page)
     return parts.templates.TemplateResponse(request, "partials/providers_table.html", table)
 
@@ -71,24 +77,35 @@ async def create_provider(
         body["base_url"] = base_url.strip()
     if api_key:
         body["api_key"] = api_key
-    result = await parts.client.call("config", "POST", "/api/v1/providers",
-                                     session.credential.get_secret_value(), json=body)  # fmt: skip
+    result = await parts.client.call(
+        "config", "POST", "/api/v1/providers", session.credential.get_secret_value(), json=body
+    )
     return _outcome(request, parts, result, f"Provider {name.strip()} created.")
 
 
 @router.post("/{ref}/delete")
-async def delete_provider(request: Request, parts: PartsDep, session: AdminCsrfDep,
-                          ref: str) -> Response:  # fmt: skip
-    result = await parts.client.call("config", "DELETE", f"/api/v1/providers/{_safe(ref)}",
-                                     session.credential.get_secret_value())  # fmt: skip
+async def delete_provider(
+    request: Request, parts: PartsDep, session: AdminCsrfDep, ref: str
+) -> Response:
+    result = await parts.client.call(
+        "config",
+        "DELETE",
+        f"/api/v1/providers/{safe_segment(ref)}",
+        session.credential.get_secret_value(),
+    )
     return _outcome(request, parts, result, "Provider deleted.")
 
 
 @router.post("/{ref}/test")
-async def test_provider(request: Request, parts: PartsDep, session: AdminCsrfDep,
-                        ref: str) -> Response:  # fmt: skip
-    result = await parts.client.call("config", "POST", f"/api/v1/providers/{_safe(ref)}/test",
-                                     session.credential.get_secret_value())  # fmt: skip
+async def test_provider(
+    request: Request, parts: PartsDep, session: AdminCsrfDep, ref: str
+) -> Response:
+    result = await parts.client.call(
+        "config",
+        "POST",
+        f"/api/v1/providers/{safe_segment(ref)}/test",
+        session.credential.get_secret_value(),
+    )
     if not result.ok:
         return toast(parts, request, "error", result.message, status=result.status or 502)
     d = result.data
@@ -97,12 +114,3 @@ async def test_provider(request: Request, parts: PartsDep, session: AdminCsrfDep
     extra = f", {len(found)} models found" if isinstance(found, list) else ""
     msg = f"{d.get('provider')}: {d.get('status')} in {float(d.get('latency_ms', 0)):.0f} ms{extra}"
     return toast(parts, request, kind, msg)
-
-
-def _safe(ref: str) -> str:
-    """A path segment: anything but letters, digits and -_. is refused (no path tricks)."""
-    from turnout_common.errors import ValidationFailed
-
-    if not ref or not all(c.isalnum() or c in "-_." for c in ref) or ref in (".", ".."):
-        raise ValidationFailed("not a provider id")
-    return ref

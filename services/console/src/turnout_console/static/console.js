@@ -47,6 +47,33 @@
     }
   });
 
+  // the cost calculator: tokens in/out at a price per 1M tokens -> USD
+  function calc() {
+    var f = function (id) { var el = document.getElementById(id); return el ? parseFloat(el.value) || 0 : 0; };
+    var out = document.getElementById("calc-result");
+    if (!out) return;
+    var usd = (f("calc-tin") * f("calc-in") + f("calc-tout") * f("calc-out")) / 1e6;
+    out.textContent = "$" + usd.toFixed(6);
+  }
+  document.addEventListener("input", function (ev) { if (ev.target.id && ev.target.id.indexOf("calc-") === 0) calc(); });
+  document.addEventListener("click", function (ev) {
+    var b = ev.target.closest("[data-prices]");
+    if (!b) return;
+    var p = b.getAttribute("data-prices").split(" ");
+    document.getElementById("calc-in").value = p[0];
+    document.getElementById("calc-out").value = p[1];
+    calc();
+  });
+
+  // copy a value shown once (a new key) to the clipboard
+  document.addEventListener("click", function (ev) {
+    var b = ev.target.closest("[data-copy]");
+    if (!b) return;
+    var el = document.querySelector(b.getAttribute("data-copy"));
+    if (el && navigator.clipboard) navigator.clipboard.writeText(el.textContent.trim());
+    b.textContent = "Copied";
+  });
+
   function refresh(sel) {
     var el = document.querySelector(sel);
     if (el && window.htmx) window.htmx.trigger(el, "providers-changed");

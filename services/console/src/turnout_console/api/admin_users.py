@@ -1,0 +1,174 @@
+"""Users and keys (admin): users with tier and budget, one user's keys (a new secret shown
+once), revoke, credits and grants."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import Response
+
+from turnout_common.errors import ValidationFailed
+from turnout_console.deps import AdminCsrfDep, AdminDep, PartsDep
+from turnout_console.views import page_window, safe_segment, toast
+
+router = APIRouter(prefix="/users")
+PAGE = 10
+
+
+@router.get("")
+async def users_page(
+    request: Request,
+    parts: PartsDep,
+    session: AdminDep,
+    page: Annotated[int, Query(ge=1, le=100_000_000)] = 1,
+) -> Response:
+    result = await parts.client.call(
+        "config",
+        "GET",
+        "/api/v1/users",
+        session.credential.get_secret_value(),
+        params={"limit": PAGE, "offset": (page - 1) * PAGE},
+    )
+    ctx: dict[str, Any] = {
+        "session": session,
+        "rows": [],
+        "total": 0,
+        "page": page,
+        "pages": 1,
+        "error": None if result.ok else result.message,
+    }
+    if result.ok:
+        total = int(result.data["total"])
+        ctx.update(rows=result.data["data"], total=total, **page_window(page, total, PAGE))
+    name = "partials/users_table.html" if request.headers.get("hx-request") else "users.html"
+    return parts.templates.TemplateResponse(request, name, ctx)
+
+
+def _money(value: str, field: str, *, required: bool = False) -> str | None:
+    if not value.strip() and not required:
+        return None
+    try:
+        number = Decimal(value.strip())
+    except InvalidOperation:
+        number = Decimal(-1)
+    if not number.is_finite() or number <= 0:
+        raise ValidationFailed(f"{field}: an amount in USD above 0", param=field)
+    return str(number)
+
+
+@router.post("")
+async def create_user(
+    request: Request,
+    parts: PartsDep,
+    session: AdminCsrfDep,
+    user_id: Annotated[str, Form(min_length=1, max_length=64)],
+    tier: Annotated[str, Form(min_length=1, max_length=64)] = "free",
+    budget: Annotated[str, Form(max_length=40)] = "",
+) -> Response:
+    body = {
+        "id": user_id.strip(),
+        "tier": tier.strip(),
+        "monthly_budget_usd": _money(budget, "budget"),
+    }
+    result = await parts.client.call(
+        "config", "POST", "/api/v1/users", session.credential.get_secret_value(), json=body
+    )
+    if not result.ok:
+        return toast(parts, request, "error", result.message, status=result.status or 502)
+    return toast(
+        parts, request, "success", f"User {result.data['id']} created.", trigger="users-changed"
+    )
+
+
+async def _user_context(parts: PartsDep, cred: str, user_id: str) -> dict[str, Any]:
+    call = parts.client.call
+    user = await call("config", "GET", f"/api/v1/users/{user_id}", cred)
+    keys = await call(
+        "config", "GET", "/api/v1/keys", cred, params={"user_id": user_id, "limit": 500}
+    )
+    credits = await call("metering", "GET", f"/api/v1/credits/{user_id}", cred)
+    ledger = await call(
+        "metering", "GET", f"/api/v1/credits/{user_id}/ledger", cred, params={"limit": 20}
+    )
+    return {
+        "user": user.data if user.ok else None,
+        "user_error": None if user.ok else user.message,
+        "keys": keys.data["data"] if keys.ok else [],
+        "credits": credits.data if credits.ok else None,
+        "ledger": ledger.data.get("data", []) if ledger.ok else [],
+    }
+
+
+@router.get("/{user_id}")
+async def user_page(request: Request, parts: PartsDep, session: AdminDep, user_id: str) -> Response:
+    ctx = await _user_context(parts, session.credential.get_secret_value(), safe_segment(user_id))
+    name = "partials/user_detail.html" if request.headers.get("hx-request") else "user.html"
+    return parts.templates.TemplateResponse(request, name, {"session": session, **ctx})
+
+
+@router.post("/{user_id}/keys")
+async def create_key(
+    request: Request,
+    parts: PartsDep,
+    session: AdminCsrfDep,
+    user_id: str,
+    name: Annotated[str, Form(min_length=1, max_length=100)] = "default",
+) -> Response:
+    result = await parts.client.call(
+        "config",
+        "POST",
+        "/api/v1/keys",
+        session.credential.get_secret_value(),
+        json={"user_id": safe_segment(user_id), "name": name},
+    )
+    if not result.ok:
+        return toast(parts, request, "error", result.message, status=result.status or 502)
+    # the secret goes into this one answer and nowhere else (never a log, never a later page)
+    return parts.templates.TemplateResponse(
+        request,
+        "partials/key_created.html",
+        {"key": result.data},
+        headers={"HX-Trigger": "user-changed"},
+    )
+
+
+@router.post("/{user_id}/keys/{key_id}/revoke")
+async def revoke_key(
+    request: Request, parts: PartsDep, session: AdminCsrfDep, user_id: str, key_id: str
+) -> Response:
+    safe_segment(user_id)
+    result = await parts.client.call(
+        "config",
+        "DELETE",
+        f"/api/v1/keys/{safe_segment(key_id)}",
+        session.credential.get_secret_value(),
+    )
+    if not result.ok:
+        return toast(parts, request, "error", result.message, status=result.status or 502)
+    return toast(parts, request, "success", "Key revoked.", trigger="user-changed")
+
+
+@router.post("/{user_id}/grant")
+async def grant(
+    request: Request,
+    parts: PartsDep,
+    session: AdminCsrfDep,
+    user_id: str,
+    amount: Annotated[str, Form(max_length=40)],
+    reason: Annotated[str, Form(min_length=1, max_length=200)] = "granted in the console",
+) -> Response:
+    body = {"amount_usd": _money(amount, "amount", required=True), "reason": reason}
+    result = await parts.client.call(
+        "metering",
+        "POST",
+        f"/api/v1/credits/{safe_segment(user_id)}/grant",
+        session.credential.get_secret_value(),
+        json=body,
+    )
+    if not result.ok:
+        return toast(parts, request, "error", result.message, status=result.status or 502)
+    return toast(
+        parts, request, "success", f"Granted ${body['amount_usd']}.", trigger="user-changed"
+    )

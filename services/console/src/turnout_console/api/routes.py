@@ -1,0 +1,80 @@
+"""Routes (admin): one card per purpose with its model, the provider's health, fallbacks."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import Response
+
+from turnout_console.deps import AdminCsrfDep, AdminDep, PartsDep
+from turnout_console.views import toast
+
+router = APIRouter(prefix="/routes")
+PURPOSES = ("chat", "embeddings", "reranking")
+
+
+def _status(provider: dict[str, Any]) -> str:
+    health = provider.get("health") or {}
+    return str(health.get("status") or "unknown")
+
+
+@router.get("")
+async def routes_page(request: Request, parts: PartsDep, session: AdminDep) -> Response:
+    cred = session.credential.get_secret_value()
+    call = parts.client.call
+    routes = await call("config", "GET", "/api/v1/routes", cred)
+    models = await call(
+        "config", "GET", "/api/v1/models", cred, params={"limit": 500, "enabled": "true"}
+    )
+    providers = await call("config", "GET", "/api/v1/providers", cred, params={"limit": 500})
+    health = {p["id"]: _status(p) for p in providers.data["data"]} if providers.ok else {}
+    current = {r["purpose"]: r for r in routes.data["data"]} if routes.ok else {}
+    choices: dict[str, dict[str, list[dict[str, Any]]]] = {p: defaultdict(list) for p in PURPOSES}
+    by_name: dict[str, dict[str, Any]] = {}
+    for m in models.data["data"] if models.ok else []:
+        m["health"] = health.get(m["provider_id"], "unknown")
+        by_name[m["name"]] = m
+        for purpose in m["purposes"]:
+            if purpose in choices:
+                choices[purpose][m["provider_name"]].append(m)
+    cards = []
+    for purpose in PURPOSES:
+        route = current.get(purpose)
+        model = by_name.get(route["model"]) if route else None
+        cards.append(
+            {
+                "purpose": purpose,
+                "route": route,
+                "model": model,
+                "groups": sorted(choices[purpose].items()),
+            }
+        )
+    error = next((r.message for r in (routes, models, providers) if not r.ok), None)
+    return parts.templates.TemplateResponse(
+        request, "routes.html", {"session": session, "cards": cards, "error": error}
+    )
+
+
+@router.post("/{purpose}")
+async def save_route(
+    request: Request,
+    parts: PartsDep,
+    session: AdminCsrfDep,
+    purpose: Literal["chat", "embeddings", "reranking"],
+    model: Annotated[str, Form(min_length=1, max_length=200)],
+    fallbacks: Annotated[list[str] | None, Form(max_length=20)] = None,
+) -> Response:
+    chain = [f for f in (fallbacks or []) if f and f != model]
+    result = await parts.client.call(
+        "config",
+        "PUT",
+        f"/api/v1/routes/{purpose}",
+        session.credential.get_secret_value(),
+        json={"model": model, "fallbacks": chain},
+    )
+    if not result.ok:
+        return toast(parts, request, "error", result.message, status=result.status or 502)
+    tail = f" (fallbacks: {', '.join(chain)})" if chain else ""
+    return toast(parts, request, "success", f"{purpose} now routes to {model}{tail}.")

@@ -1,0 +1,165 @@
+"""SPEC §5 through the console in a real Chromium, against the whole running system and a
+local upstream: provider → test → models → chat route with a fallback → user → key (shown
+once) → a request → the user's usage with exact tokens and cost → revoke.
+
+The testing lab page is not built yet, so the request is sent with the OpenAI wire format
+straight to the router (what the lab would do); every other step is the UI only."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import expect
+
+from turnout_common.testing.servers import LocalServer
+from turnout_common.testing.upstream import FakeOpenAI, count_words, prompt_tokens
+from turnout_common.testing.waiting import wait_for as poll_until
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[tuple[FakeOpenAI, LocalServer]]:
+    fake = FakeOpenAI(name="console-gpu")
+    fake.behaviour.api_key = "sk-console-upstream-1234"
+    server = LocalServer(fake.app).start()
+    yield fake, server
+    server.stop()
+
+
+def sign_in(page: Any, base: str, token: str) -> None:
+    page.goto(base + "/login")
+    page.get_by_label("Admin token or virtual key").fill(token)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def toast(page: Any, text: str) -> None:
+    expect(page.locator(".toast-success").filter(has_text=text).last).to_be_visible()
+
+
+def test_spec_walkthrough_in_the_browser(
+    page: Any, system: Any, upstream: tuple[FakeOpenAI, LocalServer], shot: Any
+) -> None:
+    fake, server = upstream
+    base = system.url("console")
+    tag = uuid.uuid4().hex[:6]
+    provider, model, backup, user = f"gpu-{tag}", f"llama-{tag}", f"llama-{tag}-b", f"ann-{tag}"
+
+    sign_in(page, base, system.info["admin_token"])
+    # 1. a provider, tested
+    page.get_by_role("button", name="Add provider").click()
+    page.get_by_label("Name").fill(provider)
+    page.get_by_label("Base URL").fill(server.url + "/v1")
+    page.get_by_label("API key").fill(fake.behaviour.api_key)
+    page.get_by_role("button", name="Create").click()
+    toast(page, f"Provider {provider} created.")
+    page.goto(base + "/providers?page=1")
+    row = page.get_by_role("row").filter(has_text=provider)
+    n = 1
+    while not row.count():
+        n += 1
+        page.goto(f"{base}/providers?page={n}")
+    row.get_by_role("button", name="Test").click()
+    expect(page.locator(".toast").filter(has_text=f"{provider}: healthy")).to_be_visible()
+
+    # 2. two models it serves, priced per 1M tokens
+    page.get_by_role("link", name="Models").click()
+    for name in (model, backup):
+        page.get_by_role("button", name="Add model").click()
+        page.get_by_label("Provider", exact=True).select_option(label=provider)
+        page.get_by_label("Upstream model").fill(name)
+        page.get_by_label("Input price (USD per 1M tokens)").fill("0.2")
+        page.get_by_label("Output price (USD per 1M tokens)").fill("0.6")
+        page.get_by_label("Context window (tokens)").fill("8192")
+        page.get_by_role("button", name="Add", exact=True).click()
+        toast(page, f"Model {name} added.")
+    page.get_by_label("Search").fill(tag)
+    expect(page.locator("#models").get_by_role("row")).to_have_count(3)  # head + 2
+    shot(page, "models")
+
+    # 3. the chat route, with the second model as its fallback
+    page.get_by_role("link", name="Routes").click()
+    chat = page.get_by_role("region", name="chat")
+    chat.get_by_label("Model").select_option(model)
+    chat.get_by_label(re.compile("Fallbacks")).select_option([backup])
+    chat.get_by_role("button", name="Save chat route").click()
+    toast(page, f"chat now routes to {model} (fallbacks: {backup}).")
+    page.reload()
+    expect(page.get_by_role("region", name="chat")).to_contain_text(f"Now: {model}")
+    shot(page, "routes")
+
+    # 4. a user and a key, the secret shown once
+    page.get_by_role("link", name="Users & keys").click()
+    page.get_by_role("button", name="Add user").click()
+    page.get_by_label("User id").fill(user)
+    page.get_by_label("Monthly budget (USD, blank for none)").fill("5")
+    page.get_by_role("button", name="Create").click()
+    toast(page, f"User {user} created.")
+    page.goto(f"{base}/users/{user}")
+    page.get_by_label("New key name").fill("laptop")
+    page.get_by_role("button", name="Create key").click()
+    secret = page.locator("#new-key").inner_text().strip()
+    assert len(secret) > 20 and "…" not in secret
+    shot(page, "user")
+    expect(page.get_by_role("row").filter(has_text="laptop")).to_contain_text("active")
+    page.reload()
+    assert secret not in page.content()  # shown once, never again
+
+    # 5. a request as the user (what the lab sends), on the chat route
+    messages = [{"role": "user", "content": "hello from the console walkthrough"}]
+
+    def ask() -> httpx.Response | None:
+        resp = httpx.post(
+            system.url("router") + "/v1/chat/completions",
+            timeout=30,
+            headers={"Authorization": f"Bearer {secret}"},
+            json={"model": "auto", "messages": messages},
+        )
+        return resp if resp.status_code == 200 else None
+
+    answer = poll_until(ask, timeout=20, interval=0.3)
+    assert answer is not None
+    tokens_in, tokens_out = prompt_tokens(messages), count_words(fake.behaviour.reply)
+    assert answer.json()["usage"]["prompt_tokens"] == tokens_in
+    cost = (tokens_in * Decimal("0.2") + tokens_out * Decimal("0.6")) / Decimal(1_000_000)
+
+    # 6. the user signs in with the key and sees the request, exact to the token and cent
+    page.get_by_role("button", name="Sign out").click()
+    sign_in(page, base, secret)
+    expect(page.get_by_role("heading", name="My usage")).to_be_visible()
+    expect(page.locator(".who")).to_contain_text(user)
+
+    def usage_row() -> Any:
+        page.reload()
+        row = page.get_by_role("row").filter(has_text=model)
+        return row if row.count() else None
+
+    row = poll_until(usage_row, timeout=20, interval=0.5)
+    assert row is not None
+    cells = row.get_by_role("cell").all_inner_texts()
+    assert cells[2:4] == [str(tokens_in), str(tokens_out)]
+    assert Decimal(cells[4]) == cost
+    shot(page, "my-usage")
+
+    # 7. the admin revokes the key; the router refuses it from then on
+    page.get_by_role("button", name="Sign out").click()
+    sign_in(page, base, system.info["admin_token"])
+    page.goto(f"{base}/users/{user}")
+    page.get_by_role("row").filter(has_text="laptop").get_by_role("button", name="Revoke").click()
+    toast(page, "Key revoked.")
+    expect(page.get_by_role("row").filter(has_text="laptop")).to_contain_text("revoked")
+
+    def refused() -> bool:
+        resp = httpx.post(
+            system.url("router") + "/v1/chat/completions",
+            timeout=30,
+            headers={"Authorization": f"Bearer {secret}"},
+            json={"model": "auto", "messages": messages},
+        )
+        return resp.status_code == 401
+
+    assert poll_until(refused, timeout=20, interval=0.3)
