@@ -186,7 +186,13 @@ def test_every_state_changing_route_refuses_a_request_without_the_csrf_token(
 
 
 def test_admin_pages_render_for_a_signed_in_admin(admin: httpx.Client) -> None:
-    for path, heading in (("/models", "Models"), ("/routes", "Routes"), ("/users", "Users")):
+    pages = (
+        ("/models", "Models"),
+        ("/routes", "Routes"),
+        ("/users", "Users"),
+        ("/usage?from=&to=&user_id=", "Usage and spend"),
+    )
+    for path, heading in pages:
         page = admin.get(path)
         assert page.status_code == 200, path
         assert f"<h1>{heading}</h1>" in page.text
@@ -194,3 +200,11 @@ def test_admin_pages_render_for_a_signed_in_admin(admin: httpx.Client) -> None:
     assert missing.status_code == 200  # the API's 404 is shown on the page
     assert '<p class="error" role="alert">' in missing.text and "no-such-user" in missing.text
     assert admin.get("/users/..%2f..").status_code in (404, 422)
+
+
+def test_a_bad_parameter_is_an_html_page_not_json(admin: httpx.Client) -> None:
+    bad = admin.get("/usage?from=yesterday")
+    assert bad.status_code == 422
+    assert bad.headers["content-type"].startswith("text/html")
+    assert "from: a day as YYYY-MM-DD" in bad.text
+    assert admin.get("/models?sort=drop").status_code == 422

@@ -148,6 +148,23 @@ def test_spec_walkthrough_in_the_browser(
     # 7. the admin revokes the key; the router refuses it from then on
     page.get_by_role("button", name="Sign out").click()
     sign_in(page, base, system.info["admin_token"])
+    # the admin's usage page: the chart, the sum by model and the CSV hold the same request
+    page.get_by_role("link", name="Usage").click()
+    page.get_by_label("User", exact=True).fill(user)
+    page.get_by_role("button", name="Apply").click()
+    expect(page.locator("#usage-chart canvas")).to_be_visible()
+    page.get_by_role("button", name="Cost (USD)").click()
+    expect(page.get_by_role("button", name="Cost (USD)")).to_have_attribute("aria-pressed", "true")
+    group = page.locator("#usage-groups tbody").get_by_role("row").filter(has_text=model)
+    cells = group.get_by_role("cell").all_inner_texts()
+    assert cells[1] == "1" and cells[3:5] == [str(tokens_in), str(tokens_out)]
+    assert Decimal(cells[5]) == cost
+    shot(page, "usage")
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download CSV").click()
+    csv_text = open(download.value.path()).read()
+    assert answer.headers.get("x-request-id", "") in csv_text and model in csv_text
+
     page.goto(f"{base}/users/{user}")
     page.get_by_role("row").filter(has_text="laptop").get_by_role("button", name="Revoke").click()
     toast(page, "Key revoked.")

@@ -7,13 +7,15 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from turnout_common.errors import TurnoutError
+from turnout_common.errors import TurnoutError, ValidationFailed
 from turnout_common.web import FASTAPI_TELEMETRY, install_http_metrics, ops_router
-from turnout_console.api import admin_users, auth, models, providers, routes, users
+from turnout_common.web import _describe as describe_errors
+from turnout_console.api import admin_users, auth, models, providers, routes, usage, users
 from turnout_console.client import ApiClient
 from turnout_console.deps import Parts, SignInRequired
 from turnout_console.security import SecurityHeaders
@@ -66,7 +68,12 @@ def create_app(
             request, name, {"kind": "error", "message": exc.message}, exc.status, headers
         )
 
+    async def on_invalid(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        return await on_error(request, ValidationFailed(describe_errors(list(exc.errors()))))
+
     app.add_exception_handler(SignInRequired, on_sign_in)
+    app.add_exception_handler(RequestValidationError, on_invalid)
     app.add_exception_handler(TurnoutError, on_error)
     app.include_router(ops_router({}))
     app.include_router(auth.router)
@@ -75,6 +82,7 @@ def create_app(
     app.include_router(models.router)
     app.include_router(routes.router)
     app.include_router(admin_users.router)
+    app.include_router(usage.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     install_http_metrics(app, "console")
     app.add_middleware(SecurityHeaders)

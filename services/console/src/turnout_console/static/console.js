@@ -74,6 +74,36 @@
     b.textContent = "Copied";
   });
 
+  // the usage chart (uPlot), from the JSON island the page carries
+  var chart = null;
+  function drawUsage(measure) {
+    var island = document.getElementById("usage-series");
+    var box = document.getElementById("usage-chart");
+    if (!island || !box || !window.uPlot) return;
+    var rows = JSON.parse(island.textContent);
+    var xs = rows.map(function (r) { return Date.parse(r.day + "T00:00:00Z") / 1000; });
+    var ys = rows.map(function (r) { return parseFloat(r[measure]); });
+    if (chart) chart.destroy();
+    chart = new window.uPlot({
+      width: Math.max(600, box.clientWidth - 10), height: 240,
+      series: [{}, { label: measure, stroke: "#2f5bd3", fill: "rgba(47,91,211,0.1)", points: { show: true } }],
+      axes: [{}, { size: 90, values: function (u, splits) {
+        return splits.map(function (v) { return v === 0 ? "0" : Number(v.toPrecision(3)).toString(); });
+      } }],
+      scales: { x: { time: true, range: function (u, min, max) {
+        return min === max ? [min - 86400, max + 86400] : [min, max];  // one day: show ±1 day
+      } } },
+    }, [xs, ys], box);
+    document.querySelectorAll("[data-measure]").forEach(function (b) {
+      b.setAttribute("aria-pressed", b.getAttribute("data-measure") === measure ? "true" : "false");
+    });
+  }
+  document.addEventListener("click", function (ev) {
+    var b = ev.target.closest("[data-measure]");
+    if (b) drawUsage(b.getAttribute("data-measure"));
+  });
+  window.addEventListener("load", function () { drawUsage("requests"); });
+
   function refresh(sel) {
     var el = document.querySelector(sel);
     if (el && window.htmx) window.htmx.trigger(el, "providers-changed");

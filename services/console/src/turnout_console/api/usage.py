@@ -1,0 +1,144 @@
+"""Usage and spend (admin): a chart per day, a summary by model/provider/user, the records,
+CSV download. Every filter goes to metering; nothing is summed here."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+
+from turnout_common.errors import ValidationFailed
+from turnout_console.deps import AdminDep, PartsDep
+from turnout_console.views import page_window, toast
+
+router = APIRouter(prefix="/usage")
+PAGE = 20
+Str = Annotated[str | None, Query(max_length=200)]
+GroupQ = Annotated[Literal["model", "provider", "user", "source"], Query()]
+
+
+DayQ = Annotated[str | None, Query(alias="from", max_length=10)]
+ToQ = Annotated[str | None, Query(alias="to", max_length=10)]
+
+
+def _day(value: str | None, name: str) -> date | None:
+    """A date field left blank is no filter; anything else must be YYYY-MM-DD."""
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ValidationFailed(f"{name}: a day as YYYY-MM-DD", param=name) from None
+
+
+def _filters(
+    user_id: str | None,
+    model: str | None,
+    provider: str | None,
+    start_s: str | None,
+    end_s: str | None,
+) -> dict[str, Any]:
+    start, end = _day(start_s, "from"), _day(end_s, "to")
+    return {
+        "user_id": user_id or None,
+        "model": model or None,
+        "provider": provider or None,
+        "from": start.isoformat() if start else None,
+        "to": end.isoformat() if end else None,
+    }
+
+
+@router.get("")
+async def usage_page(
+    request: Request,
+    parts: PartsDep,
+    session: AdminDep,
+    user_id: Str = None,
+    model: Str = None,
+    provider: Str = None,
+    start: DayQ = None,
+    end: ToQ = None,
+    group_by: GroupQ = "model",
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+) -> Response:
+    cred = session.credential.get_secret_value()
+    f = _filters(user_id, model, provider, start, end)
+    call = parts.client.call
+    days = await call(
+        "metering", "GET", "/api/v1/usage/summary", cred, params={**f, "group_by": "day"}
+    )
+    groups = await call(
+        "metering", "GET", "/api/v1/usage/summary", cred, params={**f, "group_by": group_by}
+    )
+    # records take datetimes: a day filter ends at the end of that day
+    rec_f = {
+        **f,
+        "from": f["from"] and f["from"] + "T00:00:00Z",
+        "to": f["to"] and f["to"] + "T23:59:59.999999Z",
+    }
+    records = await call(
+        "metering",
+        "GET",
+        "/api/v1/usage",
+        cred,
+        params={**rec_f, "limit": PAGE, "offset": (page - 1) * PAGE},
+    )
+    error = next((r.message for r in (days, groups, records) if not r.ok), None)
+    total = int(records.data["total"]) if records.ok else 0
+    series = [
+        {
+            "day": r["key"],
+            "requests": r["requests"],
+            "tokens": r["input_tokens"] + r["output_tokens"],
+            "cost": r["cost_usd"],
+        }
+        for r in (days.data["data"] if days.ok else [])
+    ]
+    return parts.templates.TemplateResponse(
+        request,
+        "usage.html",
+        {
+            "session": session,
+            "filters": {**f, "group_by": group_by},
+            "error": error,
+            "series": sorted(series, key=lambda s: str(s["day"])),
+            "groups": groups.data["data"] if groups.ok else [],
+            "totals": groups.data["totals"] if groups.ok else None,
+            "records": records.data["data"] if records.ok else [],
+            "total": total,
+            "query": request.url.query,
+            **page_window(page, total, PAGE),
+        },
+    )
+
+
+@router.get("/export.csv")
+async def usage_csv(
+    request: Request,
+    parts: PartsDep,
+    session: AdminDep,
+    user_id: Str = None,
+    model: Str = None,
+    provider: Str = None,
+    start: DayQ = None,
+    end: ToQ = None,
+) -> Response:
+    f = _filters(user_id, model, provider, start, end)
+    f["from"] = f["from"] and f["from"] + "T00:00:00Z"
+    f["to"] = f["to"] and f["to"] + "T23:59:59.999999Z"
+    result = await parts.client.call(
+        "metering",
+        "GET",
+        "/api/v1/usage",
+        session.credential.get_secret_value(),
+        params={**f, "format": "csv", "limit": 100_000},
+    )
+    if not result.ok:
+        return toast(parts, request, "error", result.message, status=result.status or 502)
+    return Response(
+        str(result.data),
+        media_type="text/csv; charset=utf-8",
+        headers={"content-disposition": 'attachment; filename="usage.csv"'},
+    )
