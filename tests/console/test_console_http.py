@@ -208,3 +208,15 @@ def test_a_bad_parameter_is_an_html_page_not_json(admin: httpx.Client) -> None:
     assert bad.headers["content-type"].startswith("text/html")
     assert "from: a day as YYYY-MM-DD" in bad.text
     assert admin.get("/models?sort=drop").status_code == 422
+
+
+def test_the_audit_log_shows_a_change_made_in_the_console(admin: httpx.Client) -> None:
+    name = f"audited-{uuid.uuid4().hex[:8]}"
+    made = admin.post(
+        "/providers",
+        headers={"X-CSRF-Token": page_csrf(admin)},
+        data={"name": name, "kind": "openai_compatible", "base_url": "http://127.0.0.1:9/v1"},
+    )
+    assert made.status_code == 200
+    page = admin.get("/audit", params={"entity": "provider", "action": "create"}).text
+    assert name in page and "<details>" in page

@@ -1,0 +1,48 @@
+"""Audit log (admin): config changes filtered by actor, entity and action, with each diff."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+
+from turnout_console.deps import AdminDep, PartsDep
+from turnout_console.views import page_window
+
+router = APIRouter(prefix="/audit")
+PAGE = 20
+Str = Annotated[str | None, Query(max_length=200)]
+
+
+@router.get("")
+async def audit_page(
+    request: Request,
+    parts: PartsDep,
+    session: AdminDep,
+    actor: Str = None,
+    entity: Str = None,
+    action: Str = None,
+    page: Annotated[int, Query(ge=1, le=100_000_000)] = 1,
+) -> Response:
+    filters = {"actor": actor or None, "entity": entity or None, "action": action or None}
+    result = await parts.client.call(
+        "config",
+        "GET",
+        "/api/v1/audit",
+        session.credential.get_secret_value(),
+        params={**filters, "limit": PAGE, "offset": (page - 1) * PAGE},
+    )
+    ctx: dict[str, Any] = {
+        "session": session,
+        "filters": filters,
+        "rows": [],
+        "total": 0,
+        "page": page,
+        "pages": 1,
+        "error": None if result.ok else result.message,
+    }
+    if result.ok:
+        total = int(result.data["total"])
+        ctx.update(rows=result.data["data"], total=total, **page_window(page, total, PAGE))
+    return parts.templates.TemplateResponse(request, "audit.html", ctx)
