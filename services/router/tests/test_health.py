@@ -21,7 +21,9 @@ async def served_by(router: Any, model: str) -> str:
     return raw.headers["x-turnout-provider"]
 
 
-async def eventually(router: Any, model: str, provider: str, timeout: float = 10.0) -> None:
+async def eventually(router: Any, model: str, provider: str, timeout: float = 30.0) -> None:
+    # a liveness wait, not a timing claim: on a loaded 2-core VM the shared test broker has
+    # been seen timing out fetches for several seconds (CI runs of 2026-12-04)
     t0 = time.monotonic()
     while (got := await served_by(router, model)) != provider:
         if time.monotonic() - t0 >= timeout:
@@ -70,7 +72,7 @@ async def test_unhealthy_and_disabled_providers_are_skipped(
     while f"p-{unique}" not in router.app.state.conditions.trial:
         await asyncio.sleep(0.01)
     # first in the chain for TURNOUT_HALF_OPEN_TRIAL_SHARE (10 %) of requests, so give it time
-    await eventually(router, unique, f"p-{unique}", timeout=20)
+    await eventually(router, unique, f"p-{unique}", timeout=40)
     # a system provider is reported down / open but never disabled (SPEC §2)
     await health("down", "open", auto_disabled=False)
     # one partition: once a later event (for another provider) is applied, so is that one
