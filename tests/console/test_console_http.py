@@ -195,11 +195,15 @@ def test_admin_pages_render_for_a_signed_in_admin(admin: httpx.Client) -> None:
         ("/routes", "Routes"),
         ("/users", "Users"),
         ("/usage?from=&to=&user_id=", "Usage and spend"),
+        ("/audit", "Audit log"),
+        ("/health", "Health"),
     )
     for path, heading in pages:
         page = admin.get(path)
         assert page.status_code == 200, path
         assert f"<h1>{heading}</h1>" in page.text
+    health = admin.get("/health").text
+    assert "badge badge-" in health  # the providers the suite made, each with a status badge
     missing = admin.get("/users/no-such-user")
     assert missing.status_code == 200  # the API's 404 is shown on the page
     assert '<p class="error" role="alert">' in missing.text and "no-such-user" in missing.text

@@ -15,7 +15,17 @@ from fastapi.templating import Jinja2Templates
 from turnout_common.errors import TurnoutError, ValidationFailed
 from turnout_common.web import FASTAPI_TELEMETRY, install_http_metrics, ops_router
 from turnout_common.web import _describe as describe_errors
-from turnout_console.api import admin_users, audit, auth, models, providers, routes, usage, users
+from turnout_console.api import (
+    admin_users,
+    audit,
+    auth,
+    health,
+    models,
+    providers,
+    routes,
+    usage,
+    users,
+)
 from turnout_console.client import ApiClient
 from turnout_console.deps import Parts, SignInRequired
 from turnout_console.security import SecurityHeaders
@@ -84,6 +94,7 @@ def create_app(
     app.include_router(admin_users.router)
     app.include_router(usage.router)
     app.include_router(audit.router)
+    app.include_router(health.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     install_http_metrics(app, "console")
     app.add_middleware(SecurityHeaders)
