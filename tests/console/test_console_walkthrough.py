@@ -78,6 +78,7 @@ def test_spec_walkthrough_in_the_browser(
         page.get_by_role("button", name="Add", exact=True).click()
         toast(page, f"Model {name} added.")
     page.get_by_label("Search").fill(tag)
+    page.get_by_label("Search").press("Enter")  # fill() fires no keyup/change: submit the filter
     expect(page.locator("#models").get_by_role("row")).to_have_count(3)  # head + 2
     shot(page, "models")
 

