@@ -299,8 +299,12 @@ class Up:
 
                 info.update(start_demo(info, self.state_dir))
             up_json = self.state_dir / "up.json"
-            up_json.touch(mode=0o600)
-            up_json.write_text(json.dumps(info, indent=2))
+            # atomically: whoever polls for up.json never reads a half-written one
+            tmp = up_json.with_suffix(".json.tmp")
+            tmp.unlink(missing_ok=True)
+            tmp.touch(mode=0o600)
+            tmp.write_text(json.dumps(info, indent=2))
+            os.replace(tmp, up_json)
             say(f"ready in {time.monotonic() - started:.1f}s; wrote {up_json}")
             say(f"admin token: {admin}")
             for key in ("router_url", "config_url", "health_url", "metering_url", "console_url"):

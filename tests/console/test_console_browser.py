@@ -58,7 +58,8 @@ def test_admin_signs_in_adds_tests_and_deletes_a_provider(
     shot(page, "providers")
 
     row.get_by_role("button", name="Test").click()
-    expect(page.locator(".toast").filter(has_text=name)).to_be_visible()
+    # the test's own toast ("<name>: healthy/down in … ms"), not the earlier "created" one
+    expect(page.locator(".toast").filter(has_text=f"{name}: ")).to_be_visible()
     row.get_by_role("button", name="Delete").click()  # confirm() accepted by the fixture
     expect(page.get_by_role("status").filter(has_text="Provider deleted.")).to_be_visible()
     expect(page.get_by_role("row").filter(has_text=name)).to_have_count(0)
