@@ -19,7 +19,6 @@ from turnout_router.adapters.base import Purpose
 from turnout_router.auth import authenticate
 from turnout_router.consumers import Followers
 from turnout_router.context import RequestContext
-from turnout_router.guards import kept_headers
 from turnout_router.inputs import read_body
 from turnout_router.journal import InflightJournal
 from turnout_router.limits import Budgets
@@ -196,14 +195,13 @@ class RouterApp:
                 raise ServiceUnavailable("the router is starting; retry in a moment")
             # who is asking, before a byte of the body is read
             caller = authenticate(self.state.index, h.get("authorization"), ctx.started_at)
-            power_level, task_type = kept_headers(h)
             raw = await read_body(proto, h.get("content-length"), self.max_body)
             chain = gw.admit(
                 ctx,
                 caller,
                 raw,
-                power_level,
-                task_type,
+                h.get("x-power-level"),
+                h.get("x-task-type"),
                 fallback_on_context=h.get("x-turnout-fallback-on-context") == "true",
             )
             assert ctx.inbound is not None
@@ -248,10 +246,11 @@ class RouterApp:
         h = scope.headers
         try:
             caller = authenticate(self.state.index, h.get("authorization"), time.time())
-            power_level, task_type = kept_headers(h)
             raw = await read_body(proto, h.get("content-length"), self.max_body)
             ctx = self.gateway.new_context("chat", scope.path, None)
-            body = self.gateway.select(ctx, caller, raw, power_level, task_type)
+            body = self.gateway.select(
+                ctx, caller, raw, h.get("x-power-level"), h.get("x-task-type")
+            )
             proto.response_bytes(200, JSON, orjson.dumps(body))
         except TurnoutError as err:
             proto.response_bytes(

@@ -24,7 +24,6 @@ class RequestContext:
     t0: float
     started_at: float
     source: str = "api"
-    bad_source: bool = False  # x-turnout-source was sent unfit: refused, never recorded
     caller: Caller | None = None
     inbound: Inbound | None = None
     attempts: list[dict[str, Any]] = field(default_factory=list)

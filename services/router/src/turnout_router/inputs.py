@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -9,11 +10,18 @@ import orjson
 
 from turnout_common.errors import BadRequest, RequestTooLarge, ValidationFailed
 from turnout_router.adapters.base import Purpose
-from turnout_router.guards import body_tags, printable
 
 MAX_MODEL_CHARS = 256
 """Longer names are no catalog name (and would bloat every usage record)."""
 MAX_OUTPUT_TOKENS = 10_000_000
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+"""Control characters: never in a name that reaches a usage record (PostgreSQL refuses NUL)."""
+
+
+def printable(value: str, param: str, what: str) -> None:
+    """422 naming ``param`` if ``value`` holds a control character (NUL, CR, LF, ...)."""
+    if CONTROL.search(value) is not None:
+        raise ValidationFailed(f"{param}: {what} must not contain control characters", param=param)
 
 
 @dataclass(slots=True)
@@ -141,7 +149,6 @@ def parse(purpose: Purpose, raw: bytes) -> Inbound:
     if len(model) > MAX_MODEL_CHARS:
         raise ValidationFailed(f"model: at most {MAX_MODEL_CHARS} characters", param="model")
     printable(model, "model", "a model name")
-    body_tags(body)
     inb = Inbound(purpose, body, model)
     if purpose == "chat":
         _chat(body, inb)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -17,14 +18,14 @@ from turnout_common.errors import (
     TurnoutError,
     UpstreamError,
     UpstreamTimeout,
+    ValidationFailed,
 )
 from turnout_router.adapters.base import Adapter, PreparedRequest, UpstreamTarget
 from turnout_router.adapters.openai import output_chars
 from turnout_router.adapters.registry import adapter_for
 from turnout_router.auth import Caller
 from turnout_router.context import RequestContext
-from turnout_router.guards import bad_source, routing_headers, source_ok
-from turnout_router.inputs import Inbound, parse
+from turnout_router.inputs import Inbound, parse, printable
 from turnout_router.limits import Buckets, Budgets, Limit, check_rates, rate_headers
 from turnout_router.metrics import Metrics
 from turnout_router.public_errors import public, scrub
@@ -45,6 +46,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 Call = Callable[[Adapter, PreparedRequest, Candidate, float], Awaitable[T]]
 MTOK = 1_000_000
+SOURCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
+"""What ``x-turnout-source`` may say (``api`` without it, ``lab`` from the testing lab)."""
 
 
 class Gateway:
@@ -80,21 +83,14 @@ class Gateway:
 
     # --- context ------------------------------------------------------------------------
     def new_context(self, purpose: Any, path: str, source: str | None) -> RequestContext:
-        """``source`` is ``x-turnout-source`` as sent: an unfit one never reaches the context
-        (nor a usage record, even of a request refused earlier); :meth:`admit` refuses it."""
-        ctx = RequestContext(
+        return RequestContext(
             f"req_{self.rng.getrandbits(96):024x}",
             purpose,
             path,
             time.perf_counter(),
             time.time(),
+            source or "api",
         )
-        if source is not None:
-            if source_ok(source):
-                ctx.source = source
-            else:
-                ctx.bad_source = True
-        return ctx
 
     def admit(
         self,
@@ -107,14 +103,27 @@ class Gateway:
     ) -> list[Candidate]:
         """Validation, limits and routing for an authenticated ``caller``; the attempt chain
         or a 4xx/503 error."""
+        bad_source = ctx.source != "api" and SOURCE.fullmatch(ctx.source) is None
+        if bad_source:  # never into a usage record: metering indexes it
+            ctx.source = "api"
         index = self.state.index
         ctx.caller = caller
-        if ctx.bad_source:
-            raise bad_source()
+        if bad_source:
+            raise ValidationFailed(
+                "x-turnout-source: 1 to 32 letters, digits, '.', '_' or '-'",
+                param="x-turnout-source",
+            )
         inb = parse(ctx.purpose, raw)
         ctx.inbound = inb
         cond = self.state.conditions
-        routing_headers(power_level, task_type, cond.price_caps)
+        if power_level is not None and power_level not in cond.price_caps:
+            raise ValidationFailed(
+                "x-power-level: use one of eco, balanced, precision", param="x-power-level"
+            )
+        if task_type is not None:
+            if not 0 < len(task_type) <= 64:
+                raise ValidationFailed("x-task-type: 1 to 64 characters", param="x-task-type")
+            printable(task_type, "x-task-type", "a task type")
         ctx.power_level, ctx.task_type = power_level, task_type
         # the request is valid and can be served (context windows, capabilities) before any
         # limit is touched: a refused request takes nothing from a bucket
@@ -157,7 +166,10 @@ class Gateway:
         ctx.caller = caller
         inb = parse("chat", raw)
         cond = self.state.conditions
-        routing_headers(power_level, task_type, cond.price_caps)
+        if power_level is not None and power_level not in cond.price_caps:
+            raise ValidationFailed(
+                "x-power-level: use one of eco, balanced, precision", param="x-power-level"
+            )
         need = _need(caller, inb, power_level, task_type)
         return explain(self.state.index, need, cond, self.rng)
 

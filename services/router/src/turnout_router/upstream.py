@@ -8,7 +8,6 @@ the client's problem and are returned as they are.
 from __future__ import annotations
 
 import random
-from typing import Any
 
 from turnout_common.errors import (
     RateLimited,
@@ -19,7 +18,6 @@ from turnout_common.errors import (
 )
 from turnout_common.http1 import ConnectError, HttpClient, HttpClientError, Response
 from turnout_router.adapters.base import Adapter, PreparedRequest
-from turnout_router.guards import safe_code
 
 Retryable = (UpstreamError, ServiceUnavailable, UpstreamTimeout, RateLimited)
 
@@ -63,7 +61,7 @@ class UpstreamClient:
         except Exception as exc:
             raise _mapped(exc, f"the upstream did not answer within {timeout:g}s") from exc
         if status >= 300:
-            raise _refused(adapter, status, headers, body)
+            raise adapter.error(status, headers, body)
         return status, body
 
     async def open_stream(
@@ -78,7 +76,7 @@ class UpstreamClient:
         try:
             if resp.status >= 300:
                 body = await resp.read()
-                raise _refused(adapter, resp.status, resp.headers, body)
+                raise adapter.error(resp.status, resp.headers, body)
             first = await resp.next_chunk()
         except BaseException as exc:
             resp.close()
@@ -87,14 +85,6 @@ class UpstreamClient:
             raise
         resp.clear_timeout()
         return resp, first
-
-
-def _refused(adapter: Adapter, status: int, headers: Any, body: bytes) -> TurnoutError:
-    """The adapter's error for an upstream's non-2xx answer, with a code fit to pass on (it
-    reaches the client, the usage record and a metric label): an upstream can send any text."""
-    err = adapter.error(status, headers, body)
-    err.code = safe_code(err.code, err.default_code)
-    return err
 
 
 def _mapped(exc: Exception, timeout_message: str) -> Exception:
