@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from turnout_common.errors import ConfigurationError
+from turnout_common.logs import remember_secret
 
 VIRTUAL_KEY_PREFIX = "tk-"
 
@@ -50,10 +51,13 @@ class KeyRing:
         return self._multi.encrypt(plaintext.encode()).decode()
 
     def decrypt(self, token: str) -> str:
+        """The plaintext; from now on it is scrubbed from this process's logs."""
         try:
-            return self._multi.decrypt(token.encode()).decode()
+            plain = self._multi.decrypt(token.encode()).decode()
         except InvalidToken as exc:
             raise DecryptionError("ciphertext does not open with any configured key") from exc
+        remember_secret(plain)
+        return plain
 
     def is_current(self, token: str) -> bool:
         """True if ``token`` is already encrypted with the newest key."""
