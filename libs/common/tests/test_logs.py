@@ -50,27 +50,3 @@ def test_plain_text_is_untouched() -> None:
     assert redact("routed model llama-8b to gpu-box in 12 ms") == (
         "routed model llama-8b to gpu-box in 12 ms"
     )
-
-
-def test_a_decrypted_key_of_any_shape_is_scrubbed_from_logs(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    """No pattern knows a key like ``zq…`` or ``EMPTY-ish``: decrypting it is what teaches the
-    filter (an upstream echoing it, a traceback quoting it)."""
-    ring = KeyRing([generate_key()])
-    key = "zq" + "4e7" * 10
-    assert redact(f"upstream said: bad key {key}") == f"upstream said: bad key {key}"
-    assert ring.decrypt(ring.encrypt(key)) == key
-    assert redact(f"upstream said: bad key {key}!") == "upstream said: bad key [REDACTED]!"
-    logger = logging.getLogger("test.echo")
-    logger.addFilter(RedactingFilter())
-    try:
-        with caplog.at_level(logging.INFO, logger="test.echo"):
-            try:
-                raise ValueError(f"header value {key!r} refused")
-            except ValueError:
-                logger.exception("sending failed for %s", key)
-    finally:
-        logger.removeFilter(logger.filters[-1])
-    assert key not in caplog.text
-    assert "sending failed for [REDACTED]" in caplog.text

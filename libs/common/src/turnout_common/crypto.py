@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from turnout_common.errors import ConfigurationError
-from turnout_common.logs import remember_secret
 
 VIRTUAL_KEY_PREFIX = "tk-"
 
@@ -51,13 +50,10 @@ class KeyRing:
         return self._multi.encrypt(plaintext.encode()).decode()
 
     def decrypt(self, token: str) -> str:
-        """The plaintext; from now on it is scrubbed from this process's logs."""
         try:
-            plain = self._multi.decrypt(token.encode()).decode()
+            return self._multi.decrypt(token.encode()).decode()
         except InvalidToken as exc:
             raise DecryptionError("ciphertext does not open with any configured key") from exc
-        remember_secret(plain)
-        return plain
 
     def is_current(self, token: str) -> bool:
         """True if ``token`` is already encrypted with the newest key."""

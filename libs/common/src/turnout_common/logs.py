@@ -1,8 +1,8 @@
 """Logging that never prints secrets.
 
-:class:`RedactingFilter` scrubs API keys, bearer tokens, Fernet tokens, DSN passwords,
-``"api_key": ...``-style fields and every secret the process decrypted (:func:`remember_secret`)
-from every record (message, args and exception text) before any handler formats it.
+:class:`RedactingFilter` scrubs API keys, bearer tokens, Fernet tokens, DSN passwords and
+``"api_key": ...``-style fields from every record (message, args and exception text) before
+any handler formats it.
 """
 
 from __future__ import annotations
@@ -37,33 +37,7 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
-MIN_SECRET_CHARS = 4
-_secrets: tuple[str, ...] = ()
-"""Plaintexts this process holds (provider keys): scrubbed from every log line whatever their
-shape. Copy-on-write, so a reader never sees the tuple change under it."""
-
-
-def remember_secret(value: str | None) -> None:
-    """Scrub ``value`` from every log line of this process from now on (``KeyRing.decrypt``
-    calls it for each plaintext it opens: a key shaped like no pattern above still never
-    reaches a log, whatever logs it: an upstream echoing it, a traceback)."""
-    global _secrets
-    if value and len(value) >= MIN_SECRET_CHARS and value not in _secrets:
-        # longest first: a key that contains another one is replaced whole
-        _secrets = tuple(sorted((*_secrets, value), key=len, reverse=True))
-
-
-def scrub_secrets(text: str) -> str:
-    """``text`` with every remembered secret replaced by ``[REDACTED]``."""
-    for secret in _secrets:
-        if secret in text:
-            text = text.replace(secret, REDACTED)
-    return text
-
-
 def redact(text: str) -> str:
-    """``text`` without remembered secrets, nor anything shaped like a key or a password."""
-    text = scrub_secrets(text)
     for pattern, repl in _PATTERNS:
         text = pattern.sub(repl, text)
     return text

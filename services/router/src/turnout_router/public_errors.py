@@ -9,15 +9,8 @@ client gets one fixed sentence per failure kind, with the error's class, code an
 from __future__ import annotations
 
 import copy
-import logging
-
-import orjson
 
 from turnout_common.errors import TurnoutError
-from turnout_common.logs import redact
-from turnout_router.guards import safe_code
-
-log = logging.getLogger(__name__)
 
 _KIND: dict[str | None, str] = {
     "upstream_auth_failed": "refused the credentials Turnout holds for it; an admin should "
@@ -50,37 +43,8 @@ def public(err: TurnoutError, provider: str) -> TurnoutError:
 
 
 def scrub(text: str, *secrets: str | None) -> str:
-    """``text`` fit for a log line or a trace: ``secrets``, every key this process decrypted
-    and anything shaped like a key replaced (on top of the log handler's own filter, which
-    another logging set-up may not have)."""
+    """``text`` with every configured secret in it replaced."""
     for secret in secrets:
         if secret and len(secret) >= 4:
             text = text.replace(secret, "[REDACTED]")
-    return redact(text)
-
-
-STREAM_ERROR = b'data: {"error":'
-"""How an error event starts once a stream adapter has written it (passed through or made)."""
-
-
-def stream_error(event: bytes, provider: str, request_id: str) -> bytes:
-    """The event a client gets for an upstream's error event mid-stream: the provider and the
-    error's code; the upstream's text (which may echo what was sent to it) goes to the log."""
-    try:
-        err = orjson.loads(event[len(b"data: ") :])["error"]
-    except (orjson.JSONDecodeError, KeyError, TypeError):
-        err = None
-    detail = err if isinstance(err, dict) else {}
-    raw_code = detail.get("code")
-    code = safe_code(raw_code if isinstance(raw_code, str) else None, "upstream_error")
-    log.warning(
-        "request %s: provider %r sent an error mid-stream: %s",
-        request_id, provider, scrub(str(err)[:1000]),
-    )  # fmt: skip
-    public_err = {
-        "message": f"provider {provider!r} reported an error mid-stream ({code})",
-        "type": "upstream_error",
-        "param": None,
-        "code": code,
-    }
-    return b"data: " + orjson.dumps({"error": public_err}) + b"\n\n"
+    return text

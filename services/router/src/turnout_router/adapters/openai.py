@@ -137,8 +137,6 @@ class OpenAIStream:
         if not isinstance(chunk, dict):
             return ev + b"\n\n"
         choices = chunk.get("choices")
-        if not choices and "error" in chunk:  # one shape for an error event (see streaming)
-            return b"data: " + orjson.dumps({"error": chunk["error"]}) + b"\n\n"
         self.output_chars += _content_chars(choices)
         if choices:
             fr = choices[0].get("finish_reason")
