@@ -8,21 +8,17 @@ from __future__ import annotations
 import logging
 
 from turnout_router.context import RequestContext
-from turnout_router.usage import nano_str, price_nano
 
 log = logging.getLogger("turnout_router.requests")
 
 
 def log_request(ctx: RequestContext, seconds: float) -> None:
-    inp, out, cached, estimated = ctx.tokens()
+    inp, out, _, estimated = ctx.tokens()
     cand = ctx.served
     model = ctx.inbound.model if ctx.inbound is not None else "-"
-    where, cost = "-", ""
-    if cand is not None:
-        where = cand.provider.name
-        prices = cand.deployment.int_prices
-        if prices is not None:
-            cost = f" ${nano_str(price_nano(inp, out, cached, prices))}"
+    where = cand.provider.name if cand is not None else "-"
+    amount = ctx.cost()
+    cost = f" ${amount}" if amount is not None else ""
     error = f" {ctx.error_code}" if ctx.error_code else ""
     mark = "~" if estimated else ""
     log.info(

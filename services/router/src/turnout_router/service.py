@@ -38,7 +38,7 @@ from turnout_router.routing import (
 )
 from turnout_router.selection import explain
 from turnout_router.settings import RouterSettings
-from turnout_router.state import RouterState
+from turnout_router.state import Conditions, RouterState
 from turnout_router.upstream import UpstreamClient, backoff_delay, is_retryable
 from turnout_router.usage import UsageEmitter
 
@@ -116,14 +116,7 @@ class Gateway:
         inb = parse(ctx.purpose, raw)
         ctx.inbound = inb
         cond = self.state.conditions
-        if power_level is not None and power_level not in cond.price_caps:
-            raise ValidationFailed(
-                "x-power-level: use one of eco, balanced, precision", param="x-power-level"
-            )
-        if task_type is not None:
-            if not 0 < len(task_type) <= 64:
-                raise ValidationFailed("x-task-type: 1 to 64 characters", param="x-task-type")
-            printable(task_type, "x-task-type", "a task type")
+        _check_headers(cond, power_level, task_type)
         ctx.power_level, ctx.task_type = power_level, task_type
         # the request is valid and can be served (context windows, capabilities) before any
         # limit is touched: a refused request takes nothing from a bucket
@@ -135,6 +128,7 @@ class Gateway:
         if limits:
             now = time.monotonic()
             check_rates(self.buckets, limits, est, now)
+            ctx.limits = tuple(limits)
             ctx.rate_headers = rate_headers(self.buckets, limits, now)
         ctx.tokens_charged = est
         key = caller.key
@@ -166,10 +160,7 @@ class Gateway:
         ctx.caller = caller
         inb = parse("chat", raw)
         cond = self.state.conditions
-        if power_level is not None and power_level not in cond.price_caps:
-            raise ValidationFailed(
-                "x-power-level: use one of eco, balanced, precision", param="x-power-level"
-            )
+        _check_headers(cond, power_level, task_type)
         need = _need(caller, inb, power_level, task_type)
         return explain(self.state.index, need, cond, self.rng)
 
@@ -283,22 +274,18 @@ class Gateway:
 
         ``end`` is when the answer went out (``perf_counter``); default: now.
         """
-        caller = ctx.caller
-        if caller is not None and ctx.rate_headers is not None:
+        served = ctx.served
+        provider_tpm = served.provider.tpm_limit if served is not None else None
+        if ctx.limits or provider_tpm:
             # every bucket settles to the real tokens (nothing when nothing was served)
-            inp, out, _, _ = ctx.tokens() if ctx.served is not None else (0, 0, 0, False)
+            inp, out, _, _ = ctx.tokens() if served is not None else (0, 0, 0, False)
             delta = inp + out - ctx.tokens_charged
             if delta:
-                for lim in self._limits(caller):
+                for lim in ctx.limits:
                     if lim.tpm:
                         self.buckets.adjust(lim.subject + ":tpm", lim.tpm, delta)
-        if caller is not None and ctx.served is not None:
-            p = ctx.served.provider
-            if p.tpm_limit:
-                inp, out, _, _ = ctx.tokens()
-                delta = inp + out - ctx.tokens_charged
-                if delta:
-                    self.buckets.adjust("prov:" + p.id + ":tpm", p.tpm_limit, delta)
+                if served is not None and provider_tpm:
+                    self.buckets.adjust("prov:" + served.provider.id + ":tpm", provider_tpm, delta)
         record = ctx.record(time.perf_counter() if end is None else end)
         if ctx.reservation is not None:
             # held until the emitter prices the record and charges it (Budgets.charge), so
@@ -313,6 +300,18 @@ class Gateway:
     def estimate_output(ctx: RequestContext, body: bytes) -> None:
         if ctx.usage is None or not ctx.usage.present:
             ctx.output_chars = output_chars(body)
+
+
+def _check_headers(cond: Conditions, power_level: str | None, task_type: str | None) -> None:
+    """422 naming the header for an unknown ``x-power-level`` or a bad ``x-task-type``."""
+    if power_level is not None and power_level not in cond.price_caps:
+        raise ValidationFailed(
+            "x-power-level: use one of eco, balanced, precision", param="x-power-level"
+        )
+    if task_type is not None:
+        if not 0 < len(task_type) <= 64:
+            raise ValidationFailed("x-task-type: 1 to 64 characters", param="x-task-type")
+        printable(task_type, "x-task-type", "a task type")
 
 
 async def _call(
