@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 from urllib.parse import urlsplit
 
 from turnout_common.errors import ValidationFailed
@@ -44,7 +44,7 @@ AUTH_STYLES: dict[str, str] = {
 """How each kind sends its key (the rest: ``Authorization: Bearer``; self-hosted may need none)."""
 
 
-def describe_kinds() -> list[dict[str, object]]:
+def describe_kinds() -> list[dict[str, Any]]:
     """Every provider kind: default URL, how its key is sent, whether users may bring a key."""
     return [
         {

@@ -78,7 +78,6 @@ async def get_snapshot_alias(state: StateDep, _: AdminReadDep) -> dict[str, Any]
 
 
 @router.get("/lab/templates")
-async def lab_templates(state: StateDep, _: AdminReadDep) -> dict[str, Any]:
+async def lab_templates(state: StateDep, _: AdminReadDep) -> Page[dict[str, Any]]:
     """The testing lab's prompt templates, in the list envelope."""
-    items = await lab.templates(state.pool)
-    return {"data": items, "total": len(items), "limit": len(items), "offset": 0}
+    return Page[dict[str, Any]].whole(await lab.templates(state.pool))

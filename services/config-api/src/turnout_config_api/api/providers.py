@@ -33,11 +33,10 @@ Capability = Literal["streaming", "tools", "vision", "json_mode"]
 
 
 @router.get("/kinds")
-async def provider_kinds(_: AdminReadDep) -> dict[str, Any]:
+async def provider_kinds(_: AdminReadDep) -> Page[dict[str, Any]]:
     """Every provider kind: its default base URL (or an example for self-hosted servers), how
     its key is sent, and whether a user may bring their own key for it (BYOK)."""
-    kinds = describe_kinds()
-    return {"data": kinds, "total": len(kinds), "limit": len(kinds), "offset": 0}
+    return Page[dict[str, Any]].whole(describe_kinds())
 
 
 @router.get("", response_model=Page[ProviderOut])
