@@ -87,11 +87,14 @@
     chart = new window.uPlot({
       width: Math.max(600, box.clientWidth - 10), height: 240,
       series: [{}, { label: measure, stroke: "#2f5bd3", fill: "rgba(47,91,211,0.1)", points: { show: true } }],
-      axes: [{}, { size: 90, values: function (u, splits) {
+      axes: [{}, { size: 120, values: function (u, splits) {
         return splits.map(function (v) { return v === 0 ? "0" : Number(v.toPrecision(3)).toString(); });
       } }],
-      scales: { x: { time: true, range: function (u, min, max) {
-        return min === max ? [min - 86400, max + 86400] : [min, max];  // one day: show ±1 day
+      // the days in the data (uPlot's own guess for a single day spans years): one day is
+      // shown with a day either side
+      scales: { x: { time: true, range: function () {
+        var lo = Math.min.apply(null, xs), hi = Math.max.apply(null, xs);
+        return lo === hi ? [lo - 86400, hi + 86400] : [lo, hi];
       } } },
     }, [xs, ys], box);
     document.querySelectorAll("[data-measure]").forEach(function (b) {
