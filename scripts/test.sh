@@ -5,4 +5,5 @@ cd "$(dirname "$0")/.."
 uv run ruff check .
 uv run ruff format --check .
 uv run mypy
+uv run python scripts/import_cycles.py
 uv run pytest "$@"

@@ -11,8 +11,8 @@ from decimal import Decimal
 from turnout_common.broker import Producer
 from turnout_common.events import BillingEvent
 from turnout_common.testing.waiting import wait_until
-from turnout_metering.consumer import UsageConsumer
 from turnout_metering.runtime import Runtime
+from turnout_metering.usage.consumer import UsageConsumer
 
 from .conftest import usage
 

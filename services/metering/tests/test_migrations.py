@@ -14,11 +14,11 @@ import pytest
 
 from turnout_common.events import UsageEvent
 from turnout_common.migrations import migrate
-from turnout_metering import usage_repo
-from turnout_metering.ingest import COLUMNS, TEMP_DDL, _row, write_batch
-from turnout_metering.latency import BOUNDS, bucket_index_sql, histogram_sql
-from turnout_metering.main import migrations
-from turnout_metering.usage_repo import UsageFilter
+from turnout_metering.migrations import migrations
+from turnout_metering.usage import queries as usage_repo
+from turnout_metering.usage.latency import BOUNDS, bucket_index_sql, histogram_sql
+from turnout_metering.usage.queries import UsageFilter
+from turnout_metering.usage.repository import COLUMNS, TEMP_DDL, _row, write_batch
 
 from .conftest import usage
 

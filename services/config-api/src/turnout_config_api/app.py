@@ -73,7 +73,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        from turnout_config_api.main import migrations
+        from turnout_config_api.migrations import migrations
 
         dsn = settings.database_url.get_secret_value()
         if settings.run_migrations:

@@ -118,7 +118,7 @@ async def _start(
     oidc: OidcVerifier | None,
     tracing: HealthTracing | None = None,
 ) -> None:
-    from turnout_health.main import migrations
+    from turnout_health.migrations import migrations
 
     if settings.admin_token is None:
         raise ConfigurationError(

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from turnout_common.migrations import Migration, load_migrations
+# the CLI (`turnout migrate`) reads these three from every service's main module
+from turnout_metering.migrations import SCHEMA, USES_OUTBOX, migrations
 
-SCHEMA: str | None = "metering"
-USES_OUTBOX = True
-
-
-def migrations() -> list[Migration]:
-    return load_migrations("turnout_metering.migrations")
+__all__ = ["SCHEMA", "USES_OUTBOX", "migrations", "serve"]
 
 
 def serve() -> None:

@@ -20,10 +20,10 @@ from turnout_common.tasks import cancel
 from turnout_common.topics import ALL_TOPICS, Topic
 from turnout_metering.clock import Clock, SystemClock
 from turnout_metering.config_state import ConfigState, Subject
-from turnout_metering.consumer import UsageConsumer
-from turnout_metering.credits import CreditService
-from turnout_metering.ingestor import Ingestor
+from turnout_metering.credits.service import CreditService
 from turnout_metering.settings import MeteringSettings
+from turnout_metering.usage.consumer import UsageConsumer
+from turnout_metering.usage.service import Ingestor
 
 if TYPE_CHECKING:
     from opentelemetry.trace import TracerProvider
@@ -89,7 +89,7 @@ class Runtime:
         s = self.settings
         if s.admin_token is None:
             raise ConfigurationError("TURNOUT_ADMIN_TOKEN is required (config snapshot auth)")
-        from turnout_metering.main import migrations
+        from turnout_metering.migrations import migrations
 
         dsn = s.database_url.get_secret_value()
         await migrate_dsn(dsn, self.schema, migrations(), outbox=True)

@@ -42,7 +42,7 @@ from opentelemetry.util.types import AttributeValue
 
 from turnout_common.events import UsageEvent
 from turnout_common.tracing import ServiceTracing
-from turnout_metering.ingest import BatchResult
+from turnout_metering.usage.repository import BatchResult
 
 if TYPE_CHECKING:
     from turnout_metering.settings import MeteringSettings

@@ -10,8 +10,8 @@ from fastapi import APIRouter, Path, Query
 from turnout_common.auth import Principal
 from turnout_common.errors import NotFound
 from turnout_common.web import MAX_OFFSET
-from turnout_metering import credit_repo
-from turnout_metering.credit_view import describe
+from turnout_metering.credits import repository as credit_repo
+from turnout_metering.credits.queries import describe
 from turnout_metering.deps import AdminDep, PrincipalDep, RuntimeDep, scoped_user
 from turnout_metering.runtime import Runtime
 from turnout_metering.schemas import AdjustmentIn, Credits, GrantIn, LedgerEntry, LedgerPage

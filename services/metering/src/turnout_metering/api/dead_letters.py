@@ -9,8 +9,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from turnout_metering import dead_letters
 from turnout_metering.deps import AdminDep, RuntimeDep
+from turnout_metering.usage import dead_letters
 
 router = APIRouter(prefix="/api/v1/dead-letters", tags=["dead letters"])
 

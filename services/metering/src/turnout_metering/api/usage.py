@@ -11,10 +11,10 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from turnout_common.errors import BadRequest
 from turnout_common.web import MAX_OFFSET
-from turnout_metering import usage_repo
 from turnout_metering.deps import PrincipalDep, RuntimeDep, scoped_user
 from turnout_metering.schemas import GroupBy, UsagePage, UsageRecord, UsageSummary
-from turnout_metering.usage_repo import UsageFilter
+from turnout_metering.usage import queries
+from turnout_metering.usage.queries import UsageFilter
 
 router = APIRouter(prefix="/api/v1", tags=["usage"])
 
@@ -76,7 +76,7 @@ async def list_usage(
     if fmt == "json" and limit > 1000:
         raise BadRequest("limit is at most 1000 for JSON (use format=csv to export)", param="limit")
     async with runtime.pool.acquire() as conn:
-        rows, total = await usage_repo.list_usage(conn, f, start, end, limit, offset)
+        rows, total = await queries.list_usage(conn, f, start, end, limit, offset)
     records = [UsageRecord.model_validate(dict(r)) for r in rows]
     if fmt == "csv":
         return Response(
@@ -112,7 +112,7 @@ async def summarize(
     if start is not None and end is not None and end < start:
         raise BadRequest("'to' must not be before 'from'", param="to")
     async with runtime.pool.acquire() as conn:
-        data, totals = await usage_repo.summary(conn, f, group_by, start, end)
+        data, totals = await queries.summary(conn, f, group_by, start, end)
     return UsageSummary.model_validate(
         {"group_by": group_by, "start": start, "end": end, "data": data, "totals": totals}
     )

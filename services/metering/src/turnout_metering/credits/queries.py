@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from turnout_common.errors import NotFound
-from turnout_metering import credit_repo as repo
+from turnout_metering.credits import repository as repo
 from turnout_metering.runtime import Runtime
 from turnout_metering.schemas import Credits, KeyCredit
 

@@ -24,10 +24,10 @@ from turnout_common.broker import make_consumer, stop_consumer
 from turnout_common.events import UsageEvent
 from turnout_common.tasks import cancel
 from turnout_metering import metrics
-from turnout_metering.dead_letters import DeadLetter, Origin, describe, is_data_error
-from turnout_metering.ingest import BatchResult
-from turnout_metering.ingestor import Ingestor
 from turnout_metering.settings import MeteringSettings
+from turnout_metering.usage.dead_letters import DeadLetter, Origin, describe, is_data_error
+from turnout_metering.usage.repository import BatchResult
+from turnout_metering.usage.service import Ingestor
 
 if TYPE_CHECKING:
     from turnout_metering.tracing import MeteringTracing

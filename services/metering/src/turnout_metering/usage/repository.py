@@ -18,7 +18,7 @@ import orjson
 
 from turnout_common.events import UsageEvent
 from turnout_metering.config_state import Subject
-from turnout_metering.latency import bucket_index_sql, histogram_sql
+from turnout_metering.usage.latency import bucket_index_sql, histogram_sql
 
 COLUMNS = (
     "seq", "request_id", "event_id", "started_at", "period", "user_id", "key_id", "purpose",

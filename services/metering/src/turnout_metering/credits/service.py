@@ -17,10 +17,10 @@ import asyncpg
 from turnout_common.errors import Conflict
 from turnout_common.events import CreditEvent
 from turnout_common.outbox import enqueue_many
-from turnout_metering import credit_repo as repo
 from turnout_metering import metrics
 from turnout_metering.clock import Clock, period_of, previous_period
 from turnout_metering.config_state import ConfigState, Subject
+from turnout_metering.credits import repository as repo
 
 
 def matters(old: Any, new: dict[str, Any]) -> bool:

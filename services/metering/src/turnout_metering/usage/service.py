@@ -10,11 +10,12 @@ import asyncpg
 
 from turnout_common.events import UsageEvent
 from turnout_common.outbox import enqueue_many
-from turnout_metering import dead_letters, metrics
-from turnout_metering.billing import billing_payload
-from turnout_metering.credits import CreditService
-from turnout_metering.dead_letters import DeadLetter
-from turnout_metering.ingest import BatchResult, write_batch
+from turnout_metering import metrics
+from turnout_metering.credits.service import CreditService
+from turnout_metering.usage import dead_letters
+from turnout_metering.usage.billing import billing_payload
+from turnout_metering.usage.dead_letters import DeadLetter
+from turnout_metering.usage.repository import BatchResult, write_batch
 
 
 class RateMeter:

@@ -8,7 +8,7 @@ from typing import Any
 
 import asyncpg
 
-from turnout_metering.latency import percentile, sum_histograms
+from turnout_metering.usage.latency import percentile, sum_histograms
 
 LIST_COLUMNS = (
     "request_id, started_at, user_id, key_id, purpose, source, requested_model, model,"
