@@ -17,16 +17,18 @@ from turnout_common.errors import NotFound, ServiceUnavailable, TurnoutError
 from turnout_common.topics import CONFIG, CREDIT, HEALTH, USAGE
 from turnout_router.adapters.base import Purpose
 from turnout_router.auth import authenticate
+from turnout_router.budgets import Budgets
 from turnout_router.consumers import Followers
 from turnout_router.context import RequestContext
 from turnout_router.inputs import read_body
 from turnout_router.journal import InflightJournal
-from turnout_router.limits import Budgets
+from turnout_router.limiter import Limiter
 from turnout_router.metrics import Metrics
 from turnout_router.models import get_model, list_models
 from turnout_router.request_log import log_request
 from turnout_router.service import Gateway
 from turnout_router.settings import RouterSettings
+from turnout_router.shared import shared_store
 from turnout_router.state import RouterState
 from turnout_router.streaming import stream, unary
 from turnout_router.upstream import UpstreamClient
@@ -63,6 +65,7 @@ class RouterApp:
         self.state = RouterState(KeyRing(keys) if keys else None)
         self.metrics = Metrics()
         self.budgets = Budgets(self.state)
+        self.limiter = Limiter(self.budgets, shared_store(s))
         self.client = UpstreamClient(
             pool_size=s.upstream_pool_size, connect_timeout=s.connect_timeout_s
         )
@@ -76,7 +79,7 @@ class RouterApp:
             replay_interval_s=s.usage_replay_interval_s,
             resend_window_s=s.usage_resend_window_s,
             resend_max_bytes=int(s.usage_resend_max_mb * (1 << 20)),
-            on_cost=self.budgets.charge,
+            on_cost=self.limiter.charge,
         )
         self.tracing: RouterTracing | None = None  # None: no span work on the request path
         if tracer_provider is not None or s.tracing_requested():
@@ -84,7 +87,9 @@ class RouterApp:
 
             self.tracing = RouterTracing.create(s, tracer_provider)
         self.followers = Followers(s, self.state, tracing=self.tracing)
-        self.gateway = Gateway(s, self.state, self.client, self.emitter, self.metrics, self.budgets)
+        self.gateway = Gateway(
+            s, self.state, self.client, self.emitter, self.metrics, self.budgets, self.limiter
+        )
         self.journal = InflightJournal(s.spool_dir) if s.inflight_journal else None
         self.request_log = s.request_log
         self.started = False
@@ -93,6 +98,11 @@ class RouterApp:
         self.metrics.gauges["turnout_router_usage_pending"] = lambda: self.emitter.pending
         self.metrics.gauges["turnout_router_usage_spooled_total"] = lambda: self.emitter.spooled
         self.metrics.gauges["turnout_router_config_revision"] = lambda: self.state.config_revision
+        if (store := self.limiter.shared) is not None:
+            self.metrics.gauges["turnout_router_shared_limits_up"] = lambda: float(store.up)
+            self.metrics.counters["turnout_router_shared_limits_fallback_total"] = lambda: (
+                store.fallbacks
+            )
 
     # --- lifecycle ----------------------------------------------------------------------
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -118,6 +128,8 @@ class RouterApp:
                 self.emitter.emit(record)
             self.journal.open()
         await self.followers.start()
+        if self.limiter.shared is not None:
+            await self.limiter.shared.start()
         log.debug("topics %.3fs, followers %.3fs", t1 - t0, time.perf_counter() - t1)
         self.started = True
         # long-lived startup objects leave the collector's view: cheaper full collections
@@ -136,6 +148,8 @@ class RouterApp:
         await asyncio.sleep(0)  # pending settle() callbacks run before the emitter stops
         await self.followers.stop()
         await self.emitter.stop()
+        if self.limiter.shared is not None:
+            await self.limiter.shared.close()
         if self.journal is not None:
             self.journal.close()
         await self.client.close()
@@ -196,7 +210,7 @@ class RouterApp:
             # who is asking, before a byte of the body is read
             caller = authenticate(self.state.index, h.get("authorization"), ctx.started_at)
             raw = await read_body(proto, h.get("content-length"), self.max_body)
-            chain = gw.admit(
+            chain = await gw.admit(
                 ctx,
                 caller,
                 raw,

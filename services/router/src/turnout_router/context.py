@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 from turnout_router.adapters.base import Purpose, UsageCounts
 from turnout_router.auth import Caller
+from turnout_router.budgets import Reservation
 from turnout_router.inputs import Inbound
-from turnout_router.limits import Limit, Reservation
+from turnout_router.ratelimits import Limit
 from turnout_router.routing import Candidate
 from turnout_router.usage import nano_str, price, price_nano
 
@@ -41,6 +42,7 @@ class RequestContext:
     power_level: str | None = None
     task_type: str | None = None
     limits: tuple[Limit, ...] = ()  # the caller's rate limits, looked up once per request
+    limits_shared: bool = False  # taken in the shared store (turnout_router.shared)
     rate_headers: list[tuple[str, str]] | None = None  # x-ratelimit-*, when limits apply
     trace: RequestTrace | None = None  # set only while tracing is on (turnout_router.tracing)
 

@@ -148,6 +148,7 @@ class Metrics:
             (MODEL,),
         )
         self.gauges: dict[str, Callable[[], float]] = {}
+        self.counters: dict[str, Callable[[], float]] = {}  # plain counters read at scrape
 
     def observe(self, path: str, status: int, seconds: float, method: str = "POST") -> None:
         """One data-plane HTTP request (``path`` is one of the fixed data-plane routes)."""
@@ -195,4 +196,6 @@ class Metrics:
             family.render(out)
         for name, fn in sorted(self.gauges.items()):
             out += [f"# TYPE {name} gauge", f"{name} {fn():g}"]
+        for name, fn in sorted(self.counters.items()):
+            out += [f"# TYPE {name} counter", f"{name} {fn():g}"]
         return ("\n".join(out) + "\n").encode()

@@ -24,11 +24,13 @@ from turnout_router.adapters.base import Adapter, PreparedRequest, UpstreamTarge
 from turnout_router.adapters.openai import output_chars
 from turnout_router.adapters.registry import adapter_for
 from turnout_router.auth import Caller
+from turnout_router.budgets import Budgets
 from turnout_router.context import RequestContext
 from turnout_router.inputs import Inbound, parse, printable
-from turnout_router.limits import Buckets, Budgets, Limit, check_rates, rate_headers
+from turnout_router.limiter import Limiter
 from turnout_router.metrics import Metrics
 from turnout_router.public_errors import public, scrub
+from turnout_router.ratelimits import Limit
 from turnout_router.routing import (
     NO_UPSTREAM_RETRY_S,
     Candidate,
@@ -61,6 +63,7 @@ class Gateway:
         emitter: UsageEmitter,
         metrics: Metrics,
         budgets: Budgets,
+        limiter: Limiter | None = None,
     ) -> None:
         self.settings = settings
         self.state = state
@@ -68,7 +71,8 @@ class Gateway:
         self.emitter = emitter
         self.metrics = metrics
         self.budgets = budgets
-        self.buckets = Buckets()
+        self.limiter = limiter or Limiter(budgets)
+        self.buckets = self.limiter.buckets
         self.rng = random.Random()
         # the settings' part of the routing conditions, once; health events replace the rest
         state.conditions = replace(
@@ -92,7 +96,7 @@ class Gateway:
             source or "api",
         )
 
-    def admit(
+    async def admit(
         self,
         ctx: RequestContext,
         caller: Caller,
@@ -125,20 +129,16 @@ class Gateway:
         chain = plan(index, need, cond, self.rng)
         est = inb.prompt_tokens + (inb.max_tokens or 0)
         limits = self._limits(caller)
-        if limits:
-            now = time.monotonic()
-            check_rates(self.buckets, limits, est, now)
-            ctx.limits = tuple(limits)
-            ctx.rate_headers = rate_headers(self.buckets, limits, now)
         ctx.tokens_charged = est
-        key = caller.key
         user = caller.user
+        estimate: float | None = None
+        out = inb.max_tokens or self.settings.default_output_tokens
         if self.state.credits or (user is not None and user.budget_usd is not None):
             d = chain[0].deployment
-            out = inb.max_tokens or self.settings.default_output_tokens
             estimate = float(inb.prompt_tokens * d.input_price + out * d.output_price) / MTOK
+        if limits or estimate is not None:
             try:
-                ctx.reservation = self.budgets.reserve(key.user_id, key.id, estimate, user)
+                await self.limiter.admit(ctx, caller, limits, est, estimate)
             except InsufficientQuota as err:
                 if inb.max_tokens is None:
                     err.message += (
@@ -281,9 +281,7 @@ class Gateway:
             inp, out, _, _ = ctx.tokens() if served is not None else (0, 0, 0, False)
             delta = inp + out - ctx.tokens_charged
             if delta:
-                for lim in ctx.limits:
-                    if lim.tpm:
-                        self.buckets.adjust(lim.subject + ":tpm", lim.tpm, delta)
+                self.limiter.settle_tokens(ctx, delta)
                 if served is not None and provider_tpm:
                     self.buckets.adjust("prov:" + served.provider.id + ":tpm", provider_tpm, delta)
         record = ctx.record(time.perf_counter() if end is None else end)

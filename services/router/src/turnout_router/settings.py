@@ -47,6 +47,12 @@ class RouterSettings(CommonSettings):
     balanced_max_latency_ms: float | None = Field(5_000.0, gt=0)
     precision_max_latency_ms: float | None = Field(2_000.0, gt=0)
 
+    # shared rate limits and budget reservations (turnout_router.shared); unset: per replica
+    redis_url: str | None = Field(None, description="redis:// or rediss:// URL (or Valkey)")
+    redis_prefix: str = Field("turnout:", max_length=64, description="prefix of every key")
+    redis_timeout_ms: float = Field(250.0, gt=0, description="connect / answer timeout")
+    redis_retry_s: float = Field(1.0, gt=0, description="ping interval while unreachable")
+
     # defaults when a key / provider sets none (None = unlimited)
     default_output_tokens: int = Field(256, ge=1, description="budget estimate w/o max_tokens")
 
