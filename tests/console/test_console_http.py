@@ -175,16 +175,18 @@ def test_every_state_changing_route_refuses_a_request_without_the_csrf_token(
 ) -> None:
     from fastapi.routing import APIRoute
 
-    from turnout_console.api import admin_users, auth, models, providers, routes, users
+    from turnout_console.api import admin_users, auth, lab, models, providers, routes, users
 
-    modules = (admin_users, auth, models, providers, routes, users)
+    modules = (admin_users, auth, lab, models, providers, routes, users)
     found = [r for m in modules for r in m.router.routes if isinstance(r, APIRoute)]
     posts = [r.path for r in found if "POST" in r.methods and r.path != "/login"]
-    assert {"/providers", "/models", "/users", "/routes/{purpose}", "/logout"} <= set(posts)
+    assert {"/providers", "/models", "/users", "/routes/{purpose}", "/logout", "/lab/run"} <= set(
+        posts
+    )
     for path in posts:
         url = path.replace("{purpose}", "chat").replace("{ref}", "x").replace("{model_id}", "x")
         url = url.replace("{user_id}", "u").replace("{key_id}", "k")
-        resp = admin.post(url, data={"name": "x", "model": "x", "amount": "1"})
+        resp = admin.post(url, data={"name": "x", "model": "x", "amount": "1", "prompt": "x"})
         assert resp.status_code == 403, (path, resp.status_code, resp.text[:200])
         assert "CSRF" in resp.text
 
@@ -197,6 +199,7 @@ def test_admin_pages_render_for_a_signed_in_admin(admin: httpx.Client) -> None:
         ("/usage?from=&to=&user_id=", "Usage and spend"),
         ("/audit", "Audit log"),
         ("/health", "Health"),
+        ("/lab", "Testing lab"),
     )
     for path, heading in pages:
         page = admin.get(path)
@@ -228,3 +231,28 @@ def test_the_audit_log_shows_a_change_made_in_the_console(admin: httpx.Client) -
     assert made.status_code == 200
     page = admin.get("/audit", params={"entity": "provider", "action": "create"}).text
     assert name in page and "<details>" in page
+
+
+def test_the_lab_offers_the_templates_and_streams_the_routers_refusal(
+    admin: httpx.Client,
+) -> None:
+    lab = admin.get("/lab").text
+    for name in ("Explain Quantum Physics", "Code a Function", "Role-Playing"):
+        assert name in lab
+    assert lab.count('<option value="') >= 10 + 1  # the templates and "auto"
+    csrf = _csrf(lab)
+    no_key = admin.post("/lab/run", headers={"X-CSRF-Token": csrf}, data={"prompt": "hi"})
+    assert no_key.status_code == 422 and "virtual keys only" in no_key.text
+    typed = "tk-not-a-virtual-key-" + uuid.uuid4().hex
+    bad = admin.post(
+        "/lab/run", headers={"X-CSRF-Token": csrf}, data={"prompt": "hi", "key": typed}
+    )
+    assert bad.status_code == 200 and bad.headers["content-type"].startswith("text/event-stream")
+    assert bad.text.startswith("event: error") and "HTTP 401" in bad.text
+    assert typed not in bad.text
+    hot = admin.post(
+        "/lab/run",
+        headers={"X-CSRF-Token": csrf},
+        data={"prompt": "hi", "key": typed, "temperature": "9"},
+    )
+    assert hot.status_code == 422 and "temperature" in hot.text

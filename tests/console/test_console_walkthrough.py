@@ -2,8 +2,8 @@
 local upstream: provider → test → models → chat route with a fallback → user → key (shown
 once) → a request → the user's usage with exact tokens and cost → revoke.
 
-The testing lab page is not built yet, so the request is sent with the OpenAI wire format
-straight to the router (what the lab would do); every other step is the UI only."""
+Every step is the UI only; only the final check that the router refuses the revoked key
+talks to the router directly."""
 
 from __future__ import annotations
 
@@ -29,6 +29,17 @@ def upstream() -> Iterator[tuple[FakeOpenAI, LocalServer]]:
     server = LocalServer(fake.app).start()
     yield fake, server
     server.stop()
+
+
+WATCH_ANSWER = """() => {
+  window.labSeen = [];
+  const el = document.getElementById("lab-answer");
+  new MutationObserver(() => {
+    const t = el.textContent;
+    if (t && window.labSeen[window.labSeen.length - 1] !== t) window.labSeen.push(t);
+  }).observe(el, {childList: true, characterData: true, subtree: true});
+}"""
+"""Records every text the answer shows while it streams (each distinct, in order)."""
 
 
 def sign_in(page: Any, base: str, token: str) -> None:
@@ -110,29 +121,44 @@ def test_spec_walkthrough_in_the_browser(
     page.reload()
     assert secret not in page.content()  # shown once, never again
 
-    # 5. a request as the user (what the lab sends), on the chat route
-    messages = [{"role": "user", "content": "hello from the console walkthrough"}]
-
-    def ask() -> httpx.Response | None:
-        resp = httpx.post(
-            system.url("router") + "/v1/chat/completions",
-            timeout=30,
-            headers={"Authorization": f"Bearer {secret}"},
-            json={"model": "auto", "messages": messages},
-        )
-        return resp if resp.status_code == 200 else None
-
-    answer = poll_until(ask, timeout=20, interval=0.3)
-    assert answer is not None
-    tokens_in, tokens_out = prompt_tokens(messages), count_words(fake.behaviour.reply)
-    assert answer.json()["usage"]["prompt_tokens"] == tokens_in
-    cost = (tokens_in * Decimal("0.2") + tokens_out * Decimal("0.6")) / Decimal(1_000_000)
-
-    # 6. the user signs in with the key and sees the request, exact to the token and cent
+    # 5. the user signs in with the key (once the router knows it) and runs a lab prompt on
+    # "auto" (the chat route), watching the answer stream in
     page.get_by_role("button", name="Sign out").click()
-    sign_in(page, base, secret)
-    expect(page.get_by_role("heading", name="My usage")).to_be_visible()
+
+    def signed_in_as_user() -> bool:
+        sign_in(page, base, secret)
+        return page.get_by_role("heading", name="My usage").count() > 0
+
+    assert poll_until(signed_in_as_user, timeout=20, interval=0.5)
     expect(page.locator(".who")).to_contain_text(user)
+    page.get_by_role("link", name="Testing lab").click()
+    prompt = "hello from the console walkthrough"
+    messages = [{"role": "user", "content": prompt}]
+    tokens_in, tokens_out = prompt_tokens(messages), count_words(fake.behaviour.reply)
+    cost = (tokens_in * Decimal("0.2") + tokens_out * Decimal("0.6")) / Decimal(1_000_000)
+    expect(page.get_by_label("Model", exact=True)).to_have_value("auto")
+    page.get_by_label("Prompt").fill(prompt)
+    fake.behaviour.chunk_delay_s = 0.15  # one word at a time, so the page shows it growing
+    page.evaluate(WATCH_ANSWER)
+    page.get_by_role("button", name="Send").click()
+    answer = page.locator("#lab-answer")
+    expect(answer).to_have_text(fake.behaviour.reply, timeout=20_000)
+    fake.behaviour.chunk_delay_s = 0.0
+    seen = page.evaluate("window.labSeen")
+    assert len(seen) >= 3 and all(fake.behaviour.reply.startswith(t) for t in seen), seen
+    metrics = page.locator("#lab-metrics")
+    expect(metrics.locator('[data-metric="model"]')).to_have_text(model)
+    expect(metrics.locator('[data-metric="input_tokens"]')).to_have_text(str(tokens_in))
+    expect(metrics.locator('[data-metric="output_tokens"]')).to_have_text(str(tokens_out))
+    expect(metrics.locator('[data-metric="ttft_ms"]')).to_contain_text("ms")
+    expect(page.locator("#lab-cost [data-cost]")).to_be_visible(timeout=20_000)
+    assert Decimal(page.locator("#lab-cost [data-cost]").get_attribute("data-cost")) == cost
+    history = page.locator("#lab-history").get_by_role("row").filter(has_text=model)
+    expect(history.first).to_be_visible()
+    shot(page, "lab")
+
+    # 6. the request is in the user's usage, exact to the token and cent
+    page.get_by_role("link", name="My usage").click()
 
     def usage_row() -> Any:
         page.reload()
@@ -164,7 +190,7 @@ def test_spec_walkthrough_in_the_browser(
     with page.expect_download() as download:
         page.get_by_role("link", name="Download CSV").click()
     csv_text = open(download.value.path()).read()
-    assert answer.headers.get("x-request-id", "") in csv_text and model in csv_text
+    assert model in csv_text and ",lab," in csv_text
 
     page.goto(f"{base}/users/{user}")
     page.get_by_role("row").filter(has_text="laptop").get_by_role("button", name="Revoke").click()

@@ -20,6 +20,7 @@ from turnout_console.api import (
     audit,
     auth,
     health,
+    lab,
     models,
     providers,
     routes,
@@ -95,6 +96,7 @@ def create_app(
     app.include_router(usage.router)
     app.include_router(audit.router)
     app.include_router(health.router)
+    app.include_router(lab.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     install_http_metrics(app, "console")
     app.add_middleware(SecurityHeaders)

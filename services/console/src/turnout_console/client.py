@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -77,3 +79,23 @@ class ApiClient:
         except (aiohttp.ClientError, TimeoutError) as exc:
             # never the URL or the credential: the kind of failure and the service only
             return ApiResult(0, f"the {service} service did not answer ({type(exc).__name__})")
+
+    @asynccontextmanager
+    async def open_stream(
+        self,
+        service: Service,
+        path: str,
+        credential: str,
+        *,
+        json: Any,
+        headers: dict[str, str] | None = None,
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """A POST whose answer is read as it arrives (the lab's SSE); the caller reads
+        ``resp.content`` line by line. Connection errors propagate as aiohttp errors."""
+        assert self._http is not None, "ApiClient.start() first"
+        sent = {"Authorization": f"Bearer {credential}", **(headers or {})}
+        timeout = aiohttp.ClientTimeout(total=None, sock_read=self.timeout.total)
+        async with self._http.post(
+            self.bases[service] + path, json=json, headers=sent, timeout=timeout
+        ) as resp:
+            yield resp

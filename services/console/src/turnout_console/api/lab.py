@@ -1,0 +1,205 @@
+"""The testing lab (seed 002), for admins and end users: a model picker (or ``auto`` with a
+power level), the gateway's prompt templates, a composer, the answer streamed in as it
+arrives, then tokens, latency, time to first token and (from metering) the exact cost; the
+lab's history and per-model stats.
+
+A lab request is an ordinary data-plane request (routed, limited and billed) sent with
+``x-turnout-source: lab``. The router takes virtual keys only: an end user's runs use their
+own key; an admin types the key to send as for each run (it is never stored or shown)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import Response, StreamingResponse
+
+from turnout_common.errors import ValidationFailed
+from turnout_console.deps import CsrfDep, PartsDep, SessionDep
+from turnout_console.lab_stream import relay
+from turnout_console.sessions import Session
+from turnout_console.views import page_window, safe_segment
+
+router = APIRouter(prefix="/lab")
+PAGE = 10
+MAX_POLLS = 20
+PICKER_MAX = 200
+
+
+async def _templates(parts: PartsDep, cred: str) -> tuple[list[dict[str, Any]] | None, str]:
+    result = await parts.client.call("config", "GET", "/api/v1/lab/templates", cred)
+    if result.ok and isinstance(result.data, dict):
+        return result.data.get("data", []), ""
+    if result.status in (401, 403):
+        return None, (
+            "The gateway does not offer the lab templates to a virtual key yet (its "
+            "self-service API is still to come); write your own prompt below."
+        )
+    return None, f"The templates could not be loaded: {result.message}"
+
+
+async def _models(parts: PartsDep, session: Session) -> list[str]:
+    """Chat models the picker suggests (any name can be typed): the router's list for a
+    key, the catalog's chat models for an admin."""
+    cred = session.credential.get_secret_value()
+    if session.role == "user":
+        result = await parts.client.call("router", "GET", "/v1/models", cred)
+        rows = result.data.get("data", []) if result.ok and isinstance(result.data, dict) else []
+        return sorted({str(r.get("id")) for r in rows if r.get("id")})[:PICKER_MAX]
+    result = await parts.client.call(
+        "config",
+        "GET",
+        "/api/v1/models",
+        cred,
+        params={"purpose": "chat", "sort": "name", "limit": PICKER_MAX},
+    )
+    rows = result.data.get("data", []) if result.ok and isinstance(result.data, dict) else []
+    return sorted({str(r["name"]) for r in rows if r.get("name")})
+
+
+async def _history(parts: PartsDep, cred: str, page: int) -> dict[str, Any]:
+    result = await parts.client.call(
+        "metering",
+        "GET",
+        "/api/v1/lab/history",
+        cred,
+        params={"limit": PAGE, "offset": (page - 1) * PAGE},
+    )
+    if not result.ok:
+        return {"rows": [], "error": result.message, "page": page, "pages": 1, "total": 0}
+    total = int(result.data.get("total", 0))
+    return {
+        "rows": result.data["data"],
+        "error": None,
+        "total": total,
+        **page_window(page, total, PAGE),
+    }
+
+
+async def _stats(parts: PartsDep, cred: str) -> dict[str, Any]:
+    result = await parts.client.call(
+        "metering", "GET", "/api/v1/lab/stats", cred, params={"group_by": "model"}
+    )
+    if not result.ok:
+        return {"stats": [], "totals": None, "stats_error": result.message}
+    return {"stats": result.data["data"], "totals": result.data["totals"], "stats_error": None}
+
+
+PageQ = Annotated[int, Query(ge=1, le=100_000)]
+
+
+@router.get("")
+async def lab_page(request: Request, parts: PartsDep, session: SessionDep) -> Response:
+    cred = session.credential.get_secret_value()
+    templates, templates_note = await _templates(parts, cred)
+    return parts.templates.TemplateResponse(
+        request,
+        "lab.html",
+        {
+            "session": session,
+            "lab_templates": templates,
+            "templates_note": templates_note,
+            "models": await _models(parts, session),
+            "history": await _history(parts, cred, 1),
+            **await _stats(parts, cred),
+        },
+    )
+
+
+@router.get("/history")
+async def lab_history(
+    request: Request, parts: PartsDep, session: SessionDep, page: PageQ = 1
+) -> Response:
+    cred = session.credential.get_secret_value()
+    return parts.templates.TemplateResponse(
+        request,
+        "partials/lab_history.html",
+        {
+            "session": session,
+            "history": await _history(parts, cred, page),
+            **await _stats(parts, cred),
+        },
+    )
+
+
+@router.get("/result/{request_id}")
+async def lab_result(
+    request: Request,
+    parts: PartsDep,
+    session: SessionDep,
+    request_id: str,
+    model: Annotated[str, Query(max_length=200)] = "",
+    poll: Annotated[int, Query(ge=0, le=MAX_POLLS)] = 0,
+) -> Response:
+    """The run's usage record once metering has it (the page polls this about once a
+    second): its exact cost, as billed. Once found, the history and stats refresh."""
+    rid = safe_segment(request_id)
+    result = await parts.client.call(
+        "metering",
+        "GET",
+        "/api/v1/lab/history",
+        session.credential.get_secret_value(),
+        params={"model": model or None, "limit": 50},
+    )
+    rows = result.data.get("data", []) if result.ok and isinstance(result.data, dict) else []
+    record = next((r for r in rows if r.get("request_id") == rid), None)
+    return parts.templates.TemplateResponse(
+        request,
+        "partials/lab_result.html",
+        {
+            "record": record,
+            "rid": rid,
+            "model": model,
+            "poll": poll + 1,
+            "gave_up": record is None and poll >= MAX_POLLS,
+            "error": None if result.ok else result.message,
+        },
+        headers={"HX-Trigger": "lab-ran"} if record else None,
+    )
+
+
+Text = Annotated[str, Form(max_length=32_000)]
+
+
+@router.post("/run")
+async def lab_run(
+    parts: PartsDep,
+    session: CsrfDep,
+    prompt: Annotated[str, Form(min_length=1, max_length=32_000)],
+    model: Annotated[str, Form(min_length=1, max_length=200)] = "auto",
+    system: Text = "",
+    power_level: Annotated[Literal["", "eco", "balanced", "precision"], Form()] = "",
+    template: Annotated[str, Form(max_length=64)] = "",
+    temperature: Annotated[float, Form(ge=0, le=2)] = 0.7,
+    max_tokens: Annotated[int, Form(ge=1, le=32_768)] = 512,
+    key: Annotated[str, Form(max_length=4096)] = "",
+) -> Response:
+    """Streams the answer (text/event-stream); see :mod:`turnout_console.lab_stream`."""
+    if session.role == "admin":
+        if not key.strip():
+            raise ValidationFailed(
+                "key: the router takes virtual keys only; paste the key to send as", param="key"
+            )
+        credential = key.strip()
+    else:
+        credential = session.credential.get_secret_value()
+    messages = [{"role": "system", "content": system}] if system.strip() else []
+    messages.append({"role": "user", "content": prompt})
+    body = {
+        "model": model.strip(),
+        "messages": messages,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "temperature": temperature,
+        "max_tokens": max_tokens,
+    }
+    headers = {"x-turnout-source": "lab"}
+    if power_level:
+        headers["x-power-level"] = power_level
+    if template:
+        headers["x-task-type"] = safe_segment(template)
+    return StreamingResponse(
+        relay(parts.client, credential, body, headers),
+        media_type="text/event-stream",
+        headers={"cache-control": "no-store", "x-accel-buffering": "no"},
+    )
