@@ -125,6 +125,12 @@ class UsageEvent(Event):
     user_id: str | None = None
     key_id: str | None = None
     purpose: Literal["chat", "completion", "embeddings", "reranking"] = "chat"
+    api: (
+        Literal["chat.completions", "completions", "embeddings", "rerank", "messages", "responses"]
+        | None
+    ) = None
+    """The client API the request came in by (``/v1/messages`` → ``messages``, …); None in
+    records from routers older than the field."""
     requested_model: str | None = None
     model: str | None = None
     upstream_model: str | None = None

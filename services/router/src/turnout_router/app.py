@@ -20,6 +20,8 @@ from turnout_router.auth import authenticate
 from turnout_router.budgets import Budgets
 from turnout_router.consumers import Followers
 from turnout_router.context import RequestContext
+from turnout_router.ingress.door import Ingress
+from turnout_router.ingress.messages_door import MESSAGES, count_tokens
 from turnout_router.inputs import read_body
 from turnout_router.journal import InflightJournal
 from turnout_router.limiter import Limiter
@@ -47,6 +49,9 @@ POST_ROUTES: dict[str, Purpose] = {
     "/v1/embeddings": "embeddings",
     "/v1/rerank": "reranking",
 }
+APIS = {"/v1/chat/completions": "chat.completions", "/v1/completions": "completions"}
+INGRESS: dict[str, Ingress] = {"/v1/messages": MESSAGES}
+"""Other client APIs, served as chat requests (turnout_router.ingress)."""
 JSON = [("content-type", "application/json")]
 
 
@@ -168,6 +173,13 @@ class RouterApp:
             if purpose is not None:
                 await self.handle(purpose, scope, proto)
                 return
+            door = INGRESS.get(path)
+            if door is not None:
+                await self.handle("chat", scope, proto, door)
+                return
+            if path == "/v1/messages/count_tokens":
+                await self.count_tokens(scope, proto)
+                return
             if path == "/v1/models/select":
                 await self.select(scope, proto)
                 return
@@ -198,22 +210,28 @@ class RouterApp:
         err = NotFound(f"no route for {scope.method} {path}", code="unknown_url")
         proto.response_bytes(404, JSON, orjson.dumps(err.to_dict()))
 
-    async def handle(self, purpose: Purpose, scope: Any, proto: Any) -> None:
+    async def handle(
+        self, purpose: Purpose, scope: Any, proto: Any, ingress: Ingress | None = None
+    ) -> None:
         gw = self.gateway
         h = scope.headers
         ctx = gw.new_context(purpose, scope.path, h.get("x-turnout-source"))
+        ctx.api = ingress.api if ingress is not None else APIS.get(scope.path, purpose)
         if self.tracing is not None:
             self.tracing.begin(ctx, h)
         try:
             if not self.started:
                 raise ServiceUnavailable("the router is starting; retry in a moment")
             # who is asking, before a byte of the body is read
-            caller = authenticate(self.state.index, h.get("authorization"), ctx.started_at)
+            auth = h.get("authorization") if ingress is None else ingress.authorization(h)
+            caller = authenticate(self.state.index, auth, ctx.started_at)
             raw = await read_body(proto, h.get("content-length"), self.max_body)
+            if ingress is not None:
+                ctx.door = ingress.open(raw, h)  # the client's API → a chat request
             chain = await gw.admit(
                 ctx,
                 caller,
-                raw,
+                raw if ctx.door is None else ctx.door.inbound,
                 h.get("x-power-level"),
                 h.get("x-task-type"),
                 fallback_on_context=h.get("x-turnout-fallback-on-context") == "true",
@@ -226,10 +244,10 @@ class RouterApp:
             else:
                 await unary(gw, ctx, chain, proto)
         except TurnoutError as err:
-            self.reject(ctx, err, proto)
+            self.reject(ctx, err, proto, ingress)
         except Exception:
             log.exception("request %s failed", ctx.request_id)
-            self.reject(ctx, TurnoutError("internal error; see the router log"), proto)
+            self.reject(ctx, TurnoutError("internal error; see the router log"), proto, ingress)
         finally:
             # Accounting (usage record, buckets, metrics) runs after the answers that are
             # already waiting in the loop: under a burst of upstream answers each client
@@ -245,7 +263,9 @@ class RouterApp:
             log_request(ctx, end - ctx.t0)
 
     @staticmethod
-    def reject(ctx: RequestContext, err: TurnoutError, proto: Any) -> None:
+    def reject(
+        ctx: RequestContext, err: TurnoutError, proto: Any, ingress: Ingress | None = None
+    ) -> None:
         ctx.status, ctx.error_code = err.status, err.code
         if err.status >= 500 and type(err) is TurnoutError:
             ctx.outcome = "error"
@@ -253,7 +273,8 @@ class RouterApp:
             ctx.outcome = "upstream_error" if ctx.attempts else "rejected"
         headers = ctx.headers()
         headers.extend(err.headers.items())
-        proto.response_bytes(err.status, headers, orjson.dumps(err.to_dict()))
+        body = orjson.dumps(err.to_dict()) if ingress is None else ingress.error(err)
+        proto.response_bytes(err.status, headers, body)
 
     async def select(self, scope: Any, proto: Any) -> None:
         """Dry run: which model would serve this body and why; nothing called or billed."""
@@ -270,6 +291,18 @@ class RouterApp:
             proto.response_bytes(
                 err.status, JSON + list(err.headers.items()), orjson.dumps(err.to_dict())
             )
+
+    async def count_tokens(self, scope: Any, proto: Any) -> None:
+        """``POST /v1/messages/count_tokens``: validated and routed like a request (unknown
+        model 404, a model the key may not use 403); the count is the router's estimate."""
+        h = scope.headers
+        try:
+            caller = authenticate(self.state.index, MESSAGES.authorization(h), time.time())
+            raw = await read_body(proto, h.get("content-length"), self.max_body)
+            ctx = self.gateway.new_context("chat", scope.path, None)
+            proto.response_bytes(200, JSON, count_tokens(self.gateway, ctx, caller, raw, h))
+        except TurnoutError as err:
+            proto.response_bytes(err.status, JSON + list(err.headers.items()), MESSAGES.error(err))
 
     def models(self, scope: Any, proto: Any, name: str | None = None) -> None:
         try:

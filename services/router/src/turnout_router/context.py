@@ -14,6 +14,7 @@ from turnout_router.routing import Candidate
 from turnout_router.usage import nano_str, price, price_nano
 
 if TYPE_CHECKING:
+    from turnout_router.ingress.door import Door
     from turnout_router.tracing import RequestTrace
 
 
@@ -45,6 +46,8 @@ class RequestContext:
     limits_shared: bool = False  # taken in the shared store (turnout_router.shared)
     rate_headers: list[tuple[str, str]] | None = None  # x-ratelimit-*, when limits apply
     trace: RequestTrace | None = None  # set only while tracing is on (turnout_router.tracing)
+    api: str = "chat.completions"  # the client API: chat.completions, messages, responses …
+    door: Door | None = None  # set for /v1/messages and /v1/responses (turnout_router.ingress)
 
     def headers(self, content_type: str = "application/json") -> list[tuple[str, str]]:
         h = [
@@ -124,6 +127,7 @@ class RequestContext:
             "user_id": None,
             "key_id": None,
             "purpose": self.purpose,
+            "api": self.api,
             "requested_model": self.inbound.model if self.inbound else None,
             "model": None,
             "upstream_model": None,

@@ -132,6 +132,11 @@ def _too_deep(body: Any) -> bool:
 
 def parse(purpose: Purpose, raw: bytes) -> Inbound:
     """The request as a dict plus the facts routing needs; 400/422 with a clear message."""
+    return inbound(purpose, load(raw))
+
+
+def load(raw: bytes) -> dict[str, Any]:
+    """A request body as a JSON object (400 when empty, not JSON, not an object, too deep)."""
     if not raw:
         raise BadRequest("the request body is empty; send a JSON object")
     try:
@@ -143,6 +148,11 @@ def parse(purpose: Purpose, raw: bytes) -> Inbound:
     # only a body with that many brackets can nest that deep (the count runs at C speed)
     if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH and _too_deep(body):
         raise BadRequest(f"the request body nests deeper than {MAX_DEPTH} levels")
+    return body
+
+
+def inbound(purpose: Purpose, body: dict[str, Any]) -> Inbound:
+    """The facts routing needs from a parsed body (422 naming the bad field)."""
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise ValidationFailed("model: a model name (string) is required", param="model")

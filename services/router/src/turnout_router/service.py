@@ -100,7 +100,7 @@ class Gateway:
         self,
         ctx: RequestContext,
         caller: Caller,
-        raw: bytes,
+        raw: bytes | Inbound,
         power_level: str | None = None,
         task_type: str | None = None,
         fallback_on_context: bool = False,
@@ -117,7 +117,7 @@ class Gateway:
                 "x-turnout-source: 1 to 32 letters, digits, '.', '_' or '-'",
                 param="x-turnout-source",
             )
-        inb = parse(ctx.purpose, raw)
+        inb = raw if isinstance(raw, Inbound) else parse(ctx.purpose, raw)
         ctx.inbound = inb
         cond = self.state.conditions
         _check_headers(cond, power_level, task_type)
@@ -152,13 +152,13 @@ class Gateway:
         self,
         ctx: RequestContext,
         caller: Caller,
-        raw: bytes,
+        raw: bytes | Inbound,
         power_level: str | None = None,
         task_type: str | None = None,
     ) -> dict[str, Any]:
         """``POST /v1/models/select``: validate and route like a request, call nothing."""
         ctx.caller = caller
-        inb = parse("chat", raw)
+        inb = raw if isinstance(raw, Inbound) else parse("chat", raw)
         cond = self.state.conditions
         _check_headers(cond, power_level, task_type)
         need = _need(caller, inb, power_level, task_type)
@@ -231,6 +231,8 @@ class Gateway:
                     last = RateLimited(f"provider {p.name!r} is at its rate limit", retry_after=1)
                     continue
                 adapter = adapter_for(p.kind)
+                if ctx.door is not None and adapter is not None:
+                    adapter = ctx.door.adapter(p.kind, adapter)  # /v1/messages, /v1/responses
                 target = self.target(cand, user_id)
                 if adapter is None or target is None or not adapter.supports(ctx.purpose):
                     why = "no_adapter" if target is not None else "provider_key_unavailable"

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 from granian._granian import RSGIProtocolClosed as ProtocolClosed
 
+from turnout_common.errors import UpstreamError
 from turnout_common.http1 import HttpClientError, Response
 from turnout_router.adapters.base import Adapter, PreparedRequest, UsageCounts
 from turnout_router.context import RequestContext
@@ -83,16 +84,16 @@ async def stream(gw: Gateway, ctx: RequestContext, chain: list[Candidate], proto
         _aborted(ctx)
     except (HttpClientError, TimeoutError) as exc:
         ctx.status, ctx.outcome, ctx.error_code = 502, "upstream_error", "stream_interrupted"
-        err = {
-            "error": {
-                "message": f"the upstream stream broke: {type(exc).__name__}",
-                "type": "upstream_error",
-                "param": None,
-                "code": "stream_interrupted",
-            }
-        }
+        err = UpstreamError(
+            f"the upstream stream broke: {type(exc).__name__}", code="stream_interrupted"
+        )
+        event = (
+            ctx.door.stream_error(err)
+            if ctx.door is not None
+            else b"data: " + orjson.dumps(err.to_dict()) + b"\n\n"
+        )
         try:
-            await transport.send_bytes(b"data: " + orjson.dumps(err) + b"\n\n")
+            await transport.send_bytes(event)
         except (ProtocolClosed, RuntimeError):
             pass
     finally:

@@ -1,0 +1,102 @@
+"""The glue between a door and the request path.
+
+An :class:`Ingress` (one per API, stateless) authenticates and renders errors in its API's
+shape; :meth:`Ingress.open` validates a body and returns a :class:`Door` (one per request)
+holding the client's body and the chat-completions request it became. The gateway asks the
+door for the adapter of each attempt (:meth:`Door.adapter`): the provider's own adapter
+wrapped so its chat answer is re-encoded (:class:`ViaChat`), or a native adapter.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import orjson
+
+from turnout_common.errors import BadRequest, TurnoutError
+from turnout_router.adapters.base import (
+    Adapter,
+    PreparedRequest,
+    Purpose,
+    StreamTranslator,
+    UpstreamTarget,
+    UsageCounts,
+)
+from turnout_router.inputs import Inbound, inbound, load
+
+Json = dict[str, Any]
+
+
+class Door(ABC):
+    """One request through a door: the client's body and its chat-completions form."""
+
+    def __init__(self, body: Json, chat: Json) -> None:
+        self.body = body
+        self.inbound: Inbound = inbound("chat", chat)
+
+    @abstractmethod
+    def adapter(self, kind: str, inner: Adapter) -> Adapter:
+        """The adapter of an attempt on a provider of ``kind`` (``inner``: its own)."""
+
+    @abstractmethod
+    def stream_error(self, err: TurnoutError) -> bytes:
+        """An SSE event telling the client the stream broke."""
+
+
+class Ingress(ABC):
+    """One client API: its name in usage records, its auth header and error shape."""
+
+    api: str
+
+    def authorization(self, headers: Mapping[str, str]) -> str | None:
+        return headers.get("authorization")
+
+    def error(self, err: TurnoutError) -> bytes:
+        return orjson.dumps(err.to_dict())
+
+    def open(self, raw: bytes, headers: Mapping[str, str]) -> Door:
+        """The request's door, or 400/422 (the body is parsed and validated here)."""
+        return self.door(load(raw), headers)
+
+    @abstractmethod
+    def door(self, body: Json, headers: Mapping[str, str]) -> Door: ...
+
+
+def stream_flag(body: Json) -> None:
+    if "stream" in body and not isinstance(body["stream"], bool):
+        raise BadRequest("stream: true or false is required", param="stream")
+
+
+Encode = Callable[[Json, UsageCounts, str], Json]
+"""(chat completion, usage, public model) → the client API's response body."""
+Events = Callable[[StreamTranslator, str], StreamTranslator]
+"""(chat-chunk translator, public model) → the client API's stream translator."""
+
+
+class ViaChat:
+    """A provider's adapter, its answers re-encoded for the client's API."""
+
+    def __init__(self, inner: Adapter, encode: Encode, events: Events) -> None:
+        self.inner, self._encode, self._events = inner, encode, events
+
+    def supports(self, purpose: Purpose) -> bool:
+        return self.inner.supports(purpose)
+
+    def prepare(
+        self, purpose: Purpose, body: dict[str, Any], target: UpstreamTarget, *, stream: bool
+    ) -> PreparedRequest:
+        return self.inner.prepare(purpose, body, target, stream=stream)
+
+    def parse(self, purpose: Purpose, body: bytes, public_model: str) -> tuple[bytes, UsageCounts]:
+        out, usage = self.inner.parse(purpose, body, public_model)
+        chat = orjson.loads(out)
+        return orjson.dumps(self._encode(chat, usage, public_model)), usage
+
+    def stream(self, public_model: str, *, include_usage: bool) -> StreamTranslator:
+        # the door needs the usage chunk for its own final event, whatever the client said
+        return self._events(self.inner.stream(public_model, include_usage=True), public_model)
+
+    def error(self, status: int, headers: Mapping[str, str], body: bytes) -> TurnoutError:
+        return self.inner.error(status, headers, body)

@@ -1,0 +1,150 @@
+"""``POST /v1/messages``: Anthropic Messages in, any provider kind out; natively to
+``anthropic`` providers (the client's body, model resolved; the answer passed through)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from turnout_common.errors import (
+    BadRequest,
+    NotFound,
+    PermissionDenied,
+    ServiceUnavailable,
+    TurnoutError,
+    ValidationFailed,
+)
+from turnout_router.adapters import translation as t
+from turnout_router.adapters.anthropic import ADAPTER as ANTHROPIC
+from turnout_router.adapters.anthropic import API_VERSION, DEFAULT_BASE_URL, usage_of
+from turnout_router.adapters.base import (
+    Adapter,
+    PreparedRequest,
+    Purpose,
+    StreamTranslator,
+    UpstreamTarget,
+    UsageCounts,
+)
+from turnout_router.auth import Caller
+from turnout_router.inputs import load
+
+from .door import Door, Ingress, ViaChat, stream_flag
+from .messages import error_body, from_chat, to_chat
+from .messages_stream import MessagesEncoder, NativeMessagesStream, error_event
+
+if TYPE_CHECKING:
+    from turnout_router.context import RequestContext
+    from turnout_router.service import Gateway
+
+Json = dict[str, Any]
+NATIVE_KINDS = frozenset({"anthropic"})
+_REFUSALS: dict[int, type[TurnoutError]] = {
+    400: BadRequest,
+    403: PermissionDenied,
+    404: NotFound,
+    422: ValidationFailed,
+}
+
+
+def new_message_id() -> str:
+    return "msg_" + uuid.uuid4().hex[:24]
+
+
+class NativeMessages:
+    """The client's Anthropic body to an Anthropic upstream, the answer back as it came."""
+
+    def __init__(self, body: Json, version: str | None) -> None:
+        self._body = body
+        self._version = version or API_VERSION
+
+    def supports(self, purpose: Purpose) -> bool:
+        return purpose == "chat"
+
+    def prepare(
+        self, purpose: Purpose, body: dict[str, Any], target: UpstreamTarget, *, stream: bool
+    ) -> PreparedRequest:
+        payload = dict(self._body)
+        payload["model"] = target.upstream_model
+        headers = {"content-type": "application/json", "anthropic-version": self._version}
+        headers.update(target.extra_headers)
+        if target.api_key:
+            headers["x-api-key"] = target.api_key
+        if stream:
+            headers["accept"] = "text/event-stream"
+        url = t.base_url(target.base_url or DEFAULT_BASE_URL, "/v1") + "/v1/messages"
+        return PreparedRequest("POST", url, headers, orjson.dumps(payload))
+
+    def parse(self, purpose: Purpose, body: bytes, public_model: str) -> tuple[bytes, UsageCounts]:
+        data = t.load_json(body, "anthropic")
+        data["model"] = public_model
+        return orjson.dumps(data), usage_of(data.get("usage"))
+
+    def stream(self, public_model: str, *, include_usage: bool) -> StreamTranslator:
+        return NativeMessagesStream(public_model)
+
+    def error(self, status: int, headers: Mapping[str, str], body: bytes) -> TurnoutError:
+        return ANTHROPIC.error(status, headers, body)
+
+
+def _encode(chat: Json, usage: UsageCounts, model: str) -> Json:
+    return from_chat(chat, usage, model, new_message_id())
+
+
+def _events(inner: StreamTranslator, model: str) -> StreamTranslator:
+    return MessagesEncoder(inner, new_message_id(), model)
+
+
+class MessagesDoor(Door):
+    def __init__(self, body: Json, version: str | None) -> None:
+        stream_flag(body)
+        super().__init__(body, to_chat(body))
+        self._version = version
+
+    def adapter(self, kind: str, inner: Adapter) -> Adapter:
+        if kind in NATIVE_KINDS:
+            return NativeMessages(self.body, self._version)
+        return ViaChat(inner, _encode, _events)
+
+    def stream_error(self, err: TurnoutError) -> bytes:
+        return error_event(err)
+
+
+class MessagesIngress(Ingress):
+    """Auth by ``x-api-key`` or ``Authorization: Bearer`` (a Turnout virtual key either way);
+    errors in Anthropic's shape; ``anthropic-version`` forwarded to native upstreams."""
+
+    api = "messages"
+
+    def authorization(self, headers: Mapping[str, str]) -> str | None:
+        key = headers.get("x-api-key")
+        return f"Bearer {key}" if key else headers.get("authorization")
+
+    def error(self, err: TurnoutError) -> bytes:
+        return orjson.dumps(error_body(err))
+
+    def door(self, body: Json, headers: Mapping[str, str]) -> Door:
+        return MessagesDoor(body, headers.get("anthropic-version"))
+
+
+MESSAGES = MessagesIngress()
+
+
+def count_tokens(
+    gw: Gateway, ctx: RequestContext, caller: Caller, raw: bytes, headers: Mapping[str, str]
+) -> bytes:
+    """``{"input_tokens": n}`` for a Messages body (``max_tokens`` optional here), after the
+    same validation and routing as a request. ``n`` is the router's estimate (the characters
+    of the messages / 4 + 1, images 250 each): the number routing, limits and budget
+    reservations use before the upstream reports its own count."""
+    body = load(raw)
+    body.setdefault("max_tokens", 1)
+    body.pop("stream", None)
+    door = MESSAGES.door(body, headers)
+    refused = gw.select(ctx, caller, door.inbound)["error"]
+    if refused is not None:  # what the request itself would get: 404, 403, 400, 503 …
+        cls = _REFUSALS.get(refused["status"], ServiceUnavailable)
+        raise cls(refused["message"], code=refused["code"], param=refused["param"])
+    return orjson.dumps({"input_tokens": door.inbound.prompt_tokens})
