@@ -22,6 +22,7 @@ from turnout_router.consumers import Followers
 from turnout_router.context import RequestContext
 from turnout_router.ingress.door import Ingress
 from turnout_router.ingress.messages_door import MESSAGES, count_tokens
+from turnout_router.ingress.responses_door import RESPONSES
 from turnout_router.inputs import read_body
 from turnout_router.journal import InflightJournal
 from turnout_router.limiter import Limiter
@@ -50,7 +51,7 @@ POST_ROUTES: dict[str, Purpose] = {
     "/v1/rerank": "reranking",
 }
 APIS = {"/v1/chat/completions": "chat.completions", "/v1/completions": "completions"}
-INGRESS: dict[str, Ingress] = {"/v1/messages": MESSAGES}
+INGRESS: dict[str, Ingress] = {"/v1/messages": MESSAGES, "/v1/responses": RESPONSES}
 """Other client APIs, served as chat requests (turnout_router.ingress)."""
 JSON = [("content-type", "application/json")]
 

@@ -1,0 +1,52 @@
+"""``POST /v1/responses``: OpenAI Responses in, translated to chat completions for every
+provider kind (no upstream is called with the Responses API itself)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from turnout_common.errors import TurnoutError
+from turnout_router.adapters.base import Adapter, StreamTranslator, UsageCounts
+
+from .door import Door, Ingress, ViaChat, stream_flag
+from .responses import from_chat, to_chat
+from .responses_stream import ResponsesEncoder, error_event
+
+Json = dict[str, Any]
+
+
+def new_id(prefix: str) -> str:
+    return prefix + uuid.uuid4().hex
+
+
+class ResponsesDoor(Door):
+    def __init__(self, body: Json) -> None:
+        stream_flag(body)
+        super().__init__(body, to_chat(body))
+
+    def _encode(self, chat: Json, usage: UsageCounts, model: str) -> Json:
+        return from_chat(chat, usage, model, self.body, new_id, int(time.time()))
+
+    def _events(self, inner: StreamTranslator, model: str) -> StreamTranslator:
+        return ResponsesEncoder(inner, self.body, model, new_id, int(time.time()))
+
+    def adapter(self, kind: str, inner: Adapter) -> Adapter:
+        return ViaChat(inner, self._encode, self._events)
+
+    def stream_error(self, err: TurnoutError) -> bytes:
+        return error_event(err)
+
+
+class ResponsesIngress(Ingress):
+    """Bearer auth and errors in OpenAI's shape, like chat completions."""
+
+    api = "responses"
+
+    def door(self, body: Json, headers: Mapping[str, str]) -> Door:
+        return ResponsesDoor(body)
+
+
+RESPONSES = ResponsesIngress()

@@ -1,0 +1,182 @@
+"""OpenAI Responses stream events from our chat chunks (any upstream kind). Pure.
+
+``response.created`` and ``response.in_progress`` open the stream; a message item carries
+``response.output_text.delta`` events, each tool call a function_call item with
+``response.function_call_arguments.delta`` events; ``response.completed`` (or
+``response.incomplete``) closes it with the upstream's usage. Every event has its
+``sequence_number``.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import orjson
+
+from turnout_common.errors import TurnoutError
+from turnout_router.adapters.base import StreamTranslator, UsageCounts
+
+from .responses import IdFactory, call_item, envelope, finish, text_item
+
+Json = dict[str, Any]
+
+
+def error_event(err: TurnoutError, seq: int = 0) -> bytes:
+    data = {
+        "type": "error",
+        "code": err.code,
+        "message": err.message,
+        "param": err.param,
+        "sequence_number": seq,
+    }
+    return b"event: error\ndata: " + orjson.dumps(data) + b"\n\n"
+
+
+class ResponsesEncoder:
+    """Chat chunks (what ``inner`` yields) → Responses stream events."""
+
+    def __init__(
+        self, inner: StreamTranslator, body: Json, model: str, new_id: IdFactory, created: int
+    ) -> None:
+        self.inner = inner
+        self.usage = UsageCounts()
+        self.finish_reason: str | None = None
+        self.output_chars = 0
+        self._new_id = new_id
+        self._resp = envelope(body, new_id("resp_"), created, model)
+        self._seq = 0
+        self._started = self._stopped = False
+        self._open: Json | None = None  # the output item being streamed
+        self._text: list[str] = []
+        self._calls: dict[int, Json] = {}  # chat tool_call index → function_call item
+        self._reason: str | None = None
+
+    def feed(self, data: bytes) -> list[bytes]:
+        return self._encode(self.inner.feed(data))
+
+    def close(self) -> list[bytes]:
+        return self._encode(self.inner.close())
+
+    def _encode(self, chunks: list[bytes]) -> list[bytes]:
+        inner = self.inner
+        self.usage, self.finish_reason = inner.usage, inner.finish_reason
+        self.output_chars = int(getattr(inner, "output_chars", 0))
+        out: list[bytes] = []
+        for raw in chunks:
+            payload = raw[5:].strip() if raw.startswith(b"data:") else b""
+            if payload == b"[DONE]":
+                self._stop(out)
+                continue
+            try:
+                chunk = orjson.loads(payload)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(chunk, dict) and not self._stopped:
+                self._chunk(chunk, out)
+        return out
+
+    def _event(self, kind: str, data: Json) -> bytes:
+        data = {"type": kind, **data, "sequence_number": self._seq}
+        self._seq += 1
+        return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+
+    def _chunk(self, chunk: Json, out: list[bytes]) -> None:
+        err = chunk.get("error")
+        if isinstance(err, dict):  # an upstream error mid-stream (already public text)
+            self._stopped = True
+            self._resp["status"] = "failed"
+            self._resp["error"] = {"code": "server_error", "message": err.get("message")}
+            out.append(self._event("response.failed", {"response": self._snapshot()}))
+            return
+        self._start(out)
+        for choice in chunk.get("choices") or ():
+            delta = choice.get("delta") or {}
+            text = delta.get("content")
+            if isinstance(text, str) and text:
+                self._text_delta(text, out)
+            for tc in delta.get("tool_calls") or ():
+                self._tool(tc, out)
+            if choice.get("finish_reason"):
+                self._reason = str(choice["finish_reason"])
+                self._close(out)
+
+    def _start(self, out: list[bytes]) -> None:
+        if not self._started:
+            self._started = True
+            out.append(self._event("response.created", {"response": self._snapshot()}))
+            out.append(self._event("response.in_progress", {"response": self._snapshot()}))
+
+    def _snapshot(self) -> Json:
+        return copy.deepcopy(self._resp)
+
+    def _add(self, item: Json, out: list[bytes]) -> None:
+        self._close(out)
+        self._open = item
+        index = len(self._resp["output"])
+        self._resp["output"].append(item)
+        data = {"output_index": index, "item": copy.deepcopy(item)}
+        out.append(self._event("response.output_item.added", data))
+
+    def _where(self) -> Json:
+        assert self._open is not None
+        return {"item_id": self._open["id"], "output_index": len(self._resp["output"]) - 1}
+
+    def _text_delta(self, text: str, out: list[bytes]) -> None:
+        if self._open is None or self._open["type"] != "message":
+            self._add(text_item(self._new_id("msg_"), "", "in_progress"), out)
+            part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
+            data = {**self._where(), "content_index": 0, "part": part}
+            out.append(self._event("response.content_part.added", data))
+            self._text = []
+        self._text.append(text)
+        data = {**self._where(), "content_index": 0, "delta": text, "logprobs": []}
+        out.append(self._event("response.output_text.delta", data))
+
+    def _tool(self, tc: Json, out: list[bytes]) -> None:
+        idx = int(tc.get("index", 0))
+        fn = tc.get("function") or {}
+        if idx not in self._calls:
+            call_id, name = str(tc.get("id") or ""), str(fn.get("name") or "")
+            item = call_item(self._new_id("fc_"), call_id, name, "", "in_progress")
+            self._calls[idx] = item
+            self._add(item, out)
+        item = self._calls[idx]
+        args = fn.get("arguments")
+        if isinstance(args, str) and args:
+            item["arguments"] += args
+            if item is self._open:  # interleaved arguments of an earlier call: kept, not sent
+                data = {**self._where(), "delta": args}
+                out.append(self._event("response.function_call_arguments.delta", data))
+
+    def _close(self, out: list[bytes]) -> None:
+        item = self._open
+        if item is None:
+            return
+        where = self._where()
+        if item["type"] == "message":
+            text = "".join(self._text)
+            done = text_item(item["id"], text)
+            part = done["content"][0]
+            data = {**where, "content_index": 0, "text": text, "logprobs": []}
+            out.append(self._event("response.output_text.done", data))
+            data = {**where, "content_index": 0, "part": part}
+            out.append(self._event("response.content_part.done", data))
+        else:
+            done = {**item, "status": "completed"}
+            data = {**where, "name": item["name"], "arguments": item["arguments"]}
+            out.append(self._event("response.function_call_arguments.done", data))
+        self._resp["output"][where["output_index"]] = done
+        data = {"output_index": where["output_index"], "item": done}
+        out.append(self._event("response.output_item.done", data))
+        self._open = None
+
+    def _stop(self, out: list[bytes]) -> None:
+        if self._stopped:
+            return
+        self._start(out)
+        self._close(out)
+        self._stopped = True
+        resp = finish(self._resp, self._reason, self.inner.usage)
+        kind = "response.completed" if resp["status"] == "completed" else "response.incomplete"
+        out.append(self._event(kind, {"response": resp}))
