@@ -143,6 +143,7 @@ async def test_walkthrough(client, admin, config_events, settings, database_url,
         "weight",
         "min_tier",
         "is_system",
+        "byok_enabled",
         "timeout_s",
         "metadata",
     }
@@ -218,6 +219,7 @@ async def test_walkthrough(client, admin, config_events, settings, database_url,
         "monthly_credits_usd": "500",
         "rpm_limit": 3000,
         "tpm_limit": 10000000,
+        "byok_fee_pct": "0",
     }
 
     # --- the key is revoked by DELETE, and the router hears it --------------------------------

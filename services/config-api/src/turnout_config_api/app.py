@@ -27,7 +27,7 @@ from turnout_common.web import (
     install_tracing,
     ops_router,
 )
-from turnout_config_api.api import admin, keys, models, providers, routing, users
+from turnout_config_api.api import admin, byok, catalog, keys, models, providers, routing, users
 from turnout_config_api.changes import SCHEMA
 from turnout_config_api.db_errors import install_db_error_handlers
 from turnout_config_api.deps import AdminReadDep, get_admin_actor
@@ -145,7 +145,7 @@ def create_app(
 
     app.include_router(ops_router(checks))
     app.include_router(outbox_router(_relay, get_admin_actor))
-    for module in (providers, models, routing, users, keys, admin):
+    for module in (providers, models, catalog, routing, users, keys, byok, admin):
         app.include_router(module.router, prefix=API_PREFIX)
 
     @app.get(f"{API_PREFIX}/openapi.json", include_in_schema=False)

@@ -54,10 +54,24 @@ def describe_kinds() -> list[dict[str, Any]]:
             "self_hosted": kind in SELF_HOSTED,
             "auth": AUTH_STYLES.get(kind, "Authorization: Bearer header"),
             "key_required": kind not in SELF_HOSTED,
-            "byok_capable": kind not in SELF_HOSTED,
+            "byok_capable": kind in BYOK_CAPABLE,
         }
         for kind in KINDS
     ]
+
+
+BYOK_CAPABLE = frozenset(KINDS) - SELF_HOSTED
+"""Kinds an admin may open to BYOK (``byok_enabled`` on a provider): cloud APIs, where each
+user has an account and a key of their own; a self-hosted server has one operator."""
+
+
+def check_byok(kind: str, byok_enabled: bool) -> None:
+    if byok_enabled and kind not in BYOK_CAPABLE:
+        raise ValidationFailed(
+            f"kind {kind!r} cannot be opened to BYOK (users' own keys): only cloud kinds can "
+            f"({', '.join(sorted(BYOK_CAPABLE))})",
+            param="byok_enabled",
+        )
 
 
 NEEDS_V1 = frozenset({"vllm", "openai_compatible"})

@@ -21,3 +21,6 @@ class ConfigApiSettings(CommonSettings, OidcSettings):
     self_service_keys: bool = Field(
         True, description="users may create and revoke their own virtual keys"
     )
+    key_tests_per_minute: int = Field(
+        10, gt=0, le=10_000, description="key-test calls a user may make per minute (seed 002)"
+    )

@@ -39,6 +39,7 @@ def provider(r: Row) -> dict[str, Any]:
         "weight": r["weight"],
         "min_tier": r["min_tier"],
         "is_system": r["is_system"],
+        "byok_enabled": r["byok_enabled"],
         "timeout_s": r["timeout_s"],
         "metadata": dict(r["metadata"] or {}),
     }
@@ -97,6 +98,7 @@ def tier(r: Row) -> dict[str, Any]:
         "monthly_credits_usd": money(r["monthly_credits_usd"]),
         "rpm_limit": r["rpm_limit"],
         "tpm_limit": r["tpm_limit"],
+        "byok_fee_pct": money(r["byok_fee_pct"]),
     }
 
 

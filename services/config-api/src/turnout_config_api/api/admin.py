@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 
 from turnout_common.web import MAX_OFFSET
 from turnout_config_api import lab
-from turnout_config_api.deps import AdminDep, AdminReadDep, StateDep
+from turnout_config_api.deps import AdminDep, AdminReadDep, PrincipalDep, StateDep
 from turnout_config_api.schemas.common import Page
 from turnout_config_api.schemas.keys import AdminTokenCreate, AdminTokenCreated, AdminTokenOut
 from turnout_config_api.services import audit, keys, snapshot
@@ -78,6 +78,7 @@ async def get_snapshot_alias(state: StateDep, _: AdminReadDep) -> dict[str, Any]
 
 
 @router.get("/lab/templates")
-async def lab_templates(state: StateDep, _: AdminReadDep) -> Page[dict[str, Any]]:
-    """The testing lab's prompt templates, in the list envelope."""
+async def lab_templates(state: StateDep, _: PrincipalDep) -> Page[dict[str, Any]]:
+    """The testing lab's prompt templates, in the list envelope; any admin token or virtual
+    key may read them."""
     return Page[dict[str, Any]].whole(await lab.templates(state.pool))

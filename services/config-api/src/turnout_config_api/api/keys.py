@@ -1,27 +1,19 @@
-"""``/keys`` (virtual keys) and ``/users/{id}/provider-keys`` (BYOK)."""
+"""``/keys``: virtual keys (admins for anyone; users for themselves)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Query, Request
 
 from turnout_common.errors import PermissionDenied
 from turnout_common.web import MAX_OFFSET
 from turnout_config_api.changes import Actor
 from turnout_config_api.deps import AdminDep, PrincipalDep, StateDep, request_id
 from turnout_config_api.schemas.common import Page
-from turnout_config_api.schemas.keys import (
-    ByokOut,
-    ByokPut,
-    KeyCreate,
-    KeyCreated,
-    KeyOut,
-    KeyUpdate,
-)
-from turnout_config_api.schemas.providers import ProbeResult
+from turnout_config_api.schemas.keys import KeyCreate, KeyCreated, KeyOut, KeyUpdate
 from turnout_config_api.security import require_self_or_admin
-from turnout_config_api.services import byok, discovery, keys
+from turnout_config_api.services import keys
 
 router = APIRouter(tags=["keys"])
 
@@ -102,51 +94,3 @@ async def revoke_key(
             require_self_or_admin(principal, (await keys.get(conn, key_id))["user_id"])
     name = principal.subject if principal.is_admin else f"user:{principal.subject}"
     return _key_out(await keys.revoke(state.pool, Actor(name, request_id(request)), key_id))
-
-
-@router.get("/users/{user_id}/provider-keys", response_model=Page[ByokOut])
-async def list_byok(state: StateDep, principal: PrincipalDep, user_id: str) -> Page[ByokOut]:
-    require_self_or_admin(principal, user_id)
-    rows = await byok.list_for(state.pool, user_id)
-    return Page[ByokOut].whole([ByokOut.model_validate(dict(r)) for r in rows])
-
-
-@router.get("/users/{user_id}/provider-keys/{provider}", response_model=ByokOut)
-async def get_byok(
-    state: StateDep, principal: PrincipalDep, user_id: str, provider: str
-) -> ByokOut:
-    require_self_or_admin(principal, user_id)
-    async with state.pool.acquire() as conn:
-        return ByokOut.model_validate(dict(await byok.get(conn, user_id, provider)))
-
-
-@router.put("/users/{user_id}/provider-keys/{provider}", response_model=ByokOut)
-async def put_byok(
-    state: StateDep, actor: AdminDep, user_id: str, provider: str, body: ByokPut
-) -> ByokOut:
-    row = await byok.put(
-        state.pool, state.ring, actor, user_id, provider, body.api_key.get_secret_value()
-    )
-    return ByokOut.model_validate(dict(row))
-
-
-@router.delete("/users/{user_id}/provider-keys/{provider}", status_code=204)
-async def delete_byok(state: StateDep, actor: AdminDep, user_id: str, provider: str) -> Response:
-    await byok.delete(state.pool, actor, user_id, provider)
-    return Response(status_code=204)
-
-
-@router.post("/users/{user_id}/provider-keys/{provider}/test", response_model=ProbeResult)
-async def probe_byok(state: StateDep, _: AdminDep, user_id: str, provider: str) -> ProbeResult:
-    async with state.pool.acquire() as conn:
-        row = await byok.get(conn, user_id, provider)
-    secret = state.ring.decrypt(row["api_key_encrypted"])
-    prov, result = await discovery.check_provider(
-        state.pool,
-        state.ring,
-        state.http,
-        row["provider_id"],
-        state.settings.probe_timeout_s,
-        key=secret,
-    )
-    return ProbeResult(provider=prov["name"], kind=prov["kind"], **result.__dict__)

@@ -105,3 +105,25 @@ class ModelOut(BaseModel):
     @field_serializer("input_price_per_mtok", "output_price_per_mtok", "cached_price_per_mtok")
     def _money(self, value: Decimal | None) -> str | None:
         return None if value is None else format(value.normalize(), "f")
+
+
+class CatalogEntry(BaseModel):
+    """A model as an end user sees it: what it costs and what it can do (no routing
+    internals: provider URLs, priorities, weights)."""
+
+    name: str
+    provider_name: str
+    purposes: list[str]
+    context_window: int | None
+    max_output_tokens: int | None
+    capabilities: dict[str, bool]
+    input_price_per_mtok: Decimal = Field(description="USD per 1M input tokens")
+    output_price_per_mtok: Decimal = Field(description="USD per 1M output tokens")
+    cached_price_per_mtok: Decimal | None = Field(description="USD per 1M cached input tokens")
+    power_level: str | None
+    deprecated: bool
+    aliases: list[str]
+
+    @field_serializer("input_price_per_mtok", "output_price_per_mtok", "cached_price_per_mtok")
+    def _money(self, value: Decimal | None) -> str | None:
+        return None if value is None else format(value.normalize(), "f")

@@ -32,6 +32,11 @@ class ProviderCreate(Strict):
     weight: Weight = 1
     min_tier: TierName = "free"
     is_system: bool = False
+    byok_enabled: bool = Field(
+        False,
+        description="users may add their own key for this provider (cloud kinds only); it is"
+        " used only against this provider's base_url",
+    )
     timeout_s: float = Field(60.0, gt=0, le=3600)
     metadata: Metadata = Field(default_factory=dict)
 
@@ -48,6 +53,7 @@ class ProviderUpdate(Strict):
     weight: Weight | None = None
     min_tier: TierName | None = None
     is_system: bool | None = None
+    byok_enabled: bool | None = None
     timeout_s: float | None = Field(None, gt=0, le=3600)
     metadata: Metadata | None = None
 
@@ -79,6 +85,7 @@ class ProviderOut(BaseModel):
     weight: int
     min_tier: str
     is_system: bool
+    byok_enabled: bool
     timeout_s: float
     metadata: dict[str, Any]
     revision: int
@@ -110,3 +117,12 @@ class DiscoverResult(BaseModel):
     priced: list[str] = Field(description="added enabled, priced from the shipped price table")
     disabled_unpriced: list[str] = Field(description="added disabled until an admin prices them")
     price_table_as_of: str
+
+
+class ByokProviderOut(BaseModel):
+    """A provider open to BYOK, as a user sees it (never its URL)."""
+
+    provider_id: str
+    provider_name: str
+    kind: str
+    has_key: bool = Field(description="the caller's user has a key for it")

@@ -49,6 +49,14 @@ class TierPut(Strict):
     max_keys: Limit | None = Field(
         None, description="most active keys a user may create themselves (null: no maximum)"
     )
+    byok_fee_pct: Decimal = Field(
+        Decimal(0),
+        ge=0,
+        le=100,
+        decimal_places=4,
+        description="a request served with the user's own provider key (BYOK) debits this"
+        " percentage of its catalog cost (its cost_usd is still recorded in full)",
+    )
 
 
 class TierOut(BaseModel):
@@ -58,9 +66,10 @@ class TierOut(BaseModel):
     rpm_limit: int | None
     tpm_limit: int | None
     max_keys: int | None = None
+    byok_fee_pct: Decimal = Decimal(0)
     revision: int
     updated_at: datetime
 
-    @field_serializer("monthly_credits_usd")
+    @field_serializer("monthly_credits_usd", "byok_fee_pct")
     def _ser(self, value: Decimal) -> str | None:
         return _money(value)

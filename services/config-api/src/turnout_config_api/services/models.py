@@ -39,6 +39,13 @@ _NOT_NULL = frozenset(
 _SELECT = (
     "SELECT m.*, p.name AS provider_name FROM models m JOIN providers p ON p.id = m.provider_id"
 )
+
+
+def _rank(name_sql: str) -> str:
+    """A tier's rank in SQL (an unknown tier ranks 0, as the router ranks it)."""
+    return f"COALESCE((SELECT t.rank FROM tiers t WHERE t.name = {name_sql}), 0)"
+
+
 _SORTS = {
     "name": "m.name",
     "price": "m.input_price_per_mtok + m.output_price_per_mtok",
@@ -148,9 +155,13 @@ async def search(
     enabled: bool | None,
     sort: str,
     deprecated: bool | None = None,
+    tier: str | None = None,
     limit: int,
     offset: int,
 ) -> tuple[list[asyncpg.Record], int]:
+    """The catalog's deployments by the filters; ``tier``: only those a user of that tier may
+    use (the model's and its provider's ``min_tier`` rank at most the tier's; an unknown tier
+    ranks 0), on enabled providers."""
     desc = sort.startswith("-")
     key = sort.lstrip("-")
     if key not in _SORTS:
@@ -176,6 +187,9 @@ async def search(
         add("m.enabled = ?", enabled)
     if deprecated is not None:
         add("m.deprecated = ?", deprecated)
+    if tier is not None:
+        add(f"p.enabled AND {_rank('m.min_tier')} <= {_rank('?')}", tier)
+        conds.append(f"{_rank('p.min_tier')} <= {_rank(f'${len(args)}')}")
     where = f" WHERE {' AND '.join(conds)}" if conds else ""
     order = f"{_SORTS[key]} {'DESC' if desc else 'ASC'} NULLS LAST, m.name, m.id"
     async with pool.acquire() as conn:

@@ -14,13 +14,23 @@ from turnout_config_api.changes import (
     insert_recorded,
     update_recorded,
 )
-from turnout_config_api.kinds import resolve_base_url
+from turnout_config_api.kinds import check_byok, resolve_base_url
 from turnout_config_api.schemas.providers import ProviderCreate, ProviderOut, ProviderUpdate
 from turnout_config_api.services.common import new_id, patch_changes, tier_exists
 from turnout_config_api.services.usage import exclusive_names, refuse_if_used
 
 _NOT_NULL = frozenset(
-    {"name", "kind", "enabled", "priority", "weight", "min_tier", "is_system", "timeout_s"}
+    {
+        "name",
+        "kind",
+        "enabled",
+        "priority",
+        "weight",
+        "min_tier",
+        "is_system",
+        "byok_enabled",
+        "timeout_s",
+    }
 )
 
 
@@ -56,6 +66,7 @@ async def create(
 ) -> asyncpg.Record:
     values: dict[str, Any] = body.model_dump(exclude={"api_key"})
     values["base_url"] = resolve_base_url(body.kind, body.base_url)
+    check_byok(body.kind, body.byok_enabled)
     secret = body.api_key.get_secret_value() if body.api_key else None
     values["api_key_encrypted"] = ring.encrypt(secret) if secret else None
     values["api_key_hint"] = key_hint(secret) if secret else None
@@ -80,6 +91,10 @@ async def update(
             kind = changes.get("kind", current["kind"])
             url = changes["base_url"] if "base_url" in changes else current["base_url"]
             changes["base_url"] = resolve_base_url(kind, url)
+        check_byok(
+            changes.get("kind", current["kind"]),
+            changes.get("byok_enabled", current["byok_enabled"]),
+        )
         if "api_key" in changes:
             secret = body.api_key.get_secret_value() if body.api_key else None
             changes.pop("api_key")

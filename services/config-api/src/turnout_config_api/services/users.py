@@ -67,10 +67,11 @@ async def put_tier(pool: asyncpg.Pool, actor: Actor, name: str, body: TierPut) -
         rev = await next_revision(conn)
         row = await conn.fetchrow(
             "INSERT INTO tiers (name, rank, monthly_credits_usd, rpm_limit, tpm_limit, revision,"
-            " max_keys) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (name) DO UPDATE SET"
+            " max_keys, byok_fee_pct) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+            " ON CONFLICT (name) DO UPDATE SET"
             " rank = EXCLUDED.rank, monthly_credits_usd = EXCLUDED.monthly_credits_usd,"
             " rpm_limit = EXCLUDED.rpm_limit, tpm_limit = EXCLUDED.tpm_limit,"
-            " max_keys = EXCLUDED.max_keys,"
+            " max_keys = EXCLUDED.max_keys, byok_fee_pct = EXCLUDED.byok_fee_pct,"
             " revision = EXCLUDED.revision, updated_at = now() RETURNING *",
             name,
             body.rank,
@@ -79,6 +80,7 @@ async def put_tier(pool: asyncpg.Pool, actor: Actor, name: str, body: TierPut) -
             body.tpm_limit,
             rev,
             body.max_keys,
+            body.byok_fee_pct,
         )
         assert row is not None
         await record_change(conn, actor, rev, "tier", before, row)
