@@ -58,6 +58,13 @@ TOPICS: dict[topics.Topic, tuple[type[BaseModel], str, tuple[str, ...], str]] = 
         ("external-billing",),
         "`request_id` (= the CloudEvents `id`, the de-duplication key)",
     ),
+    topics.ALERTS: (
+        events.AlertEvent,
+        "metering",
+        ("webhook-delivery",),
+        "`{alert}:{subject_type}:{subject_id}` (health-worker produces the provider alerts;"
+        " webhook-delivery runs in metering and POSTs each alert to the configured webhooks)",
+    ),
 }
 
 

@@ -30,5 +30,5 @@ def test_credit_and_billing_events() -> None:
 
 def test_topics_are_versioned_and_unique() -> None:
     names = [t.name for t in ALL_TOPICS]
-    assert len(set(names)) == 5
+    assert len(set(names)) == 6
     assert all(n.startswith("turnout.") and n.endswith(".v1") for n in names)

@@ -190,6 +190,39 @@ class CreditEvent(Event):
         return f"{self.subject_type}:{self.subject_id}"
 
 
+# --- turnout.alerts.v1 -------------------------------------------------------------------
+
+AlertKind = Literal[
+    "budget_threshold",  # spend crossed 50 / 80 / 100 % of a user's or key's budget
+    "credits_exhausted",  # a prepaid balance reached zero
+    "provider_down",
+    "provider_recovered",
+    "circuit_open",
+    "metering_lag",  # metering's consumer lag went above TURNOUT_ALERT_METERING_LAG_MAX
+]
+
+
+class AlertEvent(Event):
+    """Something a person should hear about, emitted once per crossing (not per request).
+
+    Key: ``f"{alert}:{subject_type}:{subject_id}"``. ``user_id`` is the user the alert is
+    about (budget and credit alerts), so per-user webhooks get theirs. ``details`` holds the
+    figures (``threshold_pct``, ``spent_usd``, ``limit_usd``, ``period``, ``lag``, ...).
+    """
+
+    alert: AlertKind
+    severity: Literal["info", "warning", "critical"] = "warning"
+    subject_type: Literal["user", "key", "provider", "service"]
+    subject_id: str
+    user_id: str | None = None
+    summary: str
+    details: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{self.alert}:{self.subject_type}:{self.subject_id}"
+
+
 # --- turnout.billing.v1 ------------------------------------------------------------------
 
 

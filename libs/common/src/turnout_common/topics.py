@@ -44,4 +44,12 @@ BILLING = Topic(
     "metering -> external billing: priced, de-duplicated usage as CloudEvents 1.0 JSON",
 )
 
-ALL_TOPICS: tuple[Topic, ...] = (CONFIG, HEALTH, USAGE, CREDIT, BILLING)
+ALERTS = Topic(
+    "turnout.alerts.v1",
+    1,
+    False,
+    "metering, health-worker -> webhook delivery (metering): budget, credit, provider and"
+    " lag alerts, one per crossing",
+)
+
+ALL_TOPICS: tuple[Topic, ...] = (CONFIG, HEALTH, USAGE, CREDIT, BILLING, ALERTS)

@@ -25,7 +25,7 @@ from turnout_common.outbox import OutboxRelay
 from turnout_common.outbox_api import outbox_router
 from turnout_common.settings import CommonSettings
 from turnout_common.tasks import cancel
-from turnout_common.topics import CONFIG, HEALTH, USAGE
+from turnout_common.topics import ALERTS, CONFIG, HEALTH, USAGE
 from turnout_common.web import (
     FASTAPI_TELEMETRY,
     ReadinessCheck,
@@ -139,7 +139,7 @@ async def _start(
         dsn, schema=schema, min_size=settings.db_pool_min, max_size=settings.db_pool_max
     )
     stack.push_async_callback(pool.close)
-    await ensure_topics(kafka, [CONFIG, HEALTH, USAGE])
+    await ensure_topics(kafka, [CONFIG, HEALTH, USAGE, ALERTS])
 
     producer = Producer(kafka, client_id=f"{kafka.client_id}-health")
     await producer.start()

@@ -23,9 +23,9 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 
 from turnout_common.events import CircuitState, HealthEvent, HealthStatus
-from turnout_common.outbox import enqueue
-from turnout_common.topics import HEALTH
-from turnout_health import metrics, repository
+from turnout_common.outbox import enqueue, enqueue_many
+from turnout_common.topics import ALERTS, HEALTH
+from turnout_health import alerts, metrics, repository
 from turnout_health.circuit import Circuit
 from turnout_health.probes import ProbeResult
 from turnout_health.registry import ProviderConfig
@@ -267,6 +267,12 @@ class HealthService:
                     auto_disabled=auto_disabled,
                 )
                 await enqueue(conn, self._schema, HEALTH.name, event_key(target), event.to_bytes())
+                found = alerts.transitions(
+                    provider.id, provider.name, target[1], rt.published, current, rt.reason
+                )
+                await enqueue_many(
+                    conn, self._schema, ALERTS.name, [(a.key, a.to_bytes()) for a in found]
+                )
         if changed:
             before = rt.published
             rt.published = current
