@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 
 from turnout_common.errors import NotFound
-from turnout_health import repository
+from turnout_health import overrides, repository
 from turnout_health.deps import AdminDep, StateDep
 from turnout_health.schemas import (
     DeploymentHealth,
@@ -42,6 +42,7 @@ async def list_providers(state: StateDep) -> ProviderList:
         counts = await repository.passive_window(
             conn, state.health.passive_window_s, per_deployment=True, baseline=False
         )
+        forced = await overrides.all_active(conn)
     rows = {r["provider_id"]: r for r in all_rows if not r["deployment_id"]}
     deployments: dict[str, list[DeploymentHealth]] = {}
     for r in all_rows:
@@ -72,6 +73,7 @@ async def list_providers(state: StateDep) -> ProviderList:
                 changed_at=row.get("changed_at"),
                 deployments=deployments.get(pid, []),
                 passive=_passive(by_provider.get(pid, [])),
+                override=forced.get(pid),
             )
         )
     return ProviderList(data=data, total=len(data), limit=len(data))

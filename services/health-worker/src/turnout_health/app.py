@@ -34,7 +34,7 @@ from turnout_common.web import (
     install_tracing,
     ops_router,
 )
-from turnout_health import api, repository
+from turnout_health import api, override_api, repository
 from turnout_health.deps import AppState, require_admin
 from turnout_health.leader import LeaderLease
 from turnout_health.passive import UsageConsumer
@@ -103,6 +103,7 @@ def create_app(
 
     app.include_router(ops_router(current_checks))
     app.include_router(api.router)
+    app.include_router(override_api.router)
     app.include_router(
         outbox_router(lambda r: getattr(r.app.state, "outbox_relay", None), require_admin)
     )

@@ -13,7 +13,7 @@ import httpx
 
 from turnout_common.crypto import DecryptionError, KeyRing
 from turnout_common.tasks import cancel
-from turnout_health import metrics, repository
+from turnout_health import metrics, overrides, repository
 from turnout_health.probes import SELF_HOSTED, ProbeResult, probe_requests, run_probe, unknown
 from turnout_health.registry import ConfigRegistry, ProviderConfig
 from turnout_health.service import HealthService
@@ -49,6 +49,7 @@ class Prober:
         self._next_due: dict[str, float] = {}
         self._next_passive = 0.0
         self._next_retention = 0.0
+        self._next_expiry = 0.0
         self.probes = 0
 
     def _interval(self) -> float:
@@ -69,6 +70,10 @@ class Prober:
                     self._spawn(cfg, trial=True)
             elif now >= self._next_due.setdefault(cfg.id, now + self._first_delay()):
                 self._spawn(cfg, trial=False)
+        if now >= self._next_expiry:
+            self._next_expiry = now + 1.0
+            for provider_id in await overrides.expire(self._pool, self._service.schema):
+                log.info("the admin override of provider %s expired", provider_id)
         if now >= self._next_passive:
             self._next_passive = now + self._settings.probe_interval_s
             await self._judge_passive(now)

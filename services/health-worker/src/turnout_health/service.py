@@ -25,7 +25,7 @@ import asyncpg
 from turnout_common.events import CircuitState, HealthEvent, HealthStatus
 from turnout_common.outbox import enqueue, enqueue_many
 from turnout_common.topics import ALERTS, HEALTH
-from turnout_health import alerts, metrics, repository
+from turnout_health import alerts, metrics, overrides, repository
 from turnout_health.circuit import Circuit
 from turnout_health.probes import ProbeResult
 from turnout_health.registry import ProviderConfig
@@ -75,6 +75,10 @@ class HealthService:
         self._schema = schema
         self._settings = settings
         self.runtimes: dict[Target, ProviderRuntime] = {}
+
+    @property
+    def schema(self) -> str:
+        return self._schema
 
     def _new_circuit(self) -> Circuit:
         s = self._settings
@@ -214,6 +218,7 @@ class HealthService:
         targets = [t for t in self.runtimes if t[0] == provider_id]
         async with self._pool.acquire() as conn, conn.transaction():
             await repository.delete_state(conn, provider_id)
+            await conn.execute("DELETE FROM overrides WHERE provider_id = $1", provider_id)
             for target in targets:
                 del self.runtimes[target]
                 await enqueue(conn, self._schema, HEALTH.name, event_key(target), None)
@@ -256,6 +261,8 @@ class HealthService:
                 circuit_changed=circuit_changed,
                 probed=result is not None,
             )
+            if changed and not target[1] and await overrides.active(conn, target[0]):
+                changed = False  # an admin's override is what the router sees meanwhile
             if changed:
                 event = HealthEvent(
                     provider_id=provider.id,
