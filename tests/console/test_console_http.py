@@ -175,9 +175,18 @@ def test_every_state_changing_route_refuses_a_request_without_the_csrf_token(
 ) -> None:
     from fastapi.routing import APIRoute
 
-    from turnout_console.api import admin_users, auth, lab, models, providers, routes, users
+    from turnout_console.api import (
+        admin_users,
+        auth,
+        lab,
+        models,
+        provider_actions,
+        providers,
+        routes,
+        users,
+    )
 
-    modules = (admin_users, auth, lab, models, providers, routes, users)
+    modules = (admin_users, auth, lab, models, provider_actions, providers, routes, users)
     found = [r for m in modules for r in m.router.routes if isinstance(r, APIRoute)]
     posts = [r.path for r in found if "POST" in r.methods and r.path != "/login"]
     assert {"/providers", "/models", "/users", "/routes/{purpose}", "/logout", "/lab/run"} <= set(

@@ -22,6 +22,7 @@ from turnout_console.api import (
     health,
     lab,
     models,
+    provider_actions,
     providers,
     routes,
     usage,
@@ -89,6 +90,7 @@ def create_app(
     app.include_router(ops_router({}))
     app.include_router(auth.router)
     app.include_router(providers.router)
+    app.include_router(provider_actions.router)
     app.include_router(users.router)
     app.include_router(models.router)
     app.include_router(routes.router)

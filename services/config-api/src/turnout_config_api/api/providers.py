@@ -28,8 +28,25 @@ def _with_health(state: AppState, out: ProviderOut) -> ProviderOut:
     return out
 
 
+def _like(text: str) -> str:
+    """An ILIKE pattern matching ``text`` anywhere, its ``%``, ``_`` and ``\\`` literal."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
 HealthStatus = Literal["healthy", "degraded", "down", "unknown"]
 Capability = Literal["streaming", "tools", "vision", "json_mode"]
+MODEL_COUNT = "(SELECT count(*) FROM models m WHERE m.provider_id = p.id)"
+SORTS = {
+    "priority": "p.priority",
+    "name": "p.name",
+    "kind": "p.kind",
+    "base_url": "p.base_url",
+    "enabled": "p.enabled",
+    "models": MODEL_COUNT,
+    "created_at": "p.created_at",
+}
+"""``sort`` keys and the SQL they order by (never the caller's text)."""
 
 
 @router.get("/kinds")
@@ -51,10 +68,27 @@ async def list_providers(
     capability: Annotated[
         Capability | None, Query(description="has a model that declares this capability")
     ] = None,
+    search: Annotated[
+        str | None,
+        Query(max_length=200, description="a substring of the name, kind or base URL (any case)"),
+    ] = None,
+    sort: Annotated[
+        str,
+        Query(
+            pattern=f"^-?({'|'.join(SORTS)})$",
+            description="priority (then name), name, kind, base_url, enabled, models (how many "
+            "the catalog has) or created_at; '-' first for descending",
+        ),
+    ] = "priority",
 ) -> Page[ProviderOut]:
-    """Providers by priority then name, with their latest health; filters combine."""
+    """Providers by priority then name (or ``sort``), with their latest health and how many
+    catalog models each serves (``model_count``); filters combine."""
     where: list[str] = ["TRUE"]
     args: list[str] = []
+    if search:
+        args.append(_like(search))
+        n = len(args)
+        where.append(f"(p.name ILIKE ${n} OR p.kind ILIKE ${n} OR p.base_url ILIKE ${n})")
     if enabled_only:
         where.append("p.enabled")
     if kind is not None:
@@ -66,7 +100,11 @@ async def list_providers(
             "EXISTS (SELECT 1 FROM models m WHERE m.provider_id = p.id"
             f" AND (m.capabilities ->> ${len(args)}) = 'true')"
         )
-    sql = f"SELECT * FROM providers p WHERE {' AND '.join(where)} ORDER BY priority, name"
+    key, desc = sort.lstrip("-"), " DESC" if sort.startswith("-") else ""
+    sql = (
+        f"SELECT p.*, {MODEL_COUNT} AS model_count FROM providers p"
+        f" WHERE {' AND '.join(where)} ORDER BY {SORTS[key]}{desc}, p.name, p.id"
+    )
     async with state.pool.acquire() as conn:
         if health is None:
             total = await conn.fetchval(f"SELECT count(*) FROM ({sql}) t", *args)

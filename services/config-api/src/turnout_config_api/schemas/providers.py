@@ -96,6 +96,9 @@ class ProviderOut(BaseModel):
         description="the latest state from the health-worker (turnout.health.v1); null until"
         " it has reported on this provider",
     )
+    model_count: int | None = Field(
+        None, description="how many catalog models this provider serves (in lists only)"
+    )
 
 
 class ProbeResult(BaseModel):

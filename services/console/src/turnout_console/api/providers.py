@@ -1,8 +1,11 @@
-"""Providers (admin): the paged table with health badges, create, test and delete."""
+"""Providers (admin): the table (10 a page; sort, search and paging done by config-api) with
+health badges and model counts, create and delete. Edit, test and discover are in
+:mod:`turnout_console.api.provider_actions`."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
@@ -14,20 +17,38 @@ from turnout_console.views import KINDS, page_window, safe_segment, toast
 
 router = APIRouter(prefix="/providers")
 PAGE = 10
+SORTABLE = {
+    "name": "Name",
+    "kind": "Kind",
+    "base_url": "Base URL",
+    "enabled": "Enabled",
+    "models": "Models",
+}
+"""Columns config-api sorts on (health lives in its memory, so that column does not sort)."""
+
+PageQ = Annotated[int, Query(ge=1, le=MAX_OFFSET // PAGE)]
+SortQ = Annotated[str, Query(pattern=f"^-?(priority|{'|'.join(SORTABLE)})$")]
+SearchQ = Annotated[str, Query(max_length=200)]
 
 
-async def _table(parts: PartsDep, credential: str, page: int) -> dict[str, Any]:
+async def _table(
+    parts: PartsDep, credential: str, page: int, sort: str, search: str
+) -> dict[str, Any]:
+    search = search.strip()
+    state = {"sort": sort, "search": search, "columns": SORTABLE}
+    state["query"] = urlencode({"sort": sort, "search": search})
     result = await parts.client.call(
         "config",
         "GET",
         "/api/v1/providers",
         credential,
-        params={"limit": PAGE, "offset": (page - 1) * PAGE},
+        params={"limit": PAGE, "offset": (page - 1) * PAGE, "sort": sort, "search": search},
     )
     if not result.ok:
-        return {"rows": [], "error": result.message, "page": page, "pages": 1, "total": 0}
+        return {**state, "rows": [], "error": result.message, "page": page, "pages": 1, "total": 0}
     total = int(result.data.get("total", 0))
     return {
+        **state,
         "rows": result.data["data"],
         "error": None,
         "total": total,
@@ -35,14 +56,16 @@ async def _table(parts: PartsDep, credential: str, page: int) -> dict[str, Any]:
     }
 
 
-PageQ = Annotated[int, Query(ge=1, le=MAX_OFFSET // PAGE)]
-
-
 @router.get("")
 async def providers_page(
-    request: Request, parts: PartsDep, session: AdminDep, page: PageQ = 1
+    request: Request,
+    parts: PartsDep,
+    session: AdminDep,
+    page: PageQ = 1,
+    sort: SortQ = "priority",
+    search: SearchQ = "",
 ) -> Response:
-    table = await _table(parts, session.credential.get_secret_value(), page)
+    table = await _table(parts, session.credential.get_secret_value(), page, sort, search)
     return parts.templates.TemplateResponse(
         request, "providers.html", {"session": session, "kinds": KINDS, **table}
     )
@@ -50,13 +73,22 @@ async def providers_page(
 
 @router.get("/table")
 async def providers_table(
-    request: Request, parts: PartsDep, session: AdminDep, page: PageQ = 1
+    request: Request,
+    parts: PartsDep,
+    session: AdminDep,
+    page: PageQ = 1,
+    sort: SortQ = "priority",
+    search: SearchQ = "",
 ) -> Response:
-    table = await _table(parts, session.credential.get_secret_value(), page)
-    return parts.templates.TemplateResponse(request, "partials/providers_table.html", table)
+    table = await _table(parts, session.credential.get_secret_value(), page, sort, search)
+    # the address bar follows the table, so a reload or a shared link shows the same rows
+    where = f"/providers?page={table['page']}&{table['query']}"
+    return parts.templates.TemplateResponse(
+        request, "partials/providers_table.html", table, headers={"HX-Replace-Url": where}
+    )
 
 
-def _outcome(request: Request, parts: PartsDep, result: ApiResult, done: str) -> Response:
+def outcome(request: Request, parts: PartsDep, result: ApiResult, done: str) -> Response:
     if result.ok:
         return toast(parts, request, "success", done, trigger="providers-changed")
     return toast(parts, request, "error", result.message, status=result.status or 502)
@@ -80,7 +112,7 @@ async def create_provider(
     result = await parts.client.call(
         "config", "POST", "/api/v1/providers", session.credential.get_secret_value(), json=body
     )
-    return _outcome(request, parts, result, f"Provider {name.strip()} created.")
+    return outcome(request, parts, result, f"Provider {name.strip()} created.")
 
 
 @router.post("/{ref}/delete")
@@ -93,24 +125,4 @@ async def delete_provider(
         f"/api/v1/providers/{safe_segment(ref)}",
         session.credential.get_secret_value(),
     )
-    return _outcome(request, parts, result, "Provider deleted.")
-
-
-@router.post("/{ref}/test")
-async def test_provider(
-    request: Request, parts: PartsDep, session: AdminCsrfDep, ref: str
-) -> Response:
-    result = await parts.client.call(
-        "config",
-        "POST",
-        f"/api/v1/providers/{safe_segment(ref)}/test",
-        session.credential.get_secret_value(),
-    )
-    if not result.ok:
-        return toast(parts, request, "error", result.message, status=result.status or 502)
-    d = result.data
-    kind = "success" if d.get("ok") else "error"
-    found = d.get("models")
-    extra = f", {len(found)} models found" if isinstance(found, list) else ""
-    msg = f"{d.get('provider')}: {d.get('status')} in {float(d.get('latency_ms', 0)):.0f} ms{extra}"
-    return toast(parts, request, kind, msg)
+    return outcome(request, parts, result, "Provider deleted.")

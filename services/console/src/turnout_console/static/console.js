@@ -36,6 +36,20 @@
     closeDialogs();
   });
 
+  // a typed key never lingers: password fields are emptied once their form was sent
+  document.body.addEventListener("htmx:afterRequest", function (ev) {
+    var f = ev.detail.elt;
+    if (f && f.matches && f.matches("form[data-clear-secrets]")) {
+      f.querySelectorAll("input[type=password]").forEach(function (i) { i.value = ""; });
+    }
+  });
+
+  // a form fetched into a closed dialog (e.g. Edit) opens it, focus on its first field
+  document.body.addEventListener("htmx:afterSwap", function (ev) {
+    var d = ev.detail.target && ev.detail.target.closest && ev.detail.target.closest("dialog");
+    if (d && !d.open) openDialog(d.id, ev.detail.requestConfig && ev.detail.requestConfig.elt);
+  });
+
   // toasts leave by themselves
   document.body.addEventListener("htmx:afterSwap", function (ev) {
     if (ev.detail.target && ev.detail.target.id === "toasts") {
@@ -65,12 +79,16 @@
     calc();
   });
 
-  // copy a value shown once (a new key) to the clipboard
+  // copy a value shown once (a new key) or a key hint to the clipboard
   document.addEventListener("click", function (ev) {
-    var b = ev.target.closest("[data-copy]");
+    var b = ev.target.closest("[data-copy], [data-copy-text]");
     if (!b) return;
-    var el = document.querySelector(b.getAttribute("data-copy"));
-    if (el && navigator.clipboard) navigator.clipboard.writeText(el.textContent.trim());
+    var text = b.getAttribute("data-copy-text");
+    if (text === null) {
+      var el = document.querySelector(b.getAttribute("data-copy"));
+      text = el ? el.textContent.trim() : "";
+    }
+    if (text && navigator.clipboard) navigator.clipboard.writeText(text);
     b.textContent = "Copied";
   });
 
