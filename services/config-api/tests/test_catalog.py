@@ -183,3 +183,37 @@ async def test_audit_filters_and_request_id(client, admin, uid) -> None:
     assert by_req["total"] == 1
     none = (await client.get("/api/v1/audit?since=2999-01-01T00:00:00Z", headers=admin)).json()
     assert none["total"] == 0
+
+
+async def test_routing_strategy_on_models_and_rules(client, admin, catalog) -> None:
+    """Issue 19: ``routing_strategy`` (weighted by default) on a model and on a rule, in the
+    answer and in the config event's data (the snapshot); anything else is a 422."""
+    models = (await client.get(f"/api/v1/models?provider={catalog}", headers=admin)).json()["data"]
+    large = next(m for m in models if m["name"] == "cat-large")
+    assert large["routing_strategy"] == "weighted"
+    r = await client.patch(
+        f"/api/v1/models/{large['id']}", headers=admin, json={"routing_strategy": "least_busy"}
+    )
+    assert r.status_code == 200 and r.json()["routing_strategy"] == "least_busy", r.text
+    for bad in ("fastest", None):
+        r = await client.patch(
+            f"/api/v1/models/{large['id']}", headers=admin, json={"routing_strategy": bad}
+        )
+        assert r.status_code == 422, r.text
+    r = await client.post(
+        "/api/v1/models",
+        headers=admin,
+        json={"provider": catalog, "upstream_model": "cat-fast", "routing_strategy": "latency"},
+    )
+    assert r.status_code == 201 and r.json()["routing_strategy"] == "latency", r.text
+    rule = {"name": "cat-busy", "targets": ["cat-large"], "routing_strategy": "least_busy"}
+    r = await client.post("/api/v1/routing-rules", headers=admin, json=rule)
+    assert r.status_code == 201 and r.json()["routing_strategy"] == "least_busy", r.text
+    r = await client.patch(
+        "/api/v1/routing-rules/cat-busy", headers=admin, json={"routing_strategy": None}
+    )
+    assert r.status_code == 200 and r.json()["routing_strategy"] is None, r.text
+    snap = (await client.get("/api/v1/snapshot", headers=admin)).json()["entities"]
+    data = {(e["entity"], e["entity_id"]): e["data"] for e in snap}
+    assert data[("model", large["id"])]["routing_strategy"] == "least_busy"
+    assert data[("routing_rule", r.json()["id"])]["routing_strategy"] is None

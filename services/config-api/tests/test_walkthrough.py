@@ -167,6 +167,7 @@ async def test_walkthrough(client, admin, config_events, settings, database_url,
         "deprecated",
         "priority",
         "weight",
+        "routing_strategy",
         "fallbacks",
         "aliases",
     }

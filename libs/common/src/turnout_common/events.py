@@ -91,6 +91,11 @@ class HealthEvent(Event):
     latency_ms: float | None = None
     reason: str = ""
     auto_disabled: bool = False
+    queue_waiting: float | None = None
+    """vLLM's ``vllm:num_requests_waiting`` at the probe (provider-level events of ``vllm``
+    providers whose ``/metrics`` answered; null otherwise): the router's ``least_busy``."""
+    queue_running: float | None = None
+    """vLLM's ``vllm:num_requests_running`` at the probe (as ``queue_waiting``)."""
 
 
 # --- turnout.usage.v1 --------------------------------------------------------------------

@@ -64,6 +64,7 @@ def model(r: Row) -> dict[str, Any]:
         "deprecated": r["deprecated"],
         "priority": r["priority"],
         "weight": r["weight"],
+        "routing_strategy": r["routing_strategy"],
         "fallbacks": list(r["fallbacks"]),
         "aliases": list(r["aliases"]),
     }
@@ -88,6 +89,7 @@ def routing_rule(r: Row) -> dict[str, Any]:
         "requires_byok": r["requires_byok"],
         "targets": list(r["targets"]),
         "weight": r["weight"],
+        "routing_strategy": r["routing_strategy"],
     }
 
 

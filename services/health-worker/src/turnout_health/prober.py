@@ -6,6 +6,7 @@ import asyncio
 import logging
 import random
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import asyncpg
@@ -14,7 +15,14 @@ import httpx
 from turnout_common.crypto import DecryptionError, KeyRing
 from turnout_common.tasks import cancel
 from turnout_health import metrics, overrides, repository
-from turnout_health.probes import SELF_HOSTED, ProbeResult, probe_requests, run_probe, unknown
+from turnout_health.probes import (
+    SELF_HOSTED,
+    ProbeResult,
+    probe_requests,
+    run_probe,
+    unknown,
+    vllm_queue,
+)
 from turnout_health.registry import ConfigRegistry, ProviderConfig
 from turnout_health.service import HealthService
 from turnout_health.settings import HealthSettings
@@ -131,12 +139,19 @@ class Prober:
             trace = self._tracing.outgoing_headers()
             for req in requests:
                 req.headers.update(trace)
-        return await run_probe(
+        result = await run_probe(
             self._client,
             requests,
             timeout_s=self._settings.probe_timeout_s,
             slow_ms=self._settings.slow_ms,
         )
+        if cfg.kind == "vllm" and cfg.base_url and result.status in ("healthy", "degraded"):
+            # its queue, for the router's least_busy strategy (published with the state)
+            waiting, running = await vllm_queue(
+                self._client, cfg.base_url, requests[0].headers, self._settings.probe_timeout_s
+            )
+            result = replace(result, queue_waiting=waiting, queue_running=running)
+        return result
 
     async def _judge_passive(self, now: float) -> None:
         """Passive signals per provider and per deployment; deployments' cool-downs."""

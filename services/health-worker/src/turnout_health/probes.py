@@ -45,6 +45,10 @@ class ProbeResult:
     latency_ms: float | None
     http_status: int | None
     reason: str
+    queue_waiting: float | None = None
+    """vLLM only: ``vllm:num_requests_waiting`` from its ``/metrics`` (None: unknown)."""
+    queue_running: float | None = None
+    """vLLM only: ``vllm:num_requests_running`` from its ``/metrics`` (None: unknown)."""
 
 
 def _strip(url: str, *suffixes: str) -> str:
@@ -129,3 +133,43 @@ async def run_probe(
         if result.status not in ("healthy", "degraded") or resp.status_code == 429:
             return result
     return result
+
+
+QUEUE_METRICS = ("vllm:num_requests_waiting", "vllm:num_requests_running")
+
+
+def parse_vllm_queue(text: str) -> tuple[float | None, float | None]:
+    """(waiting, running) from vLLM's Prometheus text: each summed over its label sets
+    (one per served model); None for a series the text does not hold."""
+    sums: dict[str, float] = {}
+    for line in text.splitlines():
+        if not line.startswith("vllm:num_requests_"):
+            continue
+        name, _, rest = line.partition("{")
+        if not rest:
+            name, _, value = line.partition(" ")
+        else:
+            value = rest.rpartition("}")[2]
+        if name in QUEUE_METRICS:
+            try:
+                number = float(value.split()[0])
+            except (ValueError, IndexError):
+                continue
+            if number >= 0:
+                sums[name] = sums.get(name, 0.0) + number
+    return sums.get(QUEUE_METRICS[0]), sums.get(QUEUE_METRICS[1])
+
+
+async def vllm_queue(
+    client: httpx.AsyncClient, base_url: str, headers: dict[str, str], timeout_s: float
+) -> tuple[float | None, float | None]:
+    """Scrape a vLLM server's ``/metrics`` (next to its ``/health``) for its queue; (None,
+    None) if it does not answer with them (the probe's verdict does not depend on it)."""
+    url = f"{_strip(base_url.rstrip('/'), '/v1')}/metrics"
+    try:
+        resp = await client.get(url, headers=headers, timeout=timeout_s)
+    except httpx.HTTPError:
+        return None, None
+    if resp.status_code != 200 or len(resp.content) > 4 << 20:
+        return None, None
+    return parse_vllm_queue(resp.text)

@@ -4,7 +4,9 @@ A target is ``(provider_id, deployment_id)``; ``deployment_id == ""`` is the pro
 (probed actively and judged on all its traffic). Deployments are judged on passive signals
 only: their trial after the cool-down is the router's trial traffic while half-open.
 Only changes of ``(status, circuit, auto_disabled)`` are published, through the outbox, in
-the same transaction as the state row they describe.
+the same transaction as the state row they describe — and, for a vLLM provider, changes of
+the queue its ``/metrics`` reports at each probe (``queue_waiting`` / ``queue_running``, for
+the router's ``least_busy`` strategy).
 
 Sustained slow traffic (the passive window's average attempt latency above ``SLOW_MS``, with
 at least ``PASSIVE_MIN_REQUESTS`` attempts) makes a closed target ``degraded`` until the
@@ -34,6 +36,7 @@ from turnout_health.settings import HealthSettings
 
 Target = tuple[str, str]
 Published = tuple[HealthStatus, CircuitState, bool]
+Queue = tuple[float | None, float | None]
 SLOW_PREFIX = "passive latency: "
 
 
@@ -48,6 +51,8 @@ class ProviderRuntime:
     reason: str = ""
     slow: str | None = None  # why passive traffic is slow (closed circuit only), else None
     published: Published | None = None
+    queue: Queue = (None, None)  # vLLM's (waiting, running) at the latest probe
+    queue_published: Queue = (None, None)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
@@ -129,6 +134,7 @@ class HealthService:
             elif rt.slow is not None and rt.status == "healthy":
                 rt.status, reason = "degraded", rt.slow  # the probe is fast, traffic is not
             rt.latency_ms, rt.reason = result.latency_ms, reason
+            rt.queue = (result.queue_waiting, result.queue_running)
             await self._persist(
                 provider, (provider.id, ""), rt, result, circuit_changed=was != rt.circuit.state
             )
@@ -237,6 +243,8 @@ class HealthService:
         auto_disabled = circuit.state == "open" and not provider.is_system
         current: Published = (rt.status, circuit.state, auto_disabled)
         changed = current != rt.published
+        # a vLLM queue that moved is published too (for least_busy), without a transition
+        queue_changed = not target[1] and rt.queue != rt.queue_published
         opened_at = None
         if circuit.opened_at is not None:
             opened_at = datetime.now(UTC) - timedelta(seconds=now - circuit.opened_at)
@@ -261,9 +269,11 @@ class HealthService:
                 circuit_changed=circuit_changed,
                 probed=result is not None,
             )
-            if changed and not target[1] and await overrides.active(conn, target[0]):
-                changed = False  # an admin's override is what the router sees meanwhile
-            if changed:
+            if (changed or queue_changed) and not target[1]:
+                if await overrides.active(conn, target[0]):
+                    # an admin's override is what the router sees meanwhile
+                    changed = queue_changed = False
+            if changed or queue_changed:
                 event = HealthEvent(
                     provider_id=provider.id,
                     deployment_id=target[1] or None,
@@ -272,14 +282,18 @@ class HealthService:
                     latency_ms=rt.latency_ms,
                     reason=rt.reason,
                     auto_disabled=auto_disabled,
+                    queue_waiting=rt.queue[0] if not target[1] else None,
+                    queue_running=rt.queue[1] if not target[1] else None,
                 )
                 await enqueue(conn, self._schema, HEALTH.name, event_key(target), event.to_bytes())
-                found = alerts.transitions(
-                    provider.id, provider.name, target[1], rt.published, current, rt.reason
-                )
-                await enqueue_many(
-                    conn, self._schema, ALERTS.name, [(a.key, a.to_bytes()) for a in found]
-                )
+                rt.queue_published = rt.queue
+                if changed:
+                    found = alerts.transitions(
+                        provider.id, provider.name, target[1], rt.published, current, rt.reason
+                    )
+                    await enqueue_many(
+                        conn, self._schema, ALERTS.name, [(a.key, a.to_bytes()) for a in found]
+                    )
         if changed:
             before = rt.published
             rt.published = current

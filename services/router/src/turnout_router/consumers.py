@@ -30,6 +30,10 @@ def on_health(state: RouterState, _key: bytes | None, value: bytes | None) -> No
         subject += ":" + str(ev["deployment_id"])
     auto = ev.get("auto_disabled")
     latency = ev.get("latency_ms")
+    if not ev.get("deployment_id"):  # the provider's own queue (vLLM), for least_busy
+        state.conditions.load.set_queue(
+            subject, _num(ev.get("queue_waiting")), _num(ev.get("queue_running"))
+        )
     state.apply_health(
         subject,
         str(ev.get("status", "unknown")),
@@ -37,6 +41,10 @@ def on_health(state: RouterState, _key: bytes | None, value: bytes | None) -> No
         None if auto is None else bool(auto),
         float(latency) if isinstance(latency, int | float) else None,
     )
+
+
+def _num(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and value >= 0 else None
 
 
 def on_credit(state: RouterState, _key: bytes | None, value: bytes | None) -> None:

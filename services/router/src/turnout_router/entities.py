@@ -102,6 +102,9 @@ class Deployment:
     """Still served, but after the name's other deployments, and said in a response header."""
     declared: frozenset[str] = frozenset()
     """Capabilities the catalog declares true (preferred for requests that need them)."""
+    routing_strategy: str = "weighted"
+    """``weighted``, ``least_busy`` or ``latency``: how the name picks among its deployments
+    of equal priority (:mod:`turnout_router.load`)."""
 
     @classmethod
     def from_data(cls, d: dict[str, Any]) -> Deployment:
@@ -138,6 +141,7 @@ class Deployment:
             weight=_weight(d.get("weight")),
             fallbacks=tuple(d.get("fallbacks") or ()),
             aliases=tuple(d.get("aliases") or ()),
+            routing_strategy=_strategy(d.get("routing_strategy")) or "weighted",
         )
 
 
@@ -166,6 +170,8 @@ class RoutingRule:
     requires_byok: bool
     targets: tuple[str, ...]
     weight: float = 1.0
+    routing_strategy: str | None = None
+    """Overrides its targets' own strategy (None: each target name's)."""
 
     @classmethod
     def from_data(cls, d: dict[str, Any]) -> RoutingRule:
@@ -182,6 +188,7 @@ class RoutingRule:
             requires_byok=bool(d.get("requires_byok", False)),
             targets=tuple(d.get("targets") or ()),
             weight=float(d.get("weight") or 1),
+            routing_strategy=_strategy(d.get("routing_strategy")),
         )
 
 
@@ -247,3 +254,11 @@ class VirtualKey:
             expires_at=_epoch(d.get("expires_at")),
             revoked=bool(d.get("revoked", False)),
         )
+
+
+STRATEGIES = frozenset({"weighted", "least_busy", "latency"})
+
+
+def _strategy(value: Any) -> str | None:
+    """A known routing strategy, else None (an unknown one from a newer config-api)."""
+    return value if value in STRATEGIES else None

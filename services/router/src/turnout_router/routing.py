@@ -23,9 +23,13 @@ from turnout_common.errors import (
     TurnoutError,
 )
 from turnout_router.entities import Deployment, Provider, RoutingRule
+from turnout_router.load import Load
 from turnout_router.state import Conditions, Index
 
 AUTO = "auto"
+Seq = tuple[str, tuple[str, ...], str | None]
+"""(why: ``model``, ``rule:<id>`` or ``route:<purpose>``; the names to try; a rule's routing
+strategy, or None for each name's own)."""
 
 
 @dataclass(slots=True)
@@ -149,22 +153,39 @@ def _needed(need: Need) -> tuple[str, ...]:
     return tuple(name for name, wanted in flags if wanted)
 
 
-def _order(cands: list[Candidate], rng: random.Random, need: Need) -> list[Candidate]:
+def _order(
+    cands: list[Candidate],
+    rng: random.Random,
+    need: Need,
+    strategy: str = "weighted",
+    load: Load | None = None,
+) -> list[Candidate]:
     """BYOK first, deprecated deployments last, then those that declare the capabilities
-    the request needs, then priority (lower first); weighted random order among equals."""
+    the request needs, then priority (lower first); among equals the ``strategy``'s order
+    (:mod:`turnout_router.load`), ties in weighted random order."""
     if len(cands) < 2:
         return cands
     needed = _needed(need)
+    busy = strategy == "least_busy" and load is not None
+    fast = strategy == "latency" and load is not None
 
-    def key(c: Candidate) -> tuple[int, bool, int, int, int, float]:
+    def key(c: Candidate) -> tuple[int, bool, int, int, int, float, float]:
         w = max(c.deployment.weight * c.provider.weight, 1e-9)
         declared = c.deployment.declared
+        score = 0.0
+        if busy:
+            assert load is not None
+            score = load.busy(c.provider.id) / w
+        elif fast:
+            assert load is not None
+            score = load.ttft.get(c.deployment.id, 0.0)
         return (
             0 if c.byok else 1,
             c.deployment.deprecated,
             sum(1 for n in needed if n not in declared),
             c.deployment.priority,
             c.provider.priority,
+            score,
             -(rng.random() ** (1.0 / w)),  # Efraimidis-Spirakis weighted shuffle
         )
 
@@ -177,8 +198,10 @@ def candidates_for(
     need: Need,
     cond: Conditions,
     rng: random.Random,
+    strategy: str | None = None,
 ) -> tuple[list[Candidate], tuple[int, str] | None]:
-    """Ordered candidates of one public name, and the best rejection reason if none pass."""
+    """Ordered candidates of one public name, and the best rejection reason if none pass
+    (``strategy``: a routing rule's, else the name's own)."""
     level = need.power_level
     cap = cond.price_caps.get(level) if level else None
     lat_cap = cond.latency_caps.get(level) if level else None
@@ -193,7 +216,8 @@ def candidates_for(
             out.append(Candidate(d, p, bool(byok) and p.id in byok))
         elif worst is None or reason[0] > worst[0]:
             worst = reason
-    return _order(out, rng, need), worst
+    strategy = strategy or index.strategies.get(name, "weighted")
+    return _order(out, rng, need, strategy, cond.load), worst
 
 
 def _finish(
@@ -233,9 +257,7 @@ def _demote_trials(
     return keep + later
 
 
-def _rule_targets(
-    index: Index, need: Need, rng: random.Random
-) -> list[tuple[str, tuple[str, ...]]]:
+def _rule_targets(index: Index, need: Need, rng: random.Random) -> list[Seq]:
     """Target lists of the matching rules: by priority, weighted random among equals.
 
     For ``auto`` the rules without a ``model`` (or with ``auto``) match; for a named model,
@@ -249,7 +271,7 @@ def _rule_targets(
     ]
     if len(matching) > 1:
         matching.sort(key=lambda r: (r.priority, -(rng.random() ** (1.0 / max(r.weight, 1e-9)))))
-    return [(f"rule:{r.id}", r.targets) for r in matching]
+    return [(f"rule:{r.id}", r.targets, r.routing_strategy) for r in matching]
 
 
 def _matching(index: Index, need: Need) -> Iterable[RoutingRule]:
@@ -266,14 +288,14 @@ def _matching(index: Index, need: Need) -> Iterable[RoutingRule]:
             yield r
 
 
-def _names(index: Index, need: Need, rng: random.Random) -> list[tuple[str, tuple[str, ...]]]:
+def _names(index: Index, need: Need, rng: random.Random) -> list[Seq]:
     """Name sequences to try, best first: each matching rule's targets, then for ``auto``
     the route, for a named model its own chain (the model, its fallbacks, the route's)."""
     route = index.routes.get(need.purpose)
     if need.model == AUTO:
         seqs = _rule_targets(index, need, rng)
         if route is not None:
-            seqs.append((f"route:{route.purpose}", (route.model, *route.fallbacks)))
+            seqs.append((f"route:{route.purpose}", (route.model, *route.fallbacks), None))
         if not seqs:
             raise NotFound(
                 f"model 'auto' found no routing rule and no route for {need.purpose}; "
@@ -291,8 +313,8 @@ def _names(index: Index, need: Need, rng: random.Random) -> list[tuple[str, tupl
             names.extend(route.fallbacks)
         seq = index.chains[(need.purpose, need.model)] = tuple(dict.fromkeys(names))
     if need.model in index.ruled_models:
-        return [*_rule_targets(index, need, rng), ("model", seq)]
-    return [("model", seq)]
+        return [*_rule_targets(index, need, rng), ("model", seq, None)]
+    return [("model", seq, None)]
 
 
 def _check_name(index: Index, need: Need) -> None:
@@ -335,14 +357,14 @@ def plan(index: Index, need: Need, cond: Conditions, rng: random.Random) -> list
     """
     _check_name(index, need)
     best: tuple[int, str] | None = None
-    for via, seq in _names(index, need, rng):
+    for via, seq, strategy in _names(index, need, rng):
         chain: list[Candidate] = []
         seen: set[str] = set()
         overflow: set[tuple[Decimal, Decimal]] | None = None  # prices of a name too small
         for pos, name in enumerate(seq):
             if need.allowed is not None and name not in need.allowed:
                 continue
-            cands, why = candidates_for(name, index, need, cond, rng)
+            cands, why = candidates_for(name, index, need, cond, rng, strategy)
             if pos == 0 and why is not None and (best is None or why[0] > best[0]):
                 best = why
             if pos == 0 and not cands and why is not None and why[0] == _CONTEXT:

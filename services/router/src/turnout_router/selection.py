@@ -78,7 +78,7 @@ def explain(index: Index, need: Need, cond: Conditions, rng: random.Random) -> d
         sequences = _names(index, need, rng)
     except TurnoutError:
         sequences = []
-    for _, names in sequences:
+    for _, names, _ in sequences:
         for name in names:
             for d in index.by_name.get(name, ()):
                 if d.id in seen:

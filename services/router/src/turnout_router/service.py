@@ -217,6 +217,7 @@ class Gateway:
         user_id = ctx.caller.key.user_id if ctx.caller else None
         last: TurnoutError | None = None
         tried = 0
+        load = self.state.conditions.load
         for round_no in range(s.retry_rounds + 1):
             retry_after: float | None = None
             for cand in chain:
@@ -241,9 +242,11 @@ class Gateway:
                     continue
                 timeout = min(p.timeout_s or s.request_timeout_s, deadline - now)
                 tried += 1
+                load.started(p.id)  # until finish() for the one that serves
                 try:
                     result = await _call(call, adapter, ctx, target, cand, timeout)
                 except TurnoutError as detail:
+                    load.ended(p.id)
                     ms = (time.perf_counter() - now) * 1000
                     ctx.attempt(cand, detail.status, detail.code, ms)
                     self.metrics.failed_attempt(p.name, detail.code or "")
@@ -259,6 +262,9 @@ class Gateway:
                     if isinstance(err, RateLimited) and err.retry_after is not None:
                         retry_after = max(retry_after or 0.0, err.retry_after)
                     continue
+                except BaseException:  # cancelled (the client went away)
+                    load.ended(p.id)
+                    raise
                 ctx.attempt(cand, 200, None, (time.perf_counter() - now) * 1000)
                 ctx.served = cand
                 return result
@@ -277,6 +283,11 @@ class Gateway:
         ``end`` is when the answer went out (``perf_counter``); default: now.
         """
         served = ctx.served
+        if served is not None:
+            load = self.state.conditions.load
+            load.ended(served.provider.id)
+            ttft = ctx.ttft_ms if ctx.ttft_ms is not None else ctx.attempts[-1]["latency_ms"]
+            load.observe_ttft(served.deployment.id, ttft)
         provider_tpm = served.provider.tpm_limit if served is not None else None
         if ctx.limits or provider_tpm:
             # every bucket settles to the real tokens (nothing when nothing was served)

@@ -24,6 +24,7 @@ from turnout_router.entities import (
     User,
     VirtualKey,
 )
+from turnout_router.load import Load
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,8 @@ class Index:
     keys_by_hash: dict[str, VirtualKey] = field(default_factory=dict)
     byok: dict[tuple[str, str], tuple[str, int]] = field(default_factory=dict)
     byok_providers: dict[str, frozenset[str]] = field(default_factory=dict)
+    strategies: dict[str, str] = field(default_factory=dict)
+    """Public name -> its routing strategy, when not ``weighted``."""
     chains: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
     """Memo: (purpose, name) -> the name, its fallbacks and the route's fallbacks."""
     callers: dict[str, Any] = field(default_factory=dict)
@@ -110,6 +113,12 @@ def build_index(entities: dict[tuple[str, str], tuple[int, dict[str, Any]]]) -> 
         except (KeyError, TypeError, ValueError):
             log.warning("ignoring a malformed %s entity (revision %s)", entity, rev)
     idx.by_name = {n: tuple(ds) for n, ds in names.items()}
+    for n, ds in idx.by_name.items():
+        # one strategy per name: its first deployment (by priority, id) that sets another
+        for d in sorted(ds, key=lambda d: (d.priority, d.id)):
+            if d.routing_strategy != "weighted":
+                idx.strategies[n] = d.routing_strategy
+                break
     idx.known_names = frozenset(known)
     _allow_by_id(idx)
     idx.rules = tuple(sorted((r for r in rules if r.enabled), key=lambda r: (r.priority, r.id)))
@@ -140,6 +149,9 @@ class Conditions:
     """Power level -> the slowest probe latency it allows (ms)."""
     max_attempts: int = 6
     """Upstream attempts per request, in all (the chain's length limit)."""
+    load: Load = field(default_factory=Load)
+    """Live load per upstream (in flight, vLLM queues, time to first token): one mutable
+    object the gateway keeps current, read by the ``least_busy`` and ``latency`` orders."""
 
 
 def _with(subjects: frozenset[str], subject: str, member: bool) -> frozenset[str]:

@@ -62,6 +62,8 @@ Priority = Annotated[int, Field(ge=-1_000_000, le=1_000_000)]
 Weight = Annotated[int, Field(ge=0, le=1_000_000)]
 Purpose = Literal["chat", "completion", "embeddings", "reranking"]
 PowerLevel = Literal["eco", "balanced", "precision"]
+RoutingStrategy = Literal["weighted", "least_busy", "latency"]
+"""How a public name picks among its deployments of equal priority (README: routing)."""
 TierName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
 
 

@@ -14,6 +14,7 @@ from turnout_config_api.schemas.common import (
     PowerLevel,
     Priority,
     Purpose,
+    RoutingStrategy,
     Strict,
     TierName,
     Weight,
@@ -53,6 +54,12 @@ class ModelCreate(Strict):
     deprecated: bool = False
     priority: Priority = 0
     weight: Weight = 1
+    routing_strategy: RoutingStrategy = Field(
+        "weighted",
+        description="among the name's deployments of equal priority: weighted (random by "
+        "weight), least_busy (fewest requests in flight, plus vLLM's queue) or latency "
+        "(lowest recent time to first token)",
+    )
     fallbacks: list[ModelName] = Field(default_factory=list, max_length=20)
     aliases: list[ModelName] = Field(default_factory=list, max_length=20)
 
@@ -73,6 +80,7 @@ class ModelUpdate(Strict):
     deprecated: bool | None = None
     priority: Priority | None = None
     weight: Weight | None = None
+    routing_strategy: RoutingStrategy | None = None
     fallbacks: list[ModelName] | None = Field(None, max_length=20)
     aliases: list[ModelName] | None = Field(None, max_length=20)
 
@@ -96,6 +104,7 @@ class ModelOut(BaseModel):
     deprecated: bool
     priority: int
     weight: int
+    routing_strategy: str
     fallbacks: list[str]
     aliases: list[str]
     revision: int

@@ -13,6 +13,7 @@ from turnout_config_api.schemas.common import (
     PowerLevel,
     Priority,
     Purpose,
+    RoutingStrategy,
     Strict,
     TierName,
     Weight,
@@ -54,6 +55,9 @@ class RuleCreate(_RuleFields):
     requires_byok: bool = False
     targets: list[ModelName] = Field(min_length=1, max_length=20)
     weight: Weight = 1
+    routing_strategy: RoutingStrategy | None = Field(
+        None, description="how the targets pick among their deployments; null: each its own"
+    )
 
 
 class RuleUpdate(_RuleFields):
@@ -69,6 +73,7 @@ class RuleUpdate(_RuleFields):
     requires_byok: bool | None = None
     targets: list[ModelName] | None = Field(None, min_length=1, max_length=20)
     weight: Weight | None = None
+    routing_strategy: RoutingStrategy | None = None
 
 
 class RuleOut(BaseModel):
@@ -85,6 +90,7 @@ class RuleOut(BaseModel):
     requires_byok: bool
     targets: list[str]
     weight: int
+    routing_strategy: str | None
     revision: int
     created_at: datetime
     updated_at: datetime

@@ -32,6 +32,7 @@ _NOT_NULL = frozenset(
         "deprecated",
         "priority",
         "weight",
+        "routing_strategy",
         "fallbacks",
         "aliases",
     }
