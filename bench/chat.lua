@@ -7,11 +7,14 @@
 --   BENCH_HEADERS    extra headers "k: v|k2: v2"
 --   BENCH_VALIDATE   1 = check each body ("usage" / "[DONE]"), count bad ones
 --   BENCH_MAXTOK     max_tokens                      (default 20)
+--   BENCH_API        chat | messages (Anthropic) | responses (OpenAI Responses): the body
+--                    shape; the URL says which endpoint (default chat)
 -- done() prints one machine-readable line starting with RESULT.
 local model    = os.getenv("BENCH_MODEL") or "gpt-4o-mini"
 local stream   = os.getenv("BENCH_STREAM") == "1"
 local validate = os.getenv("BENCH_VALIDATE") == "1"
 local maxtok   = os.getenv("BENCH_MAXTOK") or "20"
+local api      = os.getenv("BENCH_API") or "chat"
 
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
@@ -24,12 +27,23 @@ if extra and #extra > 0 then
   end
 end
 
-local body = '{"model":"' .. model .. '","messages":['
-  .. '{"role":"system","content":"You are a helpful assistant. Answer briefly."},'
-  .. '{"role":"user","content":"Write one short sentence about benchmarking HTTP gateways under load, please."}],'
-  .. '"max_tokens":' .. maxtok .. ',"temperature":0.2'
-if stream then
-  body = body .. ',"stream":true,"stream_options":{"include_usage":true}'
+local system = "You are a helpful assistant. Answer briefly."
+local ask = "Write one short sentence about benchmarking HTTP gateways under load, please."
+local body
+if api == "messages" then
+  body = '{"model":"' .. model .. '","system":"' .. system .. '","messages":['
+    .. '{"role":"user","content":"' .. ask .. '"}],"max_tokens":' .. maxtok .. ',"temperature":0.2'
+  if stream then body = body .. ',"stream":true' end
+elseif api == "responses" then
+  body = '{"model":"' .. model .. '","instructions":"' .. system .. '","input":"' .. ask .. '",'
+    .. '"max_output_tokens":' .. maxtok .. ',"temperature":0.2,"store":false'
+  if stream then body = body .. ',"stream":true' end
+else
+  body = '{"model":"' .. model .. '","messages":['
+    .. '{"role":"system","content":"' .. system .. '"},'
+    .. '{"role":"user","content":"' .. ask .. '"}],'
+    .. '"max_tokens":' .. maxtok .. ',"temperature":0.2'
+  if stream then body = body .. ',"stream":true,"stream_options":{"include_usage":true}' end
 end
 wrk.body = body .. '}'
 
@@ -38,7 +52,8 @@ function setup(thread) table.insert(threads, thread) end
 
 bad = 0
 if validate then
-  local marker = stream and "[DONE]" or '"usage"'
+  local ends = {chat = "[DONE]", messages = "message_stop", responses = "response.completed"}
+  local marker = stream and ends[api] or '"usage"'
   function response(status, headers, b)
     if status ~= 200 or not string.find(b, marker, 1, true) then
       bad = bad + 1

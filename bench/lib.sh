@@ -86,7 +86,7 @@ wrk_once() {
   [[ $validate == 1 ]] || { wait_quiet; cal=$(calib); }
   tf=$(mktemp)
   g0=$(tree_ticks $WATCH_PIDS); o0=$(tree_ticks $OWN_PIDS); b0=$(busy_ticks); t0=$(now)
-  out=$(BENCH_MODEL="$model" BENCH_STREAM="$stream" BENCH_VALIDATE="$validate" BENCH_KEY="$BENCH_KEY" \
+  out=$(BENCH_API="${BENCH_API:-chat}" BENCH_MODEL="$model" BENCH_STREAM="$stream" BENCH_VALIDATE="$validate" BENCH_KEY="$BENCH_KEY" \
     /usr/bin/time -f '%U %S' -o "$tf" taskset -c "$LOAD_CPU" \
     wrk -t1 -c"$conc" -d"$dur" --timeout 30s -s "$BENCH/chat.lua" "$url" 2>&1) || true
   t1=$(now); b1=$(busy_ticks); g1=$(tree_ticks $WATCH_PIDS); o1=$(tree_ticks $OWN_PIDS)
@@ -172,4 +172,26 @@ run_suite() {
     for c in $DELAY_CONCURRENCY; do wrk_run "$target" delay50 "$surl" "$slow" 0 "$c"; done
   fi
   for c in $TTFT_CONCURRENCY; do ttft_run "$target" "$turl" "$smodel" "$c"; done
+}
+
+# ingress_suite TARGET BASE_URL FAST_MODEL SLOW_URL SLOW_MODEL: the other client APIs
+# (INGRESS_APIS: /v1/messages, /v1/responses) in the scenarios of run_suite, named
+# <api>, <api>_stream, <api>_delay50, beside the chat rows of the same run.
+ingress_suite() {
+  local target=$1 base=$2 fast=$3 sbase=$4 slow=$5 api c
+  for api in $INGRESS_APIS; do
+    local url=$base/$api surl=$sbase/$api
+    BENCH_API=$api warmup "$target" "$api" "$url" "$fast" 0 || return 1
+    if ((LAST_ERRS > 0)); then log "  $target $api: warm-up had errors; skipped"; continue; fi
+    for c in $INGRESS_CONCURRENCY; do BENCH_API=$api wrk_run "$target" "$api" "$url" "$fast" 0 "$c"; done
+    if [[ -n $INGRESS_STREAM_CONCURRENCY ]]; then
+      BENCH_API=$api warmup "$target" "${api}_stream" "$url" "$fast" 1
+      for c in $INGRESS_STREAM_CONCURRENCY; do
+        BENCH_API=$api wrk_run "$target" "${api}_stream" "$url" "$fast" 1 "$c"
+      done
+    fi
+    for c in $INGRESS_DELAY_CONCURRENCY; do
+      BENCH_API=$api wrk_run "$target" "${api}_delay50" "$surl" "$slow" 0 "$c"
+    done
+  done
 }

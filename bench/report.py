@@ -151,6 +151,64 @@ def table(res: Results) -> list[str]:
     return out
 
 
+APIS = ("messages", "responses")
+"""Turnout's other client APIs (bench/lib.sh ingress_suite), each beside chat completions."""
+DOOR_BUDGET = 0.15  # issue 18: throughput and added latency within 15 % of chat completions
+
+
+def doors(res: Results) -> list[str]:
+    """The other client APIs beside ``/v1/chat/completions``, same run, same mocks."""
+    apis = [a for a in APIS if any(t == "turnout" and s == a for (t, s, _) in res.wrk)]
+    if not apis:
+        return []
+
+    def row(api: str, scen: str, c: int) -> Row | None:
+        name = {"": api, "_stream": api + "_stream", "_delay50": api + "_delay50"}[scen]
+        if api == "chat":
+            name = {"": "chat", "_stream": "stream", "_delay50": "delay50"}[scen]
+        return res.wrk.get(("turnout", name, c))
+
+    def added(api: str, c: int) -> float | None:
+        p50 = num(row(api, "_delay50", c), "p50_ms")
+        base = num(res.wrk.get(("direct", "delay50", c)), "p50_ms")
+        return None if p50 is None or base is None else p50 - base
+
+    metrics: list[tuple[str, Callable[[str], float | None], bool]] = []
+    for c in sorted({c for (t, s, c) in res.wrk if t == "turnout" and s in apis}):
+        metrics.append((f"req/s, c={c}", lambda a, c=c: num(row(a, "", c), "rps"), True))
+        metrics.append((f"CPU µs per request, c={c}", lambda a, c=c: cpu_us(row(a, "", c)), False))
+    first = apis[0]
+    for c in sorted({c for (t, s, c) in res.wrk if t == "turnout" and s == first + "_stream"}):
+        label = f"stream req/s, c={c}"
+        metrics.append((label, lambda a, c=c: num(row(a, "_stream", c), "rps"), True))
+    for c in sorted({c for (t, s, c) in res.wrk if t == "turnout" and s == first + "_delay50"}):
+        label = f"added p50 ms over a 50 ms upstream, c={c}"
+        metrics.append((label, lambda a, c=c: added(a, c), False))
+    head = " | ".join(f"/v1/{a} | {a} ÷ chat" for a in apis)
+    out = [
+        f"| Turnout, same run | /v1/chat/completions | {head} |",
+        "|---|---:|" + "---:|---:|" * len(apis),
+    ]
+    for label, get, higher_better in metrics:
+        chat = get("chat")
+        cells = [fmt(chat, 2 if "added" in label else 1)]
+        for a in apis:
+            v = get(a)
+            r = ratio(v, chat)
+            if v is not None and chat:
+                within = (
+                    v >= chat * (1 - DOOR_BUDGET)
+                    if higher_better
+                    else (
+                        v <= chat * (1 + DOOR_BUDGET) or (v - chat) < 0.1  # sub-0.1 ms: noise
+                    )
+                )
+                r += "" if within else " (over 15 %)"
+            cells += [fmt(v, 2 if "added" in label else 1), r]
+        out.append(f"| {label} | {' | '.join(cells)} |")
+    return out
+
+
 def cpu_us(row: Row | None) -> float | None:
     """Gateway CPU time per completed request: less sensitive to foreign load than req/s."""
     cpu, rps = num(row, "cpu"), num(row, "rps")
@@ -308,6 +366,7 @@ def render_md(res: Results, date: str, command: str) -> str:
         "",
         *targets(res),
         "",
+        *(["## Other client APIs (issue 18)", "", *doors(res), ""] if doors(res) else []),
         "## Every run",
         "",
         *details(res),
@@ -329,6 +388,8 @@ def main() -> None:
     print("\n".join(table(res)))
     print("\n".join(["", *notes(res)]))
     print("\n".join(["", *targets(res)]))
+    if doors(res):
+        print("\n".join(["", *doors(res)]))
     if args.md is not None:
         # hand-written notes from KEEP_FROM on (profile findings...) survive a re-run
         old = args.md.read_text() if args.md.exists() else ""

@@ -11,6 +11,8 @@
 #   STREAM_CONCURRENCY ["16"]           streaming chat (include_usage), "" to skip
 #   DELAY_CONCURRENCY ["1 16"]          chat over a 50 ms upstream (added latency), "" to skip
 #   TTFT_CONCURRENCY ["1 16"] TTFT_PER_CONN [24]   stream TTFT probe (50 ms + 20 ms/chunk mock)
+#   INGRESS_APIS ["messages responses"]  Turnout only: /v1/messages and /v1/responses beside chat,
+#   INGRESS_CONCURRENCY ["64"] INGRESS_STREAM_CONCURRENCY ["16"] INGRESS_DELAY_CONCURRENCY ["1 16"]
 #   GW_CPU [1] LOAD_CPU [0]             cores (taskset)
 #   QUIET_MAX_PCT [10] QUIET_TIMEOUT [3]  wait for an idle box before each run, at most N s
 #   OTHER_MAX_PCT [25] RETRIES [1]      re-measure a run when foreign CPU load was above N %
@@ -29,6 +31,10 @@ STREAM_CONCURRENCY=${STREAM_CONCURRENCY-16}
 DELAY_CONCURRENCY=${DELAY_CONCURRENCY-"1 16"}
 TTFT_CONCURRENCY=${TTFT_CONCURRENCY-"1 16"}
 TTFT_PER_CONN=${TTFT_PER_CONN:-24}
+INGRESS_APIS=${INGRESS_APIS-"messages responses"}
+INGRESS_CONCURRENCY=${INGRESS_CONCURRENCY-64}
+INGRESS_STREAM_CONCURRENCY=${INGRESS_STREAM_CONCURRENCY-16}
+INGRESS_DELAY_CONCURRENCY=${INGRESS_DELAY_CONCURRENCY-"1 16"}
 GW_CPU=${GW_CPU:-1}
 LOAD_CPU=${LOAD_CPU:-0}
 QUIET_MAX_PCT=${QUIET_MAX_PCT:-10}
@@ -149,6 +155,7 @@ stage_turnout() {
   WATCH_PIDS=$router_pid OWN_PIDS="$MOCK_PIDS $broker_pid $snap_pid $(cat "$RUN_DIR/tansu.pid")"
   COMPLETED=1  # the probe request
   run_suite turnout "$url/v1" bench-fast "$url/v1" bench-slow "$url/v1" bench-stream || true
+  ingress_suite turnout "$url/v1" bench-fast "$url/v1" bench-slow || true
   local rss; rss=$(rss_mb "$router_pid")
   sleep 2  # let the router flush its last usage batch
   local records distinct

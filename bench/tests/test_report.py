@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from report import main, parse, render_md, table, targets
+from report import doors, main, parse, render_md, table, targets
 
 ROWS = """\
 direct\tmeta\tversion=mock_upstream
@@ -102,3 +102,26 @@ def test_rerun_keeps_the_profile_findings(tmp_path: Path, monkeypatch: pytest.Mo
     text = md.read_text()
     assert "# old table" not in text
     assert text.index("## Every run") < text.index("## Profile findings\n\nkept text")
+
+
+DOORS = """\
+direct\twrk\tscenario=delay50 conc=1 reqs=10 rps=19.0 p50_ms=50.50 p90_ms=51 p99_ms=52 max_ms=55 errors=0 cpu=2 rss_mb=30 other_cpu=1 calib_ms=210
+turnout\twrk\tscenario=chat conc=64 reqs=100 rps=4000.0 p50_ms=16 p90_ms=20 p99_ms=30 max_ms=40 errors=0 cpu=100 rss_mb=60 other_cpu=1 calib_ms=200
+turnout\twrk\tscenario=delay50 conc=1 reqs=10 rps=19.0 p50_ms=51.50 p90_ms=52 p99_ms=53 max_ms=55 errors=0 cpu=5 rss_mb=60 other_cpu=1 calib_ms=200
+turnout\twrk\tscenario=messages conc=64 reqs=100 rps=3800.0 p50_ms=17 p90_ms=20 p99_ms=30 max_ms=40 errors=0 cpu=100 rss_mb=60 other_cpu=1 calib_ms=200
+turnout\twrk\tscenario=messages_delay50 conc=1 reqs=10 rps=19.0 p50_ms=51.60 p90_ms=52 p99_ms=53 max_ms=55 errors=0 cpu=5 rss_mb=60 other_cpu=1 calib_ms=200
+turnout\twrk\tscenario=responses conc=64 reqs=100 rps=3000.0 p50_ms=21 p90_ms=25 p99_ms=30 max_ms=40 errors=0 cpu=100 rss_mb=60 other_cpu=1 calib_ms=200
+turnout\twrk\tscenario=responses_delay50 conc=1 reqs=10 rps=19.0 p50_ms=51.70 p90_ms=52 p99_ms=53 max_ms=55 errors=0 cpu=5 rss_mb=60 other_cpu=1 calib_ms=200
+"""
+
+
+def test_doors_beside_chat() -> None:
+    lines = doors(parse(DOORS))
+    rps = next(ln for ln in lines if ln.startswith("| req/s, c=64"))
+    assert "4,000" in rps and "3,800" in rps and "0.95x" in rps
+    assert "0.75x (over 15 %)" in rps  # responses at 3,000 is 25 % below chat
+    added = next(ln for ln in lines if ln.startswith("| added p50"))
+    assert "+1.00" not in added and "1.00 |" in added  # chat adds 1.00 ms
+    assert "1.10x |" in added  # messages adds 1.10 ms: within 15 %
+    assert "1.20x (over 15 %)" in added  # responses adds 1.20 ms (and 0.2 ms is more than noise)
+    assert doors(parse(ROWS)) == []  # no door rows, no table

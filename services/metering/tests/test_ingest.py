@@ -165,3 +165,19 @@ async def test_invalid_records_are_skipped_not_blocking(runtime: Runtime) -> Non
         ids = {r[0] for r in await conn.fetch("SELECT request_id FROM usage_log")}
         spent = await conn.fetchval("SELECT sum(spent_usd) FROM spend WHERE subject_type = 'user'")
     assert ids == {"ok-0", "ok-1", "ok-2"} and spent == Decimal("0.75")
+
+
+async def test_the_client_api_is_kept(runtime: Runtime) -> None:
+    """``api`` (issue 18: /v1/messages, /v1/responses) is stored and listed; older records
+    without it read as None."""
+    from turnout_metering.usage.queries import UsageFilter, list_usage
+
+    events = [usage("r-msg", api="messages"), usage("r-resp", api="responses"), usage("r-old")]
+    await runtime.ingestor().ingest(events)
+    async with runtime.pool.acquire() as conn:
+        rows, _ = await list_usage(conn, UsageFilter(), None, None, 10, 0)
+    assert {r["request_id"]: r["api"] for r in rows} == {
+        "r-msg": "messages",
+        "r-resp": "responses",
+        "r-old": None,
+    }

@@ -47,6 +47,9 @@ class UsageRecord(BaseModel):
     """Why this model served: ``model`` (as requested), ``rule:<id>`` or ``route:<purpose>``."""
     power_level: str | None = None
     task_type: str | None = None
+    api: str | None = None
+    """The client API: chat.completions, completions, embeddings, rerank, messages, responses
+    (None for records from before the router said)."""
 
 
 class UsagePage(BaseModel):

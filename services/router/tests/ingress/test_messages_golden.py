@@ -11,6 +11,7 @@ import pytest
 from turnout_common.errors import BadRequest, RateLimited, ValidationFailed
 from turnout_router.adapters.base import UsageCounts
 from turnout_router.adapters.openai import OpenAIStream
+from turnout_router.ingress.chunks import OpenAIChunks, TranslatedChunks
 from turnout_router.ingress.messages import error_body, from_chat, to_chat
 from turnout_router.ingress.messages_stream import MessagesEncoder, NativeMessagesStream
 
@@ -209,7 +210,12 @@ def _events(out: list[bytes]) -> list[tuple[str, dict[str, Any]]]:
     return events
 
 
-def test_stream_from_chat_chunks() -> None:
+@pytest.mark.parametrize(
+    "source",
+    [OpenAIChunks, lambda: TranslatedChunks(OpenAIStream("up", include_usage=True))],
+    ids=["openai-parsed-once", "translator-output"],
+)
+def test_stream_from_chat_chunks(source: Any) -> None:
     base = {"id": "c1", "object": "chat.completion.chunk", "model": "up"}
     upstream = b"".join(
         [
@@ -243,7 +249,7 @@ def test_stream_from_chat_chunks() -> None:
             b"data: [DONE]\n\n",
         ]
     )  # fmt: skip
-    enc = MessagesEncoder(OpenAIStream("claude", include_usage=True), "msg_1", "claude")
+    enc = MessagesEncoder(source(), "msg_1", "claude")
     out: list[bytes] = []
     for i in range(0, len(upstream), 7):  # any byte boundaries
         out += enc.feed(upstream[i : i + 7])
@@ -296,7 +302,8 @@ def test_stream_from_chat_chunks() -> None:
 
 
 def test_stream_error_mid_stream() -> None:
-    enc = MessagesEncoder(OpenAIStream("claude", include_usage=True), "msg_1", "claude")
+    source = OpenAIChunks
+    enc = MessagesEncoder(source(), "msg_1", "claude")
     out = enc.feed(_sse({"choices": [{"index": 0, "delta": {"content": "Hi"}}]}))
     out += enc.feed(_sse({"error": {"message": "provider X reported an error", "type": "x"}}))
     out += enc.close()

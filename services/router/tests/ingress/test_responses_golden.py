@@ -11,6 +11,7 @@ import pytest
 from turnout_common.errors import BadRequest
 from turnout_router.adapters.base import UsageCounts
 from turnout_router.adapters.openai import OpenAIStream
+from turnout_router.ingress.chunks import OpenAIChunks, TranslatedChunks
 from turnout_router.ingress.responses import from_chat, to_chat
 from turnout_router.ingress.responses_stream import ResponsesEncoder
 
@@ -200,7 +201,12 @@ def _sse(chunk: dict[str, Any]) -> bytes:
     return b"data: " + orjson.dumps(chunk) + b"\n\n"
 
 
-def test_stream_from_chat_chunks() -> None:
+@pytest.mark.parametrize(
+    "source",
+    [OpenAIChunks, lambda: TranslatedChunks(OpenAIStream("up", include_usage=True))],
+    ids=["openai-parsed-once", "translator-output"],
+)
+def test_stream_from_chat_chunks(source: Any) -> None:
     upstream = b"".join(
         [
             _sse({"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}),
@@ -243,9 +249,7 @@ def test_stream_from_chat_chunks() -> None:
             b"data: [DONE]\n\n",
         ]
     )
-    enc = ResponsesEncoder(
-        OpenAIStream("gpt", include_usage=True), {"model": "gpt"}, "gpt", ids(), 1700
-    )
+    enc = ResponsesEncoder(source(), {"model": "gpt"}, "gpt", ids(), 1700)
     out: list[bytes] = []
     for i in range(0, len(upstream), 11):
         out += enc.feed(upstream[i : i + 11])
@@ -293,7 +297,8 @@ def test_stream_from_chat_chunks() -> None:
 
 
 def test_stream_error_mid_stream() -> None:
-    enc = ResponsesEncoder(OpenAIStream("gpt", include_usage=True), {}, "gpt", ids(), 1700)
+    source = OpenAIChunks
+    enc = ResponsesEncoder(source(), {}, "gpt", ids(), 1700)
     out = enc.feed(_sse({"choices": [{"index": 0, "delta": {"content": "Hi"}}]}))
     out += enc.feed(_sse({"error": {"message": "provider X reported an error"}}))
     out += enc.close()

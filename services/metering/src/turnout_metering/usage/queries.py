@@ -14,7 +14,7 @@ LIST_COLUMNS = (
     "request_id, started_at, user_id, key_id, purpose, source, requested_model, model,"
     " upstream_model, provider, provider_id, byok, input_tokens, output_tokens, cached_tokens,"
     " estimated, cost_usd, latency_ms, ttft_ms, status, outcome, error_code, stream,"
-    " fallbacks, attempts, route, power_level, task_type"
+    " fallbacks, attempts, route, power_level, task_type, api"
 )
 GROUP_SQL = {
     "model": "model",

@@ -25,7 +25,7 @@ COLUMNS = (
     "requested_model", "model", "upstream_model", "provider_id", "provider", "deployment_id",
     "byok", "input_tokens", "output_tokens", "cached_tokens", "estimated", "cost_usd",
     "latency_ms", "ttft_ms", "status", "outcome", "error_code", "stream", "fallbacks",
-    "attempts", "source", "route", "power_level", "task_type",
+    "attempts", "source", "route", "power_level", "task_type", "api",
 )  # fmt: skip
 _LOG_COLUMNS = ", ".join(c for c in COLUMNS if c not in ("seq", "attempts"))
 
@@ -37,7 +37,7 @@ CREATE TEMP TABLE IF NOT EXISTS usage_in (
     input_tokens bigint, output_tokens bigint, cached_tokens bigint, estimated boolean,
     cost_usd numeric, latency_ms double precision, ttft_ms double precision, status integer,
     outcome text, error_code text, stream boolean, fallbacks integer, attempts text, source text,
-    route text, power_level text, task_type text
+    route text, power_level text, task_type text, api text
 ) ON COMMIT DELETE ROWS;
 """
 
@@ -138,7 +138,7 @@ def _row(seq: int, e: UsageEvent) -> tuple[Any, ...]:
         e.provider, e.deployment_id, e.byok, e.input_tokens, e.output_tokens, e.cached_tokens,
         e.estimated, e.cost_usd, e.latency_ms, e.ttft_ms, e.status, e.outcome, e.error_code,
         e.stream, e.fallbacks,
-        attempts.decode(), e.source, e.route, e.power_level, e.task_type,
+        attempts.decode(), e.source, e.route, e.power_level, e.task_type, e.api,
     )  # fmt: skip
 
 

@@ -9,6 +9,7 @@ wrapped so its chat answer is re-encoded (:class:`ViaChat`), or a native adapter
 
 from __future__ import annotations
 
+import random
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import orjson
 
 from turnout_common.errors import BadRequest, TurnoutError
+from turnout_router.adapters import translation as t
 from turnout_router.adapters.base import (
     Adapter,
     PreparedRequest,
@@ -24,9 +26,19 @@ from turnout_router.adapters.base import (
     UpstreamTarget,
     UsageCounts,
 )
+from turnout_router.adapters.openai import ADAPTER as OPENAI
+from turnout_router.adapters.openai import _usage as openai_usage
 from turnout_router.inputs import Inbound, inbound, load
 
+from .chunks import ChunkSource, OpenAIChunks, TranslatedChunks
+
 Json = dict[str, Any]
+_RNG = random.Random()
+
+
+def new_id(prefix: str) -> str:
+    """An id for a message / response / output item (unique, not secret: no syscall)."""
+    return f"{prefix}{_RNG.getrandbits(96):024x}"
 
 
 class Door(ABC):
@@ -71,8 +83,8 @@ def stream_flag(body: Json) -> None:
 
 Encode = Callable[[Json, UsageCounts, str], Json]
 """(chat completion, usage, public model) → the client API's response body."""
-Events = Callable[[StreamTranslator, str], StreamTranslator]
-"""(chat-chunk translator, public model) → the client API's stream translator."""
+Events = Callable[[ChunkSource, str], StreamTranslator]
+"""(chat chunks, public model) → the client API's stream translator."""
 
 
 class ViaChat:
@@ -90,13 +102,20 @@ class ViaChat:
         return self.inner.prepare(purpose, body, target, stream=stream)
 
     def parse(self, purpose: Purpose, body: bytes, public_model: str) -> tuple[bytes, UsageCounts]:
-        out, usage = self.inner.parse(purpose, body, public_model)
-        chat = orjson.loads(out)
+        if self.inner is OPENAI:  # already chat-shaped: read it once (the encoder sets model)
+            chat = t.load_json(body, "the upstream")
+            usage = openai_usage(chat.get("usage"))
+        else:
+            out, usage = self.inner.parse(purpose, body, public_model)
+            chat = orjson.loads(out)
         return orjson.dumps(self._encode(chat, usage, public_model)), usage
 
     def stream(self, public_model: str, *, include_usage: bool) -> StreamTranslator:
+        if self.inner is OPENAI:  # chat-shaped already: parsed once, never re-encoded
+            return self._events(OpenAIChunks(), public_model)
         # the door needs the usage chunk for its own final event, whatever the client said
-        return self._events(self.inner.stream(public_model, include_usage=True), public_model)
+        inner = self.inner.stream(public_model, include_usage=True)
+        return self._events(TranslatedChunks(inner), public_model)
 
     def error(self, status: int, headers: Mapping[str, str], body: bytes) -> TurnoutError:
         return self.inner.error(status, headers, body)

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +30,8 @@ from turnout_router.adapters.base import (
 from turnout_router.auth import Caller
 from turnout_router.inputs import load
 
-from .door import Door, Ingress, ViaChat, stream_flag
+from .chunks import ChunkSource
+from .door import Door, Ingress, ViaChat, new_id, stream_flag
 from .messages import error_body, from_chat, to_chat
 from .messages_stream import MessagesEncoder, NativeMessagesStream, error_event
 
@@ -50,7 +50,7 @@ _REFUSALS: dict[int, type[TurnoutError]] = {
 
 
 def new_message_id() -> str:
-    return "msg_" + uuid.uuid4().hex[:24]
+    return new_id("msg_")
 
 
 class NativeMessages:
@@ -93,8 +93,8 @@ def _encode(chat: Json, usage: UsageCounts, model: str) -> Json:
     return from_chat(chat, usage, model, new_message_id())
 
 
-def _events(inner: StreamTranslator, model: str) -> StreamTranslator:
-    return MessagesEncoder(inner, new_message_id(), model)
+def _events(source: ChunkSource, model: str) -> StreamTranslator:
+    return MessagesEncoder(source, new_message_id(), model)
 
 
 class MessagesDoor(Door):

@@ -9,8 +9,9 @@ import orjson
 
 from turnout_common.errors import TurnoutError
 from turnout_router.adapters.anthropic import usage_of
-from turnout_router.adapters.base import StreamTranslator, UsageCounts
+from turnout_router.adapters.base import UsageCounts
 
+from .chunks import Batch, ChunkSource
 from .messages import STOP_REASON, error_body, usage_body
 
 Json = dict[str, Any]
@@ -28,8 +29,8 @@ class MessagesEncoder:
     """Chat chunks (what ``inner`` yields) → ``message_start``, ``content_block_*``,
     ``message_delta`` (with the upstream's usage), ``message_stop``."""
 
-    def __init__(self, inner: StreamTranslator, mid: str, model: str) -> None:
-        self.inner = inner
+    def __init__(self, source: ChunkSource, mid: str, model: str) -> None:
+        self.source = source
         self._mid, self._model = mid, model
         self._started = self._stopped = False
         self._block = -1  # index of the open content block, -1 when none is open
@@ -43,30 +44,23 @@ class MessagesEncoder:
         self.output_chars = 0
 
     def feed(self, data: bytes) -> list[bytes]:
-        return self._encode(self.inner.feed(data))
+        return self._encode(self.source.feed(data))
 
     def close(self) -> list[bytes]:
-        return self._encode(self.inner.close())
+        return self._encode(self.source.close())
 
-    def _sync(self) -> None:
-        """The inner translator's usage (the upstream's counts) is the stream's usage."""
-        inner = self.inner
-        self.usage, self.finish_reason = inner.usage, inner.finish_reason
-        self.output_chars = int(getattr(inner, "output_chars", 0))
-
-    def _encode(self, chunks: list[bytes]) -> list[bytes]:
-        self._sync()
+    def _encode(self, chunks: Batch) -> list[bytes]:
+        src = self.source  # its usage (the upstream's counts) is the stream's usage
+        self.usage, self.finish_reason, self.output_chars = (
+            src.usage,
+            src.finish_reason,
+            src.output_chars,
+        )
         out: list[bytes] = []
-        for raw in chunks:
-            payload = raw[5:].strip() if raw.startswith(b"data:") else b""
-            if payload == b"[DONE]":
+        for chunk in chunks:
+            if chunk is None:
                 self._stop(out)
-                continue
-            try:
-                chunk = orjson.loads(payload)
-            except orjson.JSONDecodeError:
-                continue
-            if isinstance(chunk, dict):
+            else:
                 self._chunk(chunk, out)
         return out
 
@@ -149,7 +143,7 @@ class MessagesEncoder:
         self._stopped = True
         reason = STOP_REASON.get(self._reason or "stop", "end_turn")
         delta = {"stop_reason": reason, "stop_sequence": None}
-        data = {"type": "message_delta", "delta": delta, "usage": usage_body(self.inner.usage)}
+        data = {"type": "message_delta", "delta": delta, "usage": usage_body(self.source.usage)}
         out.append(event("message_delta", data))
         out.append(event("message_stop", {"type": "message_stop"}))
 

@@ -4,22 +4,18 @@ provider kind (no upstream is called with the Responses API itself)."""
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
 from turnout_common.errors import TurnoutError
 from turnout_router.adapters.base import Adapter, StreamTranslator, UsageCounts
 
-from .door import Door, Ingress, ViaChat, stream_flag
+from .chunks import ChunkSource
+from .door import Door, Ingress, ViaChat, new_id, stream_flag
 from .responses import from_chat, to_chat
 from .responses_stream import ResponsesEncoder, error_event
 
 Json = dict[str, Any]
-
-
-def new_id(prefix: str) -> str:
-    return prefix + uuid.uuid4().hex
 
 
 class ResponsesDoor(Door):
@@ -30,8 +26,8 @@ class ResponsesDoor(Door):
     def _encode(self, chat: Json, usage: UsageCounts, model: str) -> Json:
         return from_chat(chat, usage, model, self.body, new_id, int(time.time()))
 
-    def _events(self, inner: StreamTranslator, model: str) -> StreamTranslator:
-        return ResponsesEncoder(inner, self.body, model, new_id, int(time.time()))
+    def _events(self, source: ChunkSource, model: str) -> StreamTranslator:
+        return ResponsesEncoder(source, self.body, model, new_id, int(time.time()))
 
     def adapter(self, kind: str, inner: Adapter) -> Adapter:
         return ViaChat(inner, self._encode, self._events)

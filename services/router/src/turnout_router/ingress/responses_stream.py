@@ -9,14 +9,14 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import orjson
 
 from turnout_common.errors import TurnoutError
-from turnout_router.adapters.base import StreamTranslator, UsageCounts
+from turnout_router.adapters.base import UsageCounts
 
+from .chunks import Batch, ChunkSource
 from .responses import IdFactory, call_item, envelope, finish, text_item
 
 Json = dict[str, Any]
@@ -37,9 +37,9 @@ class ResponsesEncoder:
     """Chat chunks (what ``inner`` yields) → Responses stream events."""
 
     def __init__(
-        self, inner: StreamTranslator, body: Json, model: str, new_id: IdFactory, created: int
+        self, source: ChunkSource, body: Json, model: str, new_id: IdFactory, created: int
     ) -> None:
-        self.inner = inner
+        self.source = source
         self.usage = UsageCounts()
         self.finish_reason: str | None = None
         self.output_chars = 0
@@ -53,30 +53,28 @@ class ResponsesEncoder:
         self._reason: str | None = None
 
     def feed(self, data: bytes) -> list[bytes]:
-        return self._encode(self.inner.feed(data))
+        return self._encode(self.source.feed(data))
 
     def close(self) -> list[bytes]:
-        return self._encode(self.inner.close())
+        return self._encode(self.source.close())
 
-    def _encode(self, chunks: list[bytes]) -> list[bytes]:
-        inner = self.inner
-        self.usage, self.finish_reason = inner.usage, inner.finish_reason
-        self.output_chars = int(getattr(inner, "output_chars", 0))
+    def _encode(self, chunks: Batch) -> list[bytes]:
+        src = self.source  # its usage (the upstream's counts) is the stream's usage
+        self.usage, self.finish_reason, self.output_chars = (
+            src.usage,
+            src.finish_reason,
+            src.output_chars,
+        )
         out: list[bytes] = []
-        for raw in chunks:
-            payload = raw[5:].strip() if raw.startswith(b"data:") else b""
-            if payload == b"[DONE]":
+        for chunk in chunks:
+            if chunk is None:
                 self._stop(out)
-                continue
-            try:
-                chunk = orjson.loads(payload)
-            except orjson.JSONDecodeError:
-                continue
-            if isinstance(chunk, dict) and not self._stopped:
+            elif not self._stopped:
                 self._chunk(chunk, out)
         return out
 
     def _event(self, kind: str, data: Json) -> bytes:
+        """One event, serialised now: the state it shows is the state at this moment."""
         data = {"type": kind, **data, "sequence_number": self._seq}
         self._seq += 1
         return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
@@ -87,7 +85,7 @@ class ResponsesEncoder:
             self._stopped = True
             self._resp["status"] = "failed"
             self._resp["error"] = {"code": "server_error", "message": err.get("message")}
-            out.append(self._event("response.failed", {"response": self._snapshot()}))
+            out.append(self._event("response.failed", {"response": self._resp}))
             return
         self._start(out)
         for choice in chunk.get("choices") or ():
@@ -104,18 +102,15 @@ class ResponsesEncoder:
     def _start(self, out: list[bytes]) -> None:
         if not self._started:
             self._started = True
-            out.append(self._event("response.created", {"response": self._snapshot()}))
-            out.append(self._event("response.in_progress", {"response": self._snapshot()}))
-
-    def _snapshot(self) -> Json:
-        return copy.deepcopy(self._resp)
+            out.append(self._event("response.created", {"response": self._resp}))
+            out.append(self._event("response.in_progress", {"response": self._resp}))
 
     def _add(self, item: Json, out: list[bytes]) -> None:
         self._close(out)
         self._open = item
         index = len(self._resp["output"])
         self._resp["output"].append(item)
-        data = {"output_index": index, "item": copy.deepcopy(item)}
+        data = {"output_index": index, "item": item}
         out.append(self._event("response.output_item.added", data))
 
     def _where(self) -> Json:
@@ -129,9 +124,20 @@ class ResponsesEncoder:
             data = {**self._where(), "content_index": 0, "part": part}
             out.append(self._event("response.content_part.added", data))
             self._text = []
+        assert self._open is not None
         self._text.append(text)
-        data = {**self._where(), "content_index": 0, "delta": text, "logprobs": []}
-        out.append(self._event("response.output_text.delta", data))
+        # the hot path (one per upstream chunk): the event's dict built once, in order
+        data = {
+            "type": "response.output_text.delta",
+            "item_id": self._open["id"],
+            "output_index": len(self._resp["output"]) - 1,
+            "content_index": 0,
+            "delta": text,
+            "logprobs": [],
+            "sequence_number": self._seq,
+        }
+        self._seq += 1
+        out.append(b"event: response.output_text.delta\ndata: " + orjson.dumps(data) + b"\n\n")
 
     def _tool(self, tc: Json, out: list[bytes]) -> None:
         idx = int(tc.get("index", 0))
@@ -177,6 +183,6 @@ class ResponsesEncoder:
         self._start(out)
         self._close(out)
         self._stopped = True
-        resp = finish(self._resp, self._reason, self.inner.usage)
+        resp = finish(self._resp, self._reason, self.source.usage)
         kind = "response.completed" if resp["status"] == "completed" else "response.incomplete"
         out.append(self._event(kind, {"response": resp}))
