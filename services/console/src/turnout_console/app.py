@@ -25,6 +25,7 @@ from turnout_console.api import (
     provider_actions,
     providers,
     routes,
+    rules,
     usage,
     users,
 )
@@ -94,6 +95,7 @@ def create_app(
     app.include_router(users.router)
     app.include_router(models.router)
     app.include_router(routes.router)
+    app.include_router(rules.router)
     app.include_router(admin_users.router)
     app.include_router(usage.router)
     app.include_router(audit.router)
