@@ -22,8 +22,8 @@ from turnout_metering.usage.repository import COLUMNS, TEMP_DDL, _row, write_bat
 
 from .conftest import usage
 
-# the log's columns before 0004 (route, power_level, task_type) and 0006 (api)
-_OLD = ("seq", "attempts", "route", "power_level", "task_type", "api")
+# the log's columns before 0004 (route, power_level, task_type), 0006 (api), 0007 (billed_usd)
+_OLD = ("seq", "attempts", "route", "power_level", "task_type", "api", "billed_usd")
 _LOG = ", ".join(c for c in COLUMNS if c not in _OLD)
 # What ingest did before migration 0002: the rollup keyed by provider name only.
 OLD_WRITE = f"""

@@ -154,6 +154,12 @@ class UsageEvent(Event):
     cached_tokens: int = 0
     estimated: bool = False
     cost_usd: Money = Decimal(0)
+    """What the request cost at the catalog's prices (for analytics, whoever's key served)."""
+    billed_usd: Money | None = None
+    """What it debits the user (budgets, prepaid credit): ``cost_usd``, except for a request
+    served with the user's own provider key (``byok``), which bills its tier's
+    ``byok_fee_pct`` percent of it (half-up to 1e-9 USD). None in records from routers older
+    than the field: ``cost_usd``."""
     latency_ms: float = 0.0
     ttft_ms: float | None = None
     status: int = 200
@@ -168,6 +174,11 @@ class UsageEvent(Event):
     @property
     def total_tokens(self) -> int:
         return self.input_tokens + self.output_tokens
+
+    @property
+    def billed(self) -> Decimal:
+        """What the request debits: ``billed_usd``, else (older records) ``cost_usd``."""
+        return self.cost_usd if self.billed_usd is None else self.billed_usd
 
 
 # --- turnout.credit.v1 -------------------------------------------------------------------

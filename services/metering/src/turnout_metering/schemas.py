@@ -35,6 +35,10 @@ class UsageRecord(BaseModel):
     cached_tokens: int
     estimated: bool
     cost_usd: Money
+    """At the catalog's prices, whoever's key served."""
+    billed_usd: Money
+    """What it debited: ``cost_usd``, or the tier's ``byok_fee_pct`` of it when served with
+    the user's own provider key (``byok``)."""
     latency_ms: float
     ttft_ms: float | None
     status: int
@@ -67,6 +71,7 @@ class SummaryRow(BaseModel):
     output_tokens: int
     cached_tokens: int
     cost_usd: Money
+    billed_usd: Money
     avg_latency_ms: float | None
     p50_latency_ms: float | None
     p95_latency_ms: float | None

@@ -57,6 +57,7 @@ def billing_payload(event: UsageEvent) -> bytes:
                 "total_tokens": event.total_tokens,
                 "estimated": event.estimated,
                 "cost_usd": money_str(event.cost_usd),
+                "billed_usd": money_str(event.billed),
                 "currency": "USD",
                 "status": event.status,
                 "outcome": event.outcome,

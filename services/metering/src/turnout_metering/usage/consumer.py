@@ -50,6 +50,10 @@ def problem(e: UsageEvent) -> str | None:
         return "token counts must be >= 0 and < 2**62"
     if not (e.cost_usd.is_finite() and 0 <= e.cost_usd < _MAX_COST):
         return "cost_usd must be a finite amount >= 0"
+    if e.billed_usd is not None and not (
+        e.billed_usd.is_finite() and 0 <= e.billed_usd < _MAX_COST
+    ):
+        return "billed_usd must be a finite amount >= 0"
     if not (0 <= e.status < 1000 and 0 <= e.fallbacks < 2**31):
         return "status or fallbacks out of range"
     if not (math.isfinite(e.latency_ms) and e.latency_ms >= 0):

@@ -13,7 +13,8 @@ from turnout_metering.usage.latency import percentile, sum_histograms
 LIST_COLUMNS = (
     "request_id, started_at, user_id, key_id, purpose, source, requested_model, model,"
     " upstream_model, provider, provider_id, byok, input_tokens, output_tokens, cached_tokens,"
-    " estimated, cost_usd, latency_ms, ttft_ms, status, outcome, error_code, stream,"
+    " estimated, cost_usd, coalesce(billed_usd, cost_usd) AS billed_usd, latency_ms, ttft_ms,"
+    " status, outcome, error_code, stream,"
     " fallbacks, attempts, route, power_level, task_type, api"
 )
 GROUP_SQL = {
@@ -106,6 +107,7 @@ def _summary_row(key: str | None, r: asyncpg.Record, hist: list[int]) -> dict[st
         "output_tokens": int(r["output_tokens"] or 0),
         "cached_tokens": int(r["cached_tokens"] or 0),
         "cost_usd": r["cost_usd"] or 0,
+        "billed_usd": r["billed_usd"] or 0,
         "avg_latency_ms": round(r["latency_sum_ms"] / requests, 3) if requests else None,
         "p50_latency_ms": percentile(hist, 0.50),
         "p95_latency_ms": percentile(hist, 0.95),
@@ -139,6 +141,7 @@ async def summary(
         f"SELECT NULLIF({group}, '') AS k, sum(requests) AS requests, sum(errors) AS errors,"
         " sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,"
         " sum(cached_tokens) AS cached_tokens, sum(cost_usd) AS cost_usd,"
+        " sum(billed_usd) AS billed_usd,"
         " sum(latency_sum_ms) AS latency_sum_ms, array_agg(lat_hist) AS hists"
         f" FROM {table}{where} GROUP BY 1 ORDER BY 1 NULLS LAST",
         *args,
@@ -148,6 +151,7 @@ async def summary(
         "SELECT sum(requests) AS requests, sum(errors) AS errors,"
         " sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,"
         " sum(cached_tokens) AS cached_tokens, sum(cost_usd) AS cost_usd,"
+        " sum(billed_usd) AS billed_usd,"
         f" sum(latency_sum_ms) AS latency_sum_ms FROM usage_daily{where}",
         *args,
     )

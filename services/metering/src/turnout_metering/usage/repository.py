@@ -24,8 +24,8 @@ COLUMNS = (
     "seq", "request_id", "event_id", "started_at", "period", "user_id", "key_id", "purpose",
     "requested_model", "model", "upstream_model", "provider_id", "provider", "deployment_id",
     "byok", "input_tokens", "output_tokens", "cached_tokens", "estimated", "cost_usd",
-    "latency_ms", "ttft_ms", "status", "outcome", "error_code", "stream", "fallbacks",
-    "attempts", "source", "route", "power_level", "task_type", "api",
+    "billed_usd", "latency_ms", "ttft_ms", "status", "outcome", "error_code", "stream",
+    "fallbacks", "attempts", "source", "route", "power_level", "task_type", "api",
 )  # fmt: skip
 _LOG_COLUMNS = ", ".join(c for c in COLUMNS if c not in ("seq", "attempts"))
 
@@ -35,7 +35,8 @@ CREATE TEMP TABLE IF NOT EXISTS usage_in (
     user_id text, key_id text, purpose text, requested_model text, model text,
     upstream_model text, provider_id text, provider text, deployment_id text, byok boolean,
     input_tokens bigint, output_tokens bigint, cached_tokens bigint, estimated boolean,
-    cost_usd numeric, latency_ms double precision, ttft_ms double precision, status integer,
+    cost_usd numeric, billed_usd numeric, latency_ms double precision, ttft_ms double precision,
+    status integer,
     outcome text, error_code text, stream boolean, fallbacks integer, attempts text, source text,
     route text, power_level text, task_type text, api text
 ) ON COMMIT DELETE ROWS;
@@ -43,7 +44,8 @@ CREATE TEMP TABLE IF NOT EXISTS usage_in (
 
 _NEW_COLUMNS = (
     "request_id, started_at, period, user_id, key_id, model, provider_id, provider, source,"
-    " outcome, input_tokens, output_tokens, cached_tokens, cost_usd, latency_ms"
+    " outcome, input_tokens, output_tokens, cached_tokens, cost_usd,"
+    " coalesce(billed_usd, cost_usd) AS billed_usd, latency_ms"
 )
 # The rollup's key (migration 0002 rebuilds the rows it had from usage_log with the same
 # aggregate): a provider's id and the name it was recorded under are both kept.
@@ -60,11 +62,12 @@ WITH ins AS (
     RETURNING {_NEW_COLUMNS}
 ), rollup AS (
     INSERT INTO usage_daily AS d ({_DIMS}, requests, errors, input_tokens, output_tokens,
-                                  cached_tokens, cost_usd, latency_sum_ms, lat_hist)
+                                  cached_tokens, cost_usd, billed_usd, latency_sum_ms, lat_hist)
     SELECT (started_at AT TIME ZONE 'UTC')::date, coalesce(user_id, ''), coalesce(key_id, ''),
            coalesce(model, ''), coalesce(provider_id, ''), coalesce(provider, ''), source,
            outcome, count(*), count(*) FILTER (WHERE outcome <> 'success'), sum(input_tokens),
-           sum(output_tokens), sum(cached_tokens), sum(cost_usd), sum(latency_ms),
+           sum(output_tokens), sum(cached_tokens), sum(cost_usd), sum(billed_usd),
+           sum(latency_ms),
            {histogram_sql("b")}
     FROM (SELECT *, {bucket_index_sql("latency_ms")} AS b FROM ins) n
     GROUP BY 1, 2, 3, 4, 5, 6, 7, 8 ORDER BY 1, 2, 3, 4, 5, 6, 7, 8
@@ -75,6 +78,7 @@ WITH ins AS (
         output_tokens = d.output_tokens + EXCLUDED.output_tokens,
         cached_tokens = d.cached_tokens + EXCLUDED.cached_tokens,
         cost_usd = d.cost_usd + EXCLUDED.cost_usd,
+        billed_usd = d.billed_usd + EXCLUDED.billed_usd,
         latency_sum_ms = d.latency_sum_ms + EXCLUDED.latency_sum_ms,
         lat_hist = (SELECT array_agg(x + y ORDER BY i)
                     FROM unnest(d.lat_hist, EXCLUDED.lat_hist) WITH ORDINALITY AS t(x, y, i))
@@ -88,10 +92,10 @@ WITH ins AS (
 ), spent AS (
     INSERT INTO spend AS s (subject_type, subject_id, period, spent_usd, requests)
     SELECT t, id, period, sum(cost), count(*) FROM (
-        SELECT 'user' AS t, user_id AS id, period, cost_usd AS cost FROM ins
+        SELECT 'user' AS t, user_id AS id, period, billed_usd AS cost FROM ins
         WHERE user_id IS NOT NULL
         UNION ALL
-        SELECT 'key', key_id, period, cost_usd FROM ins WHERE key_id IS NOT NULL
+        SELECT 'key', key_id, period, billed_usd FROM ins WHERE key_id IS NOT NULL
     ) x
     GROUP BY t, id, period ORDER BY t, id, period
     ON CONFLICT (subject_type, subject_id, period) DO UPDATE SET
@@ -100,9 +104,9 @@ WITH ins AS (
         updated_at = now()
     RETURNING subject_type, subject_id
 ), debit AS (  -- prepaid users (with a credit account): one debit entry per batch
-    SELECT n.user_id, sum(n.cost_usd) AS cost, count(*) AS n
+    SELECT n.user_id, sum(n.billed_usd) AS cost, count(*) AS n
     FROM ins n JOIN credit_accounts a ON a.user_id = n.user_id
-    GROUP BY n.user_id HAVING sum(n.cost_usd) > 0
+    GROUP BY n.user_id HAVING sum(n.billed_usd) > 0
 ), ledger AS (
     INSERT INTO credit_ledger (user_id, kind, amount_usd, period, reason, requests)
     SELECT user_id, 'debit', -cost, $1, 'usage', n FROM debit ORDER BY user_id
@@ -136,8 +140,8 @@ def _row(seq: int, e: UsageEvent) -> tuple[Any, ...]:
         seq, e.request_id, e.event_id, e.started_at, _period(e.started_at), e.user_id,
         e.key_id, e.purpose, e.requested_model, e.model, e.upstream_model, e.provider_id,
         e.provider, e.deployment_id, e.byok, e.input_tokens, e.output_tokens, e.cached_tokens,
-        e.estimated, e.cost_usd, e.latency_ms, e.ttft_ms, e.status, e.outcome, e.error_code,
-        e.stream, e.fallbacks,
+        e.estimated, e.cost_usd, e.billed_usd, e.latency_ms, e.ttft_ms, e.status, e.outcome,
+        e.error_code, e.stream, e.fallbacks,
         attempts.decode(), e.source, e.route, e.power_level, e.task_type, e.api,
     )  # fmt: skip
 
