@@ -184,10 +184,15 @@ def test_every_state_changing_route_refuses_a_request_without_the_csrf_token(
         providers,
         routes,
         rules,
+        tiers,
+        user_settings,
         users,
     )
 
-    modules = (admin_users, auth, lab, models, provider_actions, providers, routes, rules, users)
+    modules = (
+        admin_users, auth, lab, models, provider_actions, providers, routes, rules, tiers,
+        user_settings, users,
+    )  # fmt: skip
     found = [r for m in modules for r in m.router.routes if isinstance(r, APIRoute)]
     posts = [r.path for r in found if "POST" in r.methods and r.path != "/login"]
     assert {"/providers", "/models", "/users", "/routes/{purpose}", "/logout", "/lab/run"} <= set(
@@ -211,6 +216,7 @@ def test_admin_pages_render_for_a_signed_in_admin(admin: httpx.Client) -> None:
         ("/health", "Health"),
         ("/lab", "Testing lab"),
         ("/rules", "Routing rules"),
+        ("/tiers", "Tiers"),
     )
     for path, heading in pages:
         page = admin.get(path)

@@ -26,7 +26,9 @@ from turnout_console.api import (
     providers,
     routes,
     rules,
+    tiers,
     usage,
+    user_settings,
     users,
 )
 from turnout_console.client import ApiClient
@@ -97,6 +99,8 @@ def create_app(
     app.include_router(routes.router)
     app.include_router(rules.router)
     app.include_router(admin_users.router)
+    app.include_router(user_settings.router)
+    app.include_router(tiers.router)
     app.include_router(usage.router)
     app.include_router(audit.router)
     app.include_router(health.router)

@@ -3,6 +3,7 @@ once), revoke, credits and grants."""
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
@@ -17,6 +18,18 @@ router = APIRouter(prefix="/users")
 PAGE = 10
 
 
+async def _credits(parts: PartsDep, cred: str, ids: list[str]) -> dict[str, Any]:
+    """This month's spend and remaining credit of each user on the page (one call each, at
+    once: a page is 10 users)."""
+    results = await asyncio.gather(
+        *(
+            parts.client.call("metering", "GET", f"/api/v1/credits/{safe_segment(u)}", cred)
+            for u in ids
+        )
+    )
+    return {u: r.data for u, r in zip(ids, results, strict=True) if r.ok}
+
+
 @router.get("")
 async def users_page(
     request: Request,
@@ -24,12 +37,9 @@ async def users_page(
     session: AdminDep,
     page: Annotated[int, Query(ge=1, le=100_000_000)] = 1,
 ) -> Response:
+    cred = session.credential.get_secret_value()
     result = await parts.client.call(
-        "config",
-        "GET",
-        "/api/v1/users",
-        session.credential.get_secret_value(),
-        params={"limit": PAGE, "offset": (page - 1) * PAGE},
+        "config", "GET", "/api/v1/users", cred, params={"limit": PAGE, "offset": (page - 1) * PAGE}
     )
     ctx: dict[str, Any] = {
         "session": session,
@@ -39,9 +49,11 @@ async def users_page(
         "pages": 1,
         "error": None if result.ok else result.message,
     }
+    ctx["credits"] = {}
     if result.ok:
         total = int(result.data["total"])
         ctx.update(rows=result.data["data"], total=total, **page_window(page, total, PAGE))
+        ctx["credits"] = await _credits(parts, cred, [u["id"] for u in ctx["rows"]])
     name = "partials/users_table.html" if request.headers.get("hx-request") else "users.html"
     return parts.templates.TemplateResponse(request, name, ctx)
 
@@ -92,7 +104,9 @@ async def _user_context(parts: PartsDep, cred: str, user_id: str) -> dict[str, A
     ledger = await call(
         "metering", "GET", f"/api/v1/credits/{user_id}/ledger", cred, params={"limit": 20}
     )
+    tiers = await call("config", "GET", "/api/v1/tiers", cred)
     return {
+        "tiers": tiers.data["data"] if tiers.ok else [],
         "user": user.data if user.ok else None,
         "user_error": None if user.ok else user.message,
         "keys": keys.data["data"] if keys.ok else [],
