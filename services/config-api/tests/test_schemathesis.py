@@ -45,6 +45,14 @@ CHECKS = [not_a_server_error, response_schema_conformance]
 MODES = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
 
 Seen = list[tuple[str, str, int]]
+USER_PATHS = (
+    "/api/v1/catalog",
+    "/api/v1/byok/",
+    "/api/v1/users/{user_id}/provider-keys",
+    "/api/v1/keys",
+    "/api/v1/lab/",
+)
+"""Routes an end user's virtual key may call (issue 16): fuzzed a second time as that user."""
 
 
 def _send(
@@ -128,6 +136,10 @@ async def _seed(client: httpx.AsyncClient, admin: dict[str, str], uid: Any) -> d
     user = await post("/users", {"id": uid("st-user")})
     key = await post("/keys", {"user_id": user["id"]})
     await post(f"/users/{user['id']}/provider-keys/{provider['name']}", {"api_key": "sk-b"}, "PUT")
+    opened = await post(
+        "/providers",
+        {"name": uid("st-open"), "kind": "openai", "base_url": dead, "byok_enabled": True},
+    )
     rule_body = {"name": uid("st-rule"), "model": model["name"], "targets": [model["name"]]}
     rule = await post("/routing-rules", rule_body)
     token = await post("/admin-tokens", {"name": uid("st-admin")})
@@ -139,6 +151,8 @@ async def _seed(client: httpx.AsyncClient, admin: dict[str, str], uid: Any) -> d
         "key_id": key["id"],
         "provider": provider["name"],
         "token_id": token["id"],
+        "user_key": key["key"],
+        "open_provider": opened["name"],
     }
 
 
@@ -188,8 +202,30 @@ async def test_no_operation_answers_5xx(client, admin, uid) -> None:
                 except Exception as exc:  # every operation's failure, reported together
                     failures.append(f"{operation.label} {params} [{mode.value}]: {exc}")
 
+    # the end user's routes again, authorised by the user's own key (their own id pinned)
+    user = {"Authorization": f"Bearer {seeded['user_key']}"}
+    mine = {"user_id": seeded["user_id"], "provider": seeded["open_provider"]}
+
+    as_user: list[str] = []
+
+    def fuzz_as_user() -> None:
+        for operation in operations:
+            if not operation.path.startswith(USER_PATHS):
+                continue
+            as_user.append(operation.label)
+            params = {p.name: mine[p.name] for p in operation.path_parameters if p.name in mine}
+            for mode in MODES:
+                try:
+                    _fuzz(operation, mode, params, send, user, seen)
+                except Unsatisfiable:
+                    assert mode is GenerationMode.NEGATIVE, operation.label
+                except Exception as exc:
+                    failures.append(f"as user: {operation.label} {params} [{mode.value}]: {exc}")
+
     await asyncio.to_thread(fuzz_all)
+    await asyncio.to_thread(fuzz_as_user)
     assert not failures, "\n\n".join(failures)
+    assert len(as_user) >= 12, as_user  # catalog, byok providers, provider keys, keys, lab
     statuses = Counter(status for *_, status in seen)
     assert {label for label, *_ in seen} == {op.label for op in operations}
     # the run reached the handlers, not only validation: successes and refusals both seen
