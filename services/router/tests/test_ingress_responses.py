@@ -15,6 +15,7 @@ import pytest
 from turnout_common.devinfra import free_port
 from turnout_common.testing.fake_providers import FakeAnthropic, FakeCohere, FakeGemini, start_fake
 from turnout_common.testing.servers import LocalServer
+from turnout_common.testing.upstream import start_fake_openai
 
 ALICE_KEY = "tk-alice-test-key-000000000000000000000000"
 REPLY = "Hello from the fake upstream, how can I help"
@@ -27,6 +28,8 @@ WEATHER: Any = {
 }
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n fake image bytes").decode()
 KINDS = ("openai", "anthropic", "google", "cohere")
+NATIVE = "openai-native"
+"""A provider of kind ``openai``: it speaks the Responses API, so the door passes through."""
 ASK = "What is the weather in Paris?"
 
 
@@ -55,13 +58,16 @@ async def ups(router: Any, world: Any, fakes: Any) -> AsyncIterator[dict[str, An
         _, srv = start_fake(fake)
         servers.append(srv)
         kinds[kind], urls[kind] = fake, srv.url
-    for kind in KINDS:
+    native, srv = start_fake_openai("native")
+    servers.append(srv)
+    kinds[NATIVE], urls[NATIVE] = native, srv.url + "/v1"
+    for kind in (*KINDS, NATIVE):
         pid = f"p-resp-{kind}"
-        prov_kind = "openai_compatible" if kind == "openai" else kind
+        prov_kind = {"openai": "openai_compatible", NATIVE: "openai"}.get(kind, kind)
         await world.put("provider", pid, world.provider(pid, urls[kind], kind=prov_kind))
         m = world.model(f"m-resp-{kind}", f"resp-{kind}", pid, capabilities=VISION)
         await world.put("model", f"m-resp-{kind}", m)
-    for kind in KINDS:
+    for kind in (*KINDS, NATIVE):
         await visible(router, f"resp-{kind}")
     yield kinds
     for srv in servers:
@@ -79,7 +85,7 @@ def last(ups: dict[str, Any], kind: str) -> dict[str, Any]:
     return body
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", [*KINDS, NATIVE])
 async def test_create(router: Any, ups: dict[str, Any], usage_log: Any, kind: str) -> None:
     raw = await client(router).responses.with_raw_response.create(
         model=f"resp-{kind}", instructions="Be brief.", input=ASK, max_output_tokens=50
@@ -105,7 +111,7 @@ async def test_create(router: Any, ups: dict[str, Any], usage_log: Any, kind: st
         assert up["max_tokens"] == 50
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", [*KINDS, NATIVE])
 async def test_stream(router: Any, ups: dict[str, Any], usage_log: Any, kind: str) -> None:
     raw = await client(router).responses.with_raw_response.create(
         model=f"resp-{kind}", input=ASK, stream=True
@@ -273,3 +279,25 @@ async def test_upstream_down_falls_back(
     rec = await usage_log.wait(raw.headers["x-request-id"])
     assert rec["fallbacks"] == 1 and rec["api"] == "responses"
     assert rec["output_tokens"] == usage.output_tokens
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_native_passthrough(router: Any, ups: dict[str, Any], stream: bool) -> None:
+    """To an ``openai`` provider the client's body goes as it came (fields chat cannot say,
+    like ``reasoning``, included), with ``store`` false; the answer is the upstream's own."""
+    raw = await client(router).responses.with_raw_response.create(
+        model=f"resp-{NATIVE}",
+        input=ASK,
+        reasoning={"effort": "low"},
+        stream=stream,
+    )
+    if stream:
+        events = [ev async for ev in raw.parse()]  # type: ignore[union-attr]
+        resp = events[-1].response
+    else:
+        resp = raw.parse()  # type: ignore[assignment]
+    assert resp.id.startswith("resp_fake") and resp.model == f"resp-{NATIVE}"
+    up = ups[NATIVE].requests[-1]
+    assert up["path"] == "/v1/responses"
+    assert up["body"]["reasoning"] == {"effort": "low"} and up["body"]["store"] is False
+    assert up["body"]["model"] == f"up-resp-{NATIVE}" and up["body"]["input"] == ASK

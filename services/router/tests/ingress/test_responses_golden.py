@@ -307,3 +307,30 @@ def test_stream_error_mid_stream() -> None:
     failed = orjson.loads(last.split(b"data: ", 1)[1])
     assert failed["response"]["status"] == "failed"
     assert failed["response"]["error"]["message"] == "provider X reported an error"
+
+
+def test_native_stream_passes_through() -> None:
+    from turnout_router.ingress.responses_native import NativeResponsesStream
+
+    usage = {"input_tokens": 20, "input_tokens_details": {"cached_tokens": 5}, "output_tokens": 3}
+    created = {"type": "response.created", "response": {"id": "resp_1", "model": "gpt-up"}}
+    delta = {"type": "response.output_text.delta", "item_id": "m", "delta": "Hello"}
+    done = {
+        "type": "response.completed",
+        "response": {"id": "resp_1", "model": "gpt-up", "status": "completed", "usage": usage},
+    }
+    upstream = b"".join(
+        b"event: " + e["type"].encode() + b"\ndata: " + orjson.dumps(e) + b"\n\n"
+        for e in (created, delta, done)
+    )
+    tr = NativeResponsesStream("gpt")
+    out: list[bytes] = []
+    for i in range(0, len(upstream), 9):
+        out += tr.feed(upstream[i : i + 9])
+    out += tr.close()
+    assert len(out) == 3
+    assert orjson.loads(out[0].split(b"data: ", 1)[1])["response"]["model"] == "gpt"
+    assert out[1] == upstream.split(b"\n\n")[1] + b"\n\n"  # deltas untouched
+    assert orjson.loads(out[2].split(b"data: ", 1)[1])["response"]["model"] == "gpt"
+    assert (tr.usage.input_tokens, tr.usage.cached_tokens, tr.usage.output_tokens) == (20, 5, 3)
+    assert tr.finish_reason == "completed" and tr.output_chars == 5

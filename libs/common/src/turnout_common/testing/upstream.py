@@ -98,6 +98,8 @@ class FakeOpenAI:
             app.router.add_post(path, self.completions)
         for path in ("/v1/embeddings", "/embeddings"):
             app.router.add_post(path, self.embeddings)
+        for path in ("/v1/responses", "/responses"):
+            app.router.add_post(path, self.responses)
         for path in ("/v1/models", "/models"):
             app.router.add_get(path, self.models)
         app.router.add_get("/health", self.health)
@@ -200,6 +202,76 @@ class FakeOpenAI:
         if (body.get("stream_options") or {}).get("include_usage"):
             await emit({**base, "choices": [], "usage": usage})
         await resp.write(b"data: [DONE]\n\n")
+        await resp.write_eof()
+        return resp
+
+    async def responses(self, request: web.Request) -> web.StreamResponse:
+        """OpenAI's Responses API, text only: input tokens = words of ``instructions`` and of
+        the input's texts + 3 per item; output tokens = words in the reply."""
+        body = await request.json()
+        self.requests.append({"path": request.path, "body": body, "headers": dict(request.headers)})
+        if (denied := await self._gate(request)) is not None:
+            return denied
+        self.served += 1
+        raw = body.get("input")
+        items = [{"content": raw}] if isinstance(raw, str) else list(raw or [])
+        if body.get("instructions"):
+            items.append({"content": body["instructions"]})
+        texts = [
+            {"content": [{"text": p.get("text", "")} for p in c] if isinstance(c, list) else c}
+            for c in (i.get("content") or i.get("output") or "" for i in items)
+        ]
+        words = self.behaviour.reply.split()
+        usage = {
+            "input_tokens": prompt_tokens(texts),
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": len(words),
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": prompt_tokens(texts) + len(words),
+        }
+        rid, mid = f"resp_fake{self.served}", f"msg_fake{self.served}"
+        text = " ".join(words)
+        part = {"type": "output_text", "text": text, "annotations": []}
+        item = {"type": "message", "id": mid, "status": "completed", "role": "assistant"}
+        done = {
+            "id": rid,
+            "object": "response",
+            "created_at": int(time.time()),
+            "status": "completed",
+            "model": body.get("model"),
+            "output": [{**item, "content": [part]}],
+            "parallel_tool_calls": True,
+            "tool_choice": "auto",
+            "tools": [],
+            "store": body.get("store", True),
+            "usage": usage,
+        }
+        if not body.get("stream"):
+            return web.json_response(done)
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        seq = iter(range(1000))
+
+        async def emit(kind: str, data: dict[str, Any]) -> None:
+            event = {"type": kind, **data, "sequence_number": next(seq)}
+            await resp.write(f"event: {kind}\ndata: ".encode() + orjson.dumps(event) + b"\n\n")
+
+        start = {**done, "status": "in_progress", "output": [], "usage": None}
+        await emit("response.created", {"response": start})
+        await emit("response.in_progress", {"response": start})
+        await emit(
+            "response.output_item.added", {"output_index": 0, "item": {**item, "content": []}}
+        )
+        where = {"item_id": mid, "output_index": 0, "content_index": 0}
+        await emit("response.content_part.added", {**where, "part": {**part, "text": ""}})
+        for i, word in enumerate(words):
+            await emit(
+                "response.output_text.delta", {**where, "delta": word if i == 0 else " " + word}
+            )
+        await emit("response.output_text.done", {**where, "text": text})
+        await emit("response.content_part.done", {**where, "part": part})
+        await emit("response.output_item.done", {"output_index": 0, "item": done["output"][0]})
+        await emit("response.completed", {"response": done})
         await resp.write_eof()
         return resp
 

@@ -1,5 +1,5 @@
-"""``POST /v1/responses``: OpenAI Responses in, translated to chat completions for every
-provider kind (no upstream is called with the Responses API itself)."""
+"""``POST /v1/responses``: OpenAI Responses in; natively to ``openai`` providers (which
+speak it: :mod:`.responses_native`), translated to chat completions for every other kind."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from turnout_router.adapters.base import Adapter, StreamTranslator, UsageCounts
 from .chunks import ChunkSource
 from .door import Door, Ingress, ViaChat, new_id, stream_flag
 from .responses import from_chat, to_chat
+from .responses_native import NATIVE_KINDS, NativeResponses
 from .responses_stream import ResponsesEncoder, error_event
 
 Json = dict[str, Any]
@@ -30,6 +31,8 @@ class ResponsesDoor(Door):
         return ResponsesEncoder(source, self.body, model, new_id, int(time.time()))
 
     def adapter(self, kind: str, inner: Adapter) -> Adapter:
+        if kind in NATIVE_KINDS:
+            return NativeResponses(self.body)
         return ViaChat(inner, self._encode, self._events)
 
     def stream_error(self, err: TurnoutError) -> bytes:
