@@ -17,6 +17,7 @@ from turnout_common.migrations import migrate
 from turnout_metering.migrations import migrations
 from turnout_metering.usage import queries as usage_repo
 from turnout_metering.usage.latency import BOUNDS, bucket_index_sql, histogram_sql
+from turnout_metering.usage.partitions import Partitions
 from turnout_metering.usage.queries import UsageFilter
 from turnout_metering.usage.repository import COLUMNS, TEMP_DDL, _row, write_batch
 
@@ -158,7 +159,9 @@ async def test_rebuild_gives_rollup_rows_their_provider_ids(schemas: Schemas) ->
     by_id = await usage_repo.summary(conn, UsageFilter(provider="prov-p"), "provider", None, None)
     by_old = await usage_repo.summary(conn, UsageFilter(provider="alpha"), "day", None, None)
 
-    await schemas.new("metering_mig_new")
+    new_schema = await schemas.new("metering_mig_new")
+    moments = [e.started_at for batch in batches for e in batch]  # partitions (migration 0008)
+    await Partitions(new_schema, "month", 0, None).ensure_for(conn, moments, datetime.now(UTC))
     for batch in batches:
         async with conn.transaction():
             await write_batch(conn, batch, period="2026-03")

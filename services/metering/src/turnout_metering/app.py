@@ -19,7 +19,7 @@ from turnout_common.web import (
     install_tracing,
     ops_router,
 )
-from turnout_metering.api import credits, dead_letters, lab, usage
+from turnout_metering.api import alerts, credits, dead_letters, erasures, lab, usage
 from turnout_metering.clock import Clock
 from turnout_metering.deps import require_admin
 from turnout_metering.runtime import Runtime
@@ -94,5 +94,7 @@ def create_app(
     app.include_router(credits.router)
     app.include_router(lab.router)
     app.include_router(dead_letters.router)
+    app.include_router(erasures.router)
+    app.include_router(alerts.router)
     app.include_router(outbox_router(lambda _: rt.relay, require_admin))
     return app

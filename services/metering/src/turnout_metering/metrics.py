@@ -60,3 +60,18 @@ def observe_cost(events: Iterable[UsageEvent]) -> None:
 
 def observe_lag(topic: str, partition: int, lag: int) -> None:
     CONSUMER_LAG.labels(SERVICE, topic, str(partition)).set(lag)
+
+
+ALERTS = Counter(
+    "turnout_metering_alerts_total", "Alerts put on turnout.alerts.v1 by metering", ["source"]
+)
+ALERT_DELIVERIES = Counter(
+    "turnout_metering_alert_deliveries_total",
+    "Webhook delivery attempts of alerts, by result (delivered, retry, dead)",
+    ["result"],
+)
+USAGE_PARTITIONS = Gauge("turnout_metering_usage_partitions", "usage_log partitions")
+USAGE_RAW_SINCE = Gauge(
+    "turnout_metering_usage_raw_since_seconds",
+    "Start of the oldest usage_log partition (Unix time): raw rows go back this far",
+)

@@ -12,17 +12,24 @@ import asyncpg
 from turnout_common.broker import Producer, ensure_topics
 from turnout_common.db import create_pool, ping
 from turnout_common.errors import ConfigurationError
-from turnout_common.events import ConfigEvent
+from turnout_common.events import ConfigEvent, utcnow
 from turnout_common.follow import ConfigFollower
 from turnout_common.migrations import migrate_dsn
 from turnout_common.outbox import OutboxRelay
 from turnout_common.tasks import cancel
 from turnout_common.topics import ALL_TOPICS, Topic
+from turnout_metering import metrics
+from turnout_metering.alerts import budget
+from turnout_metering.alerts.consumer import AlertFanout
+from turnout_metering.alerts.delivery import DeliveryWorker
+from turnout_metering.alerts.lag import LagWatch
+from turnout_metering.alerts.webhooks import global_targets
 from turnout_metering.clock import Clock, SystemClock
 from turnout_metering.config_state import ConfigState, Subject
 from turnout_metering.credits.service import CreditService
 from turnout_metering.settings import MeteringSettings
 from turnout_metering.usage.consumer import UsageConsumer
+from turnout_metering.usage.partitions import Partitions
 from turnout_metering.usage.service import Ingestor
 
 if TYPE_CHECKING:
@@ -57,6 +64,15 @@ class Runtime:
         self.follower: ConfigFollower | None = None
         self.relay: OutboxRelay | None = None
         self._producer: Producer | None = None
+        self.partitions = Partitions(
+            self.schema,
+            settings.usage_partition,
+            settings.usage_partitions_ahead,
+            settings.usage_retention_days,
+        )
+        self.lag_watch = LagWatch(settings.alert_metering_lag_max)
+        self.alert_fanout: AlertFanout | None = None
+        self.deliveries: DeliveryWorker | None = None
         self.tracing: MeteringTracing | None = None
         if tracer_provider is not None or settings.tracing_requested():
             from turnout_metering.tracing import MeteringTracing
@@ -97,9 +113,10 @@ class Runtime:
             dsn, schema=self.schema, min_size=s.db_pool_min, max_size=s.db_pool_max
         )
         self._credits = CreditService(
-            self._pool, self.schema, self.config, self.clock, s.credit_topic
+            self._pool, self.schema, self.config, self.clock, s.credit_topic, s.alerts_topic
         )
-        own = {s.usage_topic, s.credit_topic, s.billing_topic}
+        await self.maintain_partitions()
+        own = {s.usage_topic, s.credit_topic, s.billing_topic, s.alerts_topic}
         topics = [t for t in ALL_TOPICS if t.name in own or t.name == "turnout.config.v1"]
         topics += [Topic(n, 4, False, "metering") for n in own - {t.name for t in ALL_TOPICS}]
         await ensure_topics(s.kafka, topics)
@@ -109,6 +126,8 @@ class Runtime:
             self._pool, self.schema, self._producer.send_outbox, service="metering"
         )
         self._spawn(self.relay.run(), "outbox-relay")
+        self._spawn(self._partition_loop(), "usage-partitions")
+        await self._start_alerts()
         if consume is None:  # serving: bootstrap config in the background, keep retrying
             self._spawn(self._bootstrap_forever(), "bootstrap")
         else:
@@ -147,15 +166,72 @@ class Runtime:
                 log.warning("config bootstrap failed (%s); retrying in 2s", exc)
                 await asyncio.sleep(2.0)
 
+    async def _start_alerts(self) -> None:
+        """Webhook delivery of turnout.alerts.v1 (its own consumer group and task)."""
+        s = self.settings
+        targets = global_targets(s.alert_webhooks)
+        self.deliveries = DeliveryWorker(
+            self.pool,
+            targets,
+            utcnow,  # wall time, like the database's now() the rows are due by
+            attempts=s.alert_delivery_attempts,
+            backoff_s=s.alert_delivery_backoff_s,
+            timeout_s=s.alert_delivery_timeout_s,
+            on_result=lambda result: metrics.ALERT_DELIVERIES.labels(result).inc(),
+        )
+        self.deliveries.start()
+        self.alert_fanout = AlertFanout(
+            s.kafka, s.alerts_topic, s.alert_group, self.pool, targets, self.deliveries.wake
+        )
+        await self.alert_fanout.start()
+
+    async def maintain_partitions(self) -> None:
+        """usage_log partitions ahead, and retention; the gauges say where raw rows begin."""
+        async with self.pool.acquire() as conn:
+            await self.partitions.maintain(conn, self.clock.now())
+            spans = await self.partitions.spans(conn)
+        metrics.USAGE_PARTITIONS.set(len(spans))
+        if spans:
+            metrics.USAGE_RAW_SINCE.set(spans[0].lo.timestamp())
+
+    async def _partition_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.usage_maintenance_s)
+            try:
+                await self.maintain_partitions()
+            except Exception:
+                log.exception("usage partition maintenance failed; retrying next round")
+
+    async def check_lag(self) -> None:
+        """The metering_lag alert (once per crossing of TURNOUT_ALERT_METERING_LAG_MAX)."""
+        if self.consumer is None:
+            return
+        alert = self.lag_watch.check(self.consumer.lag())
+        if alert is not None:
+            async with self.pool.acquire() as conn, conn.transaction():
+                await budget.publish(conn, self.schema, self.settings.alerts_topic, [alert])
+            metrics.ALERTS.labels("metering").inc()
+
+    async def _lag_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.alert_lag_check_s)
+            try:
+                await self.check_lag()
+            except Exception:
+                log.exception("metering lag check failed")
+
     async def start_consumer(self) -> UsageConsumer:
-        ingestor = Ingestor(self.pool, self.schema, self.credits, self.settings.billing_topic)
+        ingestor = self.ingestor()
         self.consumer = UsageConsumer(self.settings, ingestor, tracing=self.tracing)
         await self.consumer.start()
         self.consumer.start_background()
+        self._spawn(self._lag_loop(), "lag-alert")
         return self.consumer
 
     def ingestor(self) -> Ingestor:
-        return Ingestor(self.pool, self.schema, self.credits, self.settings.billing_topic)
+        return Ingestor(
+            self.pool, self.schema, self.credits, self.settings.billing_topic, self.partitions
+        )
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         self._tasks.append(asyncio.create_task(coro, name=f"metering:{name}"))
@@ -199,6 +275,10 @@ class Runtime:
     async def stop(self) -> None:
         if self.consumer is not None:
             await self.consumer.stop()
+        if self.alert_fanout is not None:
+            await self.alert_fanout.stop()
+        if self.deliveries is not None:
+            await self.deliveries.stop()
         await cancel(*self._tasks)
         self._tasks.clear()
         if self.follower is not None:

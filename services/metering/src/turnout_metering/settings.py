@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Literal
+
+from pydantic import Field, SecretStr
 
 from turnout_common.settings import CommonSettings
-from turnout_common.topics import BILLING, CREDIT, USAGE
+from turnout_common.topics import ALERTS, BILLING, CREDIT, USAGE
+from turnout_metering.alerts.webhooks import WebhookConfig
 
 
 class MeteringSettings(CommonSettings):
@@ -20,3 +23,20 @@ class MeteringSettings(CommonSettings):
     usage_topic: str = USAGE.name
     credit_topic: str = CREDIT.name
     billing_topic: str = BILLING.name
+    alerts_topic: str = ALERTS.name
+    # usage_log partitions and retention (turnout_metering.usage.partitions)
+    usage_partition: Literal["month", "day"] = "month"
+    usage_partitions_ahead: int = Field(2, ge=0, le=400)
+    usage_retention_days: int | None = Field(None, ge=1)
+    """Raw usage rows older than this are dropped, whole partitions at a time (None: kept)."""
+    usage_maintenance_s: float = Field(3600.0, gt=0)
+    # erasure (turnout_metering.usage.erasure)
+    erasure_key: SecretStr | None = None
+    # alerts (turnout_metering.alerts)
+    alert_webhooks: list[WebhookConfig] = Field(default_factory=list)
+    alert_group: str = "turnout-metering-alerts"
+    alert_metering_lag_max: int = Field(10_000, ge=1)
+    alert_lag_check_s: float = Field(15.0, gt=0)
+    alert_delivery_attempts: int = Field(6, ge=1, le=50)
+    alert_delivery_backoff_s: float = Field(2.0, gt=0)
+    alert_delivery_timeout_s: float = Field(5.0, gt=0)

@@ -8,6 +8,7 @@ from datetime import date, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
+from pydantic import BaseModel, Field
 
 from turnout_common.errors import BadRequest
 from turnout_common.web import MAX_OFFSET
@@ -62,6 +63,21 @@ def to_csv(records: list[UsageRecord]) -> str:
     return out.getvalue()
 
 
+RAW_SINCE = "x-turnout-raw-since"
+
+
+class Retention(BaseModel):
+    retention_days: int | None = Field(
+        description="TURNOUT_USAGE_RETENTION_DAYS: raw rows older are dropped (null: kept)"
+    )
+    partition: Literal["month", "day"] = Field(description="TURNOUT_USAGE_PARTITION")
+    raw_since: datetime | None = Field(
+        description="the raw usage rows (GET /usage, CSV) go back to here; summaries and"
+        " credits (rollups, ledger) go back to the start whatever the retention"
+    )
+    partitions: int
+
+
 async def list_usage(
     runtime: RuntimeDep,
     f: UsageFilter,
@@ -70,6 +86,7 @@ async def list_usage(
     limit: int,
     offset: int,
     fmt: Literal["json", "csv"],
+    response: Response | None = None,
 ) -> UsagePage | Response:
     if start is not None and end is not None and end <= start:
         raise BadRequest("'to' must be after 'from'", param="to")
@@ -77,7 +94,9 @@ async def list_usage(
         raise BadRequest("limit is at most 1000 for JSON (use format=csv to export)", param="limit")
     async with runtime.pool.acquire() as conn:
         rows, total = await queries.list_usage(conn, f, start, end, limit, offset)
+        since = await runtime.partitions.raw_since(conn)
     records = [UsageRecord.model_validate(dict(r)) for r in rows]
+    raw_since = {RAW_SINCE: since.isoformat()} if since is not None else {}
     if fmt == "csv":
         return Response(
             to_csv(records),
@@ -85,23 +104,43 @@ async def list_usage(
             headers={
                 "content-disposition": 'attachment; filename="usage.csv"',
                 "x-total-count": str(total),
+                **raw_since,
             },
         )
+    if response is not None:
+        response.headers.update(raw_since)
     return UsagePage(data=records, total=total, limit=limit, offset=offset)
+
+
+@router.get("/usage/retention", response_model=Retention)
+async def get_retention(runtime: RuntimeDep, _: PrincipalDep) -> Retention:
+    """How far back the raw usage rows go (``x-turnout-raw-since`` on every ``GET /usage``
+    says the same): older partitions are dropped after TURNOUT_USAGE_RETENTION_DAYS."""
+    async with runtime.pool.acquire() as conn:
+        spans = await runtime.partitions.spans(conn)
+    s = runtime.settings
+    return Retention(
+        retention_days=s.usage_retention_days,
+        partition=s.usage_partition,
+        raw_since=spans[0].lo if spans else None,
+        partitions=len(spans),
+    )
 
 
 @router.get("/usage", response_model=UsagePage)
 async def get_usage(
     runtime: RuntimeDep,
     f: FilterDep,
+    response: Response,
     start: Annotated[datetime | None, Query(alias="from")] = None,
     end: Annotated[datetime | None, Query(alias="to")] = None,
     limit: Annotated[int, Query(ge=1, le=CSV_MAX)] = 100,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     fmt: Annotated[Literal["json", "csv"], Query(alias="format")] = "json",
 ) -> UsagePage | Response:
-    """Usage records, newest first. Users see only their own; ``format=csv`` exports."""
-    return await list_usage(runtime, f, start, end, limit, offset, fmt)
+    """Usage records, newest first. Users see only their own; ``format=csv`` exports.
+    ``x-turnout-raw-since`` says how far back the raw rows go (retention)."""
+    return await list_usage(runtime, f, start, end, limit, offset, fmt, response)
 
 
 async def summarize(

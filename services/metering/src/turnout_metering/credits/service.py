@@ -2,13 +2,15 @@
 
 A subject's state is published on ``turnout.credit.v1`` (through the outbox, in the caller's
 transaction) only when it differs from the last published one, so a batch produces at most
-one event per subject, with ``seq`` growing per subject.
+one event per subject, with ``seq`` growing per subject. The same transaction decides the
+budget and credit alerts those states cross (``turnout_metering.alerts.budget``).
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -18,6 +20,7 @@ from turnout_common.errors import Conflict
 from turnout_common.events import CreditEvent
 from turnout_common.outbox import enqueue_many
 from turnout_metering import metrics
+from turnout_metering.alerts import budget
 from turnout_metering.clock import Clock, period_of, previous_period
 from turnout_metering.config_state import ConfigState, Subject
 from turnout_metering.credits import repository as repo
@@ -47,18 +50,31 @@ class CreditService:
         config: ConfigState,
         clock: Clock,
         credit_topic: str,
+        alerts_topic: str | None = None,
     ) -> None:
+        """``alerts_topic``: where budget and credit alerts go (None: no alerts)."""
         self._pool = pool
         self._schema = schema
         self._config = config
         self._clock = clock
         self._topic = credit_topic
+        self._alerts_topic = alerts_topic
         digest = hashlib.sha256(f"turnout-rollover:{schema}".encode()).digest()
         self._lock_id = int.from_bytes(digest[:8], "big", signed=True)
         self._rolled: str | None = None
 
     def period(self) -> str:
         return period_of(self._clock.now())
+
+    def now(self) -> datetime:
+        return self._clock.now()
+
+    def user_of(self, subject: Subject) -> str | None:
+        kind, ident = subject
+        if kind == "user":
+            return ident
+        key = self._config.keys.get(ident)
+        return key.user_id if key else None
 
     def limit_of(self, subject: Subject) -> Decimal | None:
         kind, ident = subject
@@ -104,6 +120,11 @@ class CreditService:
                 changed.append(new)
         if not changed:
             return 0
+        if self._alerts_topic is not None:
+            alerts = await budget.evaluate(conn, changed, self.user_of)
+            metrics.ALERTS.labels("metering").inc(
+                await budget.publish(conn, self._schema, self._alerts_topic, alerts)
+            )
         seqs = await repo.save_states(conn, changed)
         events = [CreditEvent(**new, seq=seq) for new, seq in zip(changed, seqs, strict=True)]
         await enqueue_many(

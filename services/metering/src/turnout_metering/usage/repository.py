@@ -58,7 +58,7 @@ WITH ins AS (
     INSERT INTO usage_log ({_LOG_COLUMNS}, attempts)
     SELECT DISTINCT ON (request_id) {_LOG_COLUMNS}, attempts::jsonb
     FROM usage_in ORDER BY request_id, seq
-    ON CONFLICT (request_id) DO NOTHING
+    ON CONFLICT (request_id, started_at) DO NOTHING
     RETURNING {_NEW_COLUMNS}
 ), rollup AS (
     INSERT INTO usage_daily AS d ({_DIMS}, requests, errors, input_tokens, output_tokens,

@@ -15,6 +15,7 @@ from turnout_metering.credits.service import CreditService
 from turnout_metering.usage import dead_letters
 from turnout_metering.usage.billing import billing_payload
 from turnout_metering.usage.dead_letters import DeadLetter
+from turnout_metering.usage.partitions import Partitions
 from turnout_metering.usage.repository import BatchResult, write_batch
 
 
@@ -36,12 +37,18 @@ class RateMeter:
 
 class Ingestor:
     def __init__(
-        self, pool: asyncpg.Pool, schema: str, credits: CreditService, billing_topic: str
+        self,
+        pool: asyncpg.Pool,
+        schema: str,
+        credits: CreditService,
+        billing_topic: str,
+        partitions: Partitions,
     ) -> None:
         self._pool = pool
         self._schema = schema
         self._credits = credits
         self._billing_topic = billing_topic
+        self._partitions = partitions
         self.rate = RateMeter()
 
     async def ingest(
@@ -51,6 +58,10 @@ class Ingestor:
         acks the records only after this."""
         started = time.perf_counter()
         period = self._credits.period()
+        now = self._credits.now()
+        if self._partitions.missing((e.started_at for e in events), now):
+            async with self._pool.acquire() as conn:  # committed on its own, before the batch
+                await self._partitions.ensure_for(conn, [e.started_at for e in events], now)
         async with self._pool.acquire() as conn, conn.transaction():
             await dead_letters.insert(conn, rejects)
             if not events:
