@@ -178,6 +178,7 @@ def test_every_state_changing_route_refuses_a_request_without_the_csrf_token(
     from turnout_console.api import (
         admin_users,
         auth,
+        health,
         lab,
         models,
         provider_actions,
@@ -190,7 +191,7 @@ def test_every_state_changing_route_refuses_a_request_without_the_csrf_token(
     )
 
     modules = (
-        admin_users, auth, lab, models, provider_actions, providers, routes, rules, tiers,
+        admin_users, auth, health, lab, models, provider_actions, providers, routes, rules, tiers,
         user_settings, users,
     )  # fmt: skip
     found = [r for m in modules for r in m.router.routes if isinstance(r, APIRoute)]
@@ -200,8 +201,18 @@ def test_every_state_changing_route_refuses_a_request_without_the_csrf_token(
     )
     for path in posts:
         url = path.replace("{purpose}", "chat").replace("{ref}", "x").replace("{model_id}", "x")
-        url = url.replace("{user_id}", "u").replace("{key_id}", "k")
-        resp = admin.post(url, data={"name": "x", "model": "x", "amount": "1", "prompt": "x"})
+        url = url.replace("{user_id}", "u").replace("{key_id}", "k").replace("{provider_id}", "p")
+        resp = admin.post(
+            url,
+            data={
+                "name": "x",
+                "model": "x",
+                "amount": "1",
+                "prompt": "x",
+                "status": "up",
+                "reason": "x",
+            },
+        )
         assert resp.status_code == 403, (path, resp.status_code, resp.text[:200])
         assert "CSRF" in resp.text
 

@@ -1,24 +1,132 @@
-"""Health (admin): every provider's status, circuit, latency and last check, from the
-health-worker."""
+"""Health (admin): every provider's status, circuit, latency, last check and a strip of its
+recent probes, from the health-worker; 20 a page, filtered by status. An admin can probe a
+provider now, and force it up or down (with a reason and an optional expiry) or clear that.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
 
-from turnout_console.deps import AdminDep, PartsDep
+from turnout_console.deps import AdminCsrfDep, AdminDep, PartsDep
+from turnout_console.views import page_window, safe_segment, toast
 
 router = APIRouter(prefix="/health")
+PAGE = 20
+STRIP = 30
+"""Probes in a provider's history strip, newest last."""
+
+StatusQ = Annotated[Literal["", "healthy", "degraded", "down", "unknown"], Query()]
+
+
+async def _strip(parts: PartsDep, cred: str, provider_id: str) -> list[dict[str, Any]]:
+    result = await parts.client.call(
+        "health",
+        "GET",
+        f"/api/v1/health/providers/{safe_segment(provider_id)}/history",
+        cred,
+        params={"limit": STRIP},
+    )
+    rows = result.data.get("data", []) if result.ok and isinstance(result.data, dict) else []
+    return list(reversed(rows))
+
+
+async def _table(parts: PartsDep, cred: str, page: int, status: str) -> dict[str, Any]:
+    result = await parts.client.call("health", "GET", "/api/v1/health/providers", cred)
+    base = {"page": page, "pages": 1, "total": 0, "rows": [], "status": status}
+    if not result.ok:
+        return {**base, "error": result.message}
+    rows = [r for r in result.data["data"] if not status or r["status"] == status]
+    rows.sort(key=lambda r: r.get("name") or r["provider_id"])
+    window = page_window(page, len(rows), PAGE)
+    start = (window["page"] - 1) * PAGE
+    shown = rows[start : start + PAGE]
+    strips = await asyncio.gather(*(_strip(parts, cred, r["provider_id"]) for r in shown))
+    for row, strip in zip(shown, strips, strict=True):
+        row["strip"] = strip
+    return {**base, "rows": shown, "total": len(rows), "error": None, **window}
+
+
+PageQ = Annotated[int, Query(ge=1, le=100_000)]
 
 
 @router.get("")
-async def health_page(request: Request, parts: PartsDep, session: AdminDep) -> Response:
-    result = await parts.client.call(
-        "health", "GET", "/api/v1/health/providers", session.credential.get_secret_value()
-    )
-    rows = result.data["data"] if result.ok else []
+async def health_page(
+    request: Request, parts: PartsDep, session: AdminDep, page: PageQ = 1, status: StatusQ = ""
+) -> Response:
+    table = await _table(parts, session.credential.get_secret_value(), page, status)
+    name = "partials/health_table.html" if request.headers.get("hx-request") else "health.html"
+    return parts.templates.TemplateResponse(request, name, {"session": session, **table})
+
+
+@router.get("/{provider_id}/override")
+async def override_form(
+    request: Request, parts: PartsDep, _: AdminDep, provider_id: str, name: str = ""
+) -> Response:
     return parts.templates.TemplateResponse(
         request,
-        "health.html",
-        {"session": session, "rows": rows, "error": None if result.ok else result.message},
+        "partials/override_form.html",
+        {"provider_id": safe_segment(provider_id), "name": name[:200]},
     )
+
+
+@router.post("/{provider_id}/override")
+async def set_override(
+    request: Request,
+    parts: PartsDep,
+    session: AdminCsrfDep,
+    provider_id: str,
+    status: Annotated[Literal["up", "down"], Form()],
+    reason: Annotated[str, Form(min_length=1, max_length=500)],
+    hours: Annotated[float | None, Form(gt=0, le=24 * 365)] = None,
+) -> Response:
+    body: dict[str, Any] = {"status": status, "reason": reason.strip()}
+    if hours:
+        body["expires_at"] = (datetime.now(UTC) + timedelta(hours=hours)).isoformat()
+    result = await parts.client.call(
+        "health",
+        "PUT",
+        f"/api/v1/health/providers/{safe_segment(provider_id)}/override",
+        session.credential.get_secret_value(),
+        json=body,
+    )
+    if not result.ok:
+        return toast(parts, request, "error", result.message, status=result.status or 502)
+    return toast(parts, request, "success", f"Forced {status}.", trigger="health-changed")
+
+
+@router.post("/{provider_id}/override/clear")
+async def clear_override(
+    request: Request, parts: PartsDep, session: AdminCsrfDep, provider_id: str
+) -> Response:
+    result = await parts.client.call(
+        "health",
+        "DELETE",
+        f"/api/v1/health/providers/{safe_segment(provider_id)}/override",
+        session.credential.get_secret_value(),
+    )
+    if not result.ok:
+        return toast(parts, request, "error", result.message, status=result.status or 502)
+    return toast(parts, request, "success", "Override cleared.", trigger="health-changed")
+
+
+@router.post("/{provider_id}/check")
+async def check_now(
+    request: Request, parts: PartsDep, session: AdminCsrfDep, provider_id: str
+) -> Response:
+    result = await parts.client.call(
+        "health",
+        "POST",
+        f"/api/v1/health/providers/{safe_segment(provider_id)}/check",
+        session.credential.get_secret_value(),
+    )
+    if not result.ok:
+        return toast(parts, request, "error", result.message, status=result.status or 502)
+    d = result.data
+    ms = f" in {float(d['latency_ms']):.0f} ms" if d.get("latency_ms") is not None else ""
+    msg = f"Probe: {d.get('probe_status')}{ms} ({d.get('probe_reason')}); now {d.get('status')}."
+    return toast(parts, request, "success", msg, trigger="health-changed")
