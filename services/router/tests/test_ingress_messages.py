@@ -321,3 +321,21 @@ async def test_upstream_down_falls_back(
     rec = await usage_log.wait(headers["x-request-id"])
     assert rec["fallbacks"] == 1 and rec["api"] == "messages"
     assert rec["output_tokens"] == final.usage.output_tokens
+
+
+async def test_client_abort_mid_stream(router: Any, ups: Upstreams, usage_log: Any) -> None:
+    """A client that leaves mid-stream still gets a usage record (outcome client_abort)."""
+    ups.fakes["openai"].behaviour.chunk_delay_s = 0.05
+    try:
+        async with client(router).messages.stream(
+            model="msg-openai", max_tokens=50, messages=ASK
+        ) as s:
+            rid = s.response.headers["x-request-id"]
+            async for ev in s:
+                if ev.type == "content_block_delta":
+                    break  # leave after the first words
+        rec = await usage_log.wait(rid)
+    finally:
+        ups.fakes["openai"].behaviour.chunk_delay_s = 0.0
+    assert (rec["api"], rec["outcome"], rec["status"]) == ("messages", "client_abort", 499)
+    assert rec["input_tokens"] > 0

@@ -301,3 +301,16 @@ async def test_native_passthrough(router: Any, ups: dict[str, Any], stream: bool
     assert up["path"] == "/v1/responses"
     assert up["body"]["reasoning"] == {"effort": "low"} and up["body"]["store"] is False
     assert up["body"]["model"] == f"up-resp-{NATIVE}" and up["body"]["input"] == ASK
+
+
+async def test_structured_output(router: Any, ups: dict[str, Any]) -> None:
+    """``text.format`` json_schema reaches the upstream as the chat ``response_format``."""
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}}
+    resp = await client(router).responses.create(
+        model="resp-openai",
+        input=ASK,
+        text={"format": {"type": "json_schema", "name": "w", "schema": schema}},
+    )
+    assert resp.output_text == '{"city":"Paris"}'
+    fmt = last(ups, "openai")["response_format"]
+    assert fmt == {"type": "json_schema", "json_schema": {"name": "w", "schema": schema}}
