@@ -236,11 +236,27 @@ async def test_image(router: Any, ups: Upstreams, kind: str) -> None:
 
 async def test_count_tokens(router: Any, ups: Upstreams) -> None:
     c = client(router)
-    n = await c.messages.count_tokens(model="msg-openai", system="Be brief.", messages=ASK)
-    # the router's estimate: characters / 4 + 1
+    raw = await c.messages.with_raw_response.count_tokens(
+        model="msg-openai", system="Be brief.", messages=ASK
+    )
+    # no upstream count for this kind: the router's estimate, characters / 4 + 1
+    assert raw.headers["x-turnout-token-count"] == "estimate"
+    n = await raw.parse()
     assert n.input_tokens == (len("Be brief.") + len(ASK[0]["content"])) // 4 + 1
-    with pytest.raises(anthropic.NotFoundError):
+    # an Anthropic provider counts itself: the same figure its answer would report
+    n = await c.messages.count_tokens(
+        model="msg-anthropic", system="Be brief.", messages=ASK, tools=[WEATHER]
+    )
+    msg = await c.messages.create(
+        model="msg-anthropic", system="Be brief.", messages=ASK, max_tokens=20
+    )
+    assert n.input_tokens == msg.usage.input_tokens == 2 + 3 + 6 + 3
+    sent = ups.fakes["anthropic"].requests[-2]
+    assert sent["path"] == "/v1/messages/count_tokens" and sent["body"]["tools"] == [WEATHER]
+    assert "max_tokens" not in sent["body"]
+    with pytest.raises(anthropic.NotFoundError) as nf:
         await c.messages.count_tokens(model="no-such-model", messages=ASK)
+    assert nf.value.body["error"]["type"] == "not_found_error"  # type: ignore[index]
 
 
 async def test_auth_by_bearer_and_bad_key(router: Any, ups: Upstreams, usage_log: Any) -> None:

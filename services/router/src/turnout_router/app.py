@@ -20,8 +20,9 @@ from turnout_router.auth import authenticate
 from turnout_router.budgets import Budgets
 from turnout_router.consumers import Followers
 from turnout_router.context import RequestContext
+from turnout_router.ingress.count_tokens import count_tokens
 from turnout_router.ingress.door import Ingress
-from turnout_router.ingress.messages_door import MESSAGES, count_tokens
+from turnout_router.ingress.messages_door import MESSAGES
 from turnout_router.ingress.responses_door import RESPONSES
 from turnout_router.inputs import read_body
 from turnout_router.journal import InflightJournal
@@ -295,13 +296,13 @@ class RouterApp:
 
     async def count_tokens(self, scope: Any, proto: Any) -> None:
         """``POST /v1/messages/count_tokens``: validated and routed like a request (unknown
-        model 404, a model the key may not use 403); the count is the router's estimate."""
+        model 404, a model the key may not use 403); the upstream's count or an estimate."""
         h = scope.headers
         try:
             caller = authenticate(self.state.index, MESSAGES.authorization(h), time.time())
             raw = await read_body(proto, h.get("content-length"), self.max_body)
-            ctx = self.gateway.new_context("chat", scope.path, None)
-            proto.response_bytes(200, JSON, count_tokens(self.gateway, ctx, caller, raw, h))
+            body, how = await count_tokens(self.gateway, caller, raw, h)
+            proto.response_bytes(200, [*JSON, ("x-turnout-token-count", how)], body)
         except TurnoutError as err:
             proto.response_bytes(err.status, JSON + list(err.headers.items()), MESSAGES.error(err))
 

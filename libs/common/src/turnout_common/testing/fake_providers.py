@@ -101,8 +101,16 @@ class FakeAnthropic(_Fake):
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/v1/messages", self.messages)
+        app.router.add_post("/v1/messages/count_tokens", self.count_tokens)
         app.router.add_get("/v1/models", self.models)
         return app
+
+    async def count_tokens(self, request: web.Request) -> web.Response:
+        """The same input count a ``/v1/messages`` answer would report."""
+        body = await self.record(request)
+        if (denied := await self.gate(request)) is not None:
+            return denied
+        return web.json_response({"input_tokens": self.input_tokens(body)})
 
     def authorised(self, request: web.Request, key: str) -> bool:
         return request.headers.get("x-api-key") == key

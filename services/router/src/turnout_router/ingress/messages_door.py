@@ -9,12 +9,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from turnout_common.errors import (
-    BadRequest,
-    NotFound,
-    PermissionDenied,
-    ServiceUnavailable,
     TurnoutError,
-    ValidationFailed,
 )
 from turnout_router.adapters import translation as t
 from turnout_router.adapters.anthropic import ADAPTER as ANTHROPIC
@@ -27,8 +22,6 @@ from turnout_router.adapters.base import (
     UpstreamTarget,
     UsageCounts,
 )
-from turnout_router.auth import Caller
-from turnout_router.inputs import load
 
 from .chunks import ChunkSource
 from .door import Door, Ingress, ViaChat, new_id, stream_flag
@@ -36,17 +29,10 @@ from .messages import error_body, from_chat, to_chat
 from .messages_stream import MessagesEncoder, NativeMessagesStream, error_event
 
 if TYPE_CHECKING:
-    from turnout_router.context import RequestContext
-    from turnout_router.service import Gateway
+    pass
 
 Json = dict[str, Any]
 NATIVE_KINDS = frozenset({"anthropic"})
-_REFUSALS: dict[int, type[TurnoutError]] = {
-    400: BadRequest,
-    403: PermissionDenied,
-    404: NotFound,
-    422: ValidationFailed,
-}
 
 
 def new_message_id() -> str:
@@ -130,21 +116,3 @@ class MessagesIngress(Ingress):
 
 
 MESSAGES = MessagesIngress()
-
-
-def count_tokens(
-    gw: Gateway, ctx: RequestContext, caller: Caller, raw: bytes, headers: Mapping[str, str]
-) -> bytes:
-    """``{"input_tokens": n}`` for a Messages body (``max_tokens`` optional here), after the
-    same validation and routing as a request. ``n`` is the router's estimate (the characters
-    of the messages / 4 + 1, images 250 each): the number routing, limits and budget
-    reservations use before the upstream reports its own count."""
-    body = load(raw)
-    body.setdefault("max_tokens", 1)
-    body.pop("stream", None)
-    door = MESSAGES.door(body, headers)
-    refused = gw.select(ctx, caller, door.inbound)["error"]
-    if refused is not None:  # what the request itself would get: 404, 403, 400, 503 …
-        cls = _REFUSALS.get(refused["status"], ServiceUnavailable)
-        raise cls(refused["message"], code=refused["code"], param=refused["param"])
-    return orjson.dumps({"input_tokens": door.inbound.prompt_tokens})
