@@ -355,3 +355,27 @@ async def test_client_abort_mid_stream(router: Any, ups: Upstreams, usage_log: A
         ups.fakes["openai"].behaviour.chunk_delay_s = 0.0
     assert (rec["api"], rec["outcome"], rec["status"]) == ("messages", "client_abort", 499)
     assert rec["input_tokens"] > 0
+
+
+async def test_untranslatable_blocks_go_only_to_native_providers(
+    router: Any, ups: Upstreams
+) -> None:
+    """A ``document`` block has no chat form: it goes as it is to an Anthropic provider, and
+    is refused (400 naming it) for a model with none."""
+    doc: Any = {
+        "type": "document",
+        "source": {"type": "text", "media_type": "text/plain", "data": "Paris is sunny."},
+    }
+    content = [doc, {"type": "text", "text": "What does it say?"}]
+    c = client(router)
+    msg = await c.messages.create(
+        model="msg-anthropic", max_tokens=20, messages=[{"role": "user", "content": content}]
+    )
+    assert msg.content[0].text == REPLY  # type: ignore[union-attr]
+    assert ups.last("anthropic")["body"]["messages"][0]["content"][0] == doc
+    with pytest.raises(anthropic.BadRequestError) as info:
+        await c.messages.create(
+            model="msg-openai", max_tokens=20, messages=[{"role": "user", "content": content}]
+        )
+    assert "'document' has no chat-completions form" in info.value.message
+    assert "only anthropic providers take it" in info.value.message

@@ -237,7 +237,8 @@ async def test_errors(router: Any, world: Any, ups: dict[str, Any], unique: str)
             input=ASK,
             tools=[{"type": "web_search"}],  # type: ignore[list-item]
         )
-    assert "only function tools" in bad.value.message
+    assert "hosted tools ('web_search') have no chat-completions form" in bad.value.message
+    assert "only openai providers take it" in bad.value.message
     user, secret = f"u-{unique}", f"tk-{unique}-secret-000000000000000000000"
     await world.put(
         "user", user, {"id": user, "tier": "starter", "monthly_budget_usd": "0", "enabled": True}
@@ -314,3 +315,13 @@ async def test_structured_output(router: Any, ups: dict[str, Any]) -> None:
     assert resp.output_text == '{"city":"Paris"}'
     fmt = last(ups, "openai")["response_format"]
     assert fmt == {"type": "json_schema", "json_schema": {"name": "w", "schema": schema}}
+
+
+async def test_hosted_tools_go_only_to_native_providers(router: Any, ups: dict[str, Any]) -> None:
+    """A hosted tool has no chat form: the request may still go, as it is, to an ``openai``
+    provider (the door keeps the attempt chain to those)."""
+    resp = await client(router).responses.create(
+        model=f"resp-{NATIVE}", input=ASK, tools=[{"type": "web_search"}]
+    )
+    assert resp.output_text == REPLY
+    assert ups[NATIVE].requests[-1]["body"]["tools"] == [{"type": "web_search"}]

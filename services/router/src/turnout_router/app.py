@@ -238,6 +238,8 @@ class RouterApp:
                 h.get("x-task-type"),
                 fallback_on_context=h.get("x-turnout-fallback-on-context") == "true",
             )
+            if ctx.door is not None:  # what chat cannot say goes only to native providers
+                chain = ctx.door.narrow(chain)
             assert ctx.inbound is not None
             if self.journal is not None:
                 self.journal.started(ctx.request_id, ctx.crash_record(chain[0]))

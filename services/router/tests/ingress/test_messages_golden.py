@@ -128,12 +128,12 @@ def test_request_to_chat() -> None:
         (
             {"model": "m", "max_tokens": 1, "messages": [{"role": "user", "content": [{"type": "document"}]}]},
             BadRequest,
-            "'document' is not supported",
+            "'document' has no chat-completions form",
         ),
         (
             {"model": "m", "max_tokens": 1, "messages": [{"role": "user", "content": "x"}], "tools": [{"type": "web_search_20250305", "name": "w"}]},
             BadRequest,
-            "server tools",
+            "server tools (web_search_20250305) have no chat",
         ),
         (
             {"model": "m", "max_tokens": 1, "messages": [{"role": "user", "content": "x"}], "tool_choice": {"type": "x"}},

@@ -127,8 +127,11 @@ def test_request_to_chat() -> None:
         ({"previous_response_id": "resp_1"}, "does not store responses"),
         ({"conversation": "conv_1"}, "does not store responses"),
         ({"background": True}, "background"),
-        ({"tools": [{"type": "web_search"}]}, "only function tools"),
-        ({"input": [{"type": "item_reference", "id": "x"}]}, "'item_reference' is not supported"),
+        ({"tools": [{"type": "web_search"}]}, "hosted tools ('web_search') have no chat"),
+        (
+            {"input": [{"type": "item_reference", "id": "x"}]},
+            "'item_reference' has no chat-completions form",
+        ),
         (
             {"input": [{"role": "user", "content": [{"type": "input_file", "file_id": "f"}]}]},
             "'input_file'",

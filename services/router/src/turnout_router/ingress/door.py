@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -32,6 +32,9 @@ from turnout_router.inputs import Inbound, inbound, load
 
 from .chunks import ChunkSource, OpenAIChunks, TranslatedChunks
 
+if TYPE_CHECKING:
+    from turnout_router.routing import Candidate
+
 Json = dict[str, Any]
 _RNG = random.Random()
 
@@ -41,12 +44,49 @@ def new_id(prefix: str) -> str:
     return f"{prefix}{_RNG.getrandbits(96):024x}"
 
 
+class Untranslatable(BadRequest):
+    """A part of the request only a provider speaking the client's API takes as it is."""
+
+    default_code = "untranslatable"
+
+
+class Skips:
+    """What the chat form of a request left out (server tools, document blocks …): such a
+    request may go only to providers that take the client's body as it is."""
+
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+
+    def __call__(self, note: str) -> None:
+        self.notes.append(note)
+
+
 class Door(ABC):
     """One request through a door: the client's body and its chat-completions form."""
 
-    def __init__(self, body: Json, chat: Json) -> None:
+    native: frozenset[str] = frozenset()
+    """Provider kinds that take the client's body as it is."""
+
+    def __init__(self, body: Json, chat: Json, skips: Skips | None = None) -> None:
         self.body = body
+        self.skipped = skips.notes if skips is not None else []
+        if self.skipped and not chat.get("messages"):  # all of it native-only: still routable
+            chat["messages"] = [{"role": "user", "content": ""}]
         self.inbound: Inbound = inbound("chat", chat)
+
+    def narrow(self, chain: list[Candidate]) -> list[Candidate]:
+        """The attempt chain this request can take: only native providers when its chat
+        form left something out (400 naming what, when the model has none)."""
+        if not self.skipped:
+            return chain
+        keep = [c for c in chain if c.provider.kind in self.native]
+        if not keep:
+            kinds = ", ".join(sorted(self.native)) or "no"
+            raise Untranslatable(
+                f"{self.skipped[0]}: only {kinds} providers take it as it is, and none of this "
+                "model's is one"
+            )
+        return keep
 
     @abstractmethod
     def adapter(self, kind: str, inner: Adapter) -> Adapter:

@@ -8,6 +8,7 @@ cache_creation_input_tokens`` is always the record's ``input_tokens``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -92,7 +93,16 @@ def _tool_result(block: Json, where: str) -> Json:
     return {"role": "tool", "tool_call_id": block["tool_use_id"], "content": text}
 
 
-def _user(content: list[Any], where: str, out: list[Json]) -> None:
+def _refuse(note: str) -> None:
+    raise BadRequest(note, param="messages")
+
+
+Skip = Callable[[str], None]
+"""Told what the chat form cannot say (a server tool, a document block …): refuse (400) or
+note it and leave it out (the door then keeps to native providers)."""
+
+
+def _user(content: list[Any], where: str, out: list[Json], skip: Skip) -> None:
     parts: list[Json] = []
     for j, block in enumerate(content):
         at = f"{where}.content.{j}"
@@ -106,12 +116,12 @@ def _user(content: list[Any], where: str, out: list[Json]) -> None:
         elif kind in _SKIPPED_BLOCKS:
             continue
         else:
-            raise _bad(f"{at}: content block type {kind!r} is not supported")
+            skip(f"{at}: content block type {kind!r} has no chat-completions form")
     if parts:
         out.append({"role": "user", "content": parts})
 
 
-def _assistant(content: list[Any], where: str, out: list[Json]) -> None:
+def _assistant(content: list[Any], where: str, out: list[Json], skip: Skip) -> None:
     text: list[str] = []
     calls: list[Json] = []
     for j, block in enumerate(content):
@@ -133,7 +143,7 @@ def _assistant(content: list[Any], where: str, out: list[Json]) -> None:
         elif kind in _SKIPPED_BLOCKS:
             continue
         else:
-            raise _bad(f"{at}: content block type {kind!r} is not supported in assistant turns")
+            skip(f"{at}: content block type {kind!r} has no chat-completions form")
     msg: Json = {"role": "assistant", "content": "".join(text) or None}
     if calls:
         msg["tool_calls"] = calls
@@ -141,7 +151,7 @@ def _assistant(content: list[Any], where: str, out: list[Json]) -> None:
         out.append(msg)
 
 
-def _messages(raw: Any) -> list[Json]:
+def _messages(raw: Any, skip: Skip) -> list[Json]:
     if not isinstance(raw, list) or not raw:
         raise ValidationFailed(
             "messages: a non-empty list of messages is required", param="messages"
@@ -158,11 +168,11 @@ def _messages(raw: Any) -> list[Json]:
             continue
         if not isinstance(content, list):
             raise _bad(f"{where}: content must be a string or a list of content blocks")
-        (_user if role == "user" else _assistant)(content, where, out)
+        (_user if role == "user" else _assistant)(content, where, out, skip)
     return out
 
 
-def _tools(raw: Any) -> list[Json]:
+def _tools(raw: Any, skip: Skip) -> list[Json]:
     if not isinstance(raw, list):
         raise _bad("tools: a list of tools is required", "tools")
     out: list[Json] = []
@@ -170,11 +180,8 @@ def _tools(raw: Any) -> list[Json]:
         if not isinstance(tool, dict) or not isinstance(tool.get("name"), str):
             raise _bad(f"tools.{i}: every tool needs a name", "tools")
         if tool.get("type") not in (None, "custom"):
-            raise _bad(
-                f"tools.{i}: server tools ({tool.get('type')}) are not supported; "
-                "use client tools with an input_schema",
-                "tools",
-            )
+            skip(f"tools.{i}: server tools ({tool.get('type')}) have no chat-completions form")
+            continue
         fn: Json = {
             "name": tool["name"],
             "parameters": tool.get("input_schema") or {"type": "object", "properties": {}},
@@ -203,12 +210,13 @@ def _tool_choice(raw: Any, chat: Json) -> None:
         chat["parallel_tool_calls"] = False
 
 
-def to_chat(body: Json) -> Json:
-    """An Anthropic Messages request → a chat-completions request (400/422 when invalid)."""
+def to_chat(body: Json, skip: Skip = _refuse) -> Json:
+    """An Anthropic Messages request → a chat-completions request (400/422 when invalid;
+    what chat cannot say goes to ``skip``)."""
     mt = body.get("max_tokens")
     if not isinstance(mt, int) or isinstance(mt, bool) or mt < 1:
         raise ValidationFailed("max_tokens: a positive integer is required", param="max_tokens")
-    messages = _messages(body.get("messages"))
+    messages = _messages(body.get("messages"), skip)
     system = body.get("system")
     if system is not None:
         messages.insert(0, {"role": "system", "content": _text_of(system, "system")})
@@ -221,8 +229,8 @@ def to_chat(body: Json) -> Json:
         if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
             raise _bad("stop_sequences: a list of strings is required", "stop_sequences")
         chat["stop"] = stops
-    if body.get("tools"):
-        chat["tools"] = _tools(body["tools"])
+    if body.get("tools") and (tools := _tools(body["tools"], skip)):
+        chat["tools"] = tools
     if body.get("tool_choice") is not None:
         _tool_choice(body["tool_choice"], chat)
     meta = body.get("metadata")

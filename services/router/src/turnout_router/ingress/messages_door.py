@@ -24,7 +24,7 @@ from turnout_router.adapters.base import (
 )
 
 from .chunks import ChunkSource
-from .door import Door, Ingress, ViaChat, new_id, stream_flag
+from .door import Door, Ingress, Skips, ViaChat, new_id, stream_flag
 from .messages import error_body, from_chat, to_chat
 from .messages_stream import MessagesEncoder, NativeMessagesStream, error_event
 
@@ -84,9 +84,12 @@ def _events(source: ChunkSource, model: str) -> StreamTranslator:
 
 
 class MessagesDoor(Door):
+    native = NATIVE_KINDS
+
     def __init__(self, body: Json, version: str | None) -> None:
         stream_flag(body)
-        super().__init__(body, to_chat(body))
+        skips = Skips()
+        super().__init__(body, to_chat(body, skips), skips)
         self._version = version
 
     def adapter(self, kind: str, inner: Adapter) -> Adapter:

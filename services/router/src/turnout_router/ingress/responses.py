@@ -32,7 +32,16 @@ def _bad(message: str, param: str = "input") -> BadRequest:
     return BadRequest(message, param=param)
 
 
-def _part(part: Any, where: str, role: str) -> Json:
+def _refuse(note: str) -> None:
+    raise BadRequest(note, param="input")
+
+
+Skip = Callable[[str], None]
+"""Told what the chat form cannot say (a hosted tool, a file part …): refuse (400) or note
+it and leave it out (the door then keeps to native providers)."""
+
+
+def _part(part: Any, where: str, role: str, skip: Skip) -> Json | None:
     kind = part.get("type") if isinstance(part, dict) else None
     if kind in ("input_text", "output_text", "text"):
         return {"type": "text", "text": str(part.get("text", ""))}
@@ -41,15 +50,17 @@ def _part(part: Any, where: str, role: str) -> Json:
     if kind == "input_image" and role == "user":
         url = part.get("image_url")
         if not isinstance(url, str) or not url:
-            raise _bad(f"{where}: input_image needs image_url (file_id is not supported)")
+            skip(f"{where}: an input_image by file_id has no chat-completions form")
+            return None
         image: Json = {"url": url}
         if part.get("detail") in ("low", "high", "auto"):
             image["detail"] = part["detail"]
         return {"type": "image_url", "image_url": image}
-    raise _bad(f"{where}: content part type {kind!r} is not supported")
+    skip(f"{where}: content part type {kind!r} has no chat-completions form")
+    return None
 
 
-def _message(item: Json, where: str) -> Json:
+def _message(item: Json, where: str, skip: Skip) -> Json:
     role = item.get("role")
     if role not in ("user", "assistant", "system", "developer"):
         raise _bad(f"{where}: role must be user, assistant, system or developer")
@@ -57,7 +68,8 @@ def _message(item: Json, where: str) -> Json:
     if isinstance(content, str):
         parts = [{"type": "text", "text": content}]
     elif isinstance(content, list):
-        parts = [_part(p, f"{where}.content.{j}", role) for j, p in enumerate(content)]
+        found = (_part(p, f"{where}.content.{j}", role, skip) for j, p in enumerate(content))
+        parts = [p for p in found if p is not None]
     else:
         raise _bad(f"{where}: content must be a string or a list of parts")
     if role == "user":
@@ -91,7 +103,7 @@ def _output(item: Json, where: str) -> Json:
     return {"role": "tool", "tool_call_id": call_id, "content": output}
 
 
-def _input(raw: Any) -> list[Json]:
+def _input(raw: Any, skip: Skip) -> list[Json]:
     if isinstance(raw, str):
         return [{"role": "user", "content": raw}]
     if not isinstance(raw, list) or not raw:
@@ -103,7 +115,7 @@ def _input(raw: Any) -> list[Json]:
         where = f"input.{i}"
         kind = item.get("type", "message") if isinstance(item, dict) else None
         if kind == "message" and isinstance(item, dict):
-            out.append(_message(item, where))
+            out.append(_message(item, where, skip))
         elif kind == "function_call":
             _call(item, where, out)
         elif kind == "function_call_output":
@@ -111,22 +123,20 @@ def _input(raw: Any) -> list[Json]:
         elif kind == "reasoning":
             continue  # a translated upstream cannot take reasoning back
         else:
-            raise _bad(f"{where}: input item type {kind!r} is not supported")
+            skip(f"{where}: input item type {kind!r} has no chat-completions form")
     return out
 
 
-def _tools(raw: Any) -> list[Json]:
+def _tools(raw: Any, skip: Skip) -> list[Json]:
     if not isinstance(raw, list):
         raise _bad("tools: a list of tools is required", "tools")
     out: list[Json] = []
     for i, tool in enumerate(raw):
-        if not isinstance(tool, dict) or tool.get("type") != "function":
-            kind = tool.get("type") if isinstance(tool, dict) else None
-            raise _bad(
-                f"tools.{i}: only function tools are supported (not {kind!r}); "
-                "hosted tools need OpenAI itself",
-                "tools",
-            )
+        if not isinstance(tool, dict):
+            raise _bad(f"tools.{i}: a tool object is required", "tools")
+        if tool.get("type") != "function":
+            skip(f"tools.{i}: hosted tools ({tool.get('type')!r}) have no chat-completions form")
+            continue
         if not isinstance(tool.get("name"), str):
             raise _bad(f"tools.{i}: a function tool needs a name", "tools")
         fn: Json = {
@@ -140,11 +150,14 @@ def _tools(raw: Any) -> list[Json]:
     return out
 
 
-def _tool_choice(raw: Any) -> Any:
+def _tool_choice(raw: Any, skip: Skip) -> Any:
     if raw in ("auto", "none", "required"):
         return raw
     if isinstance(raw, dict) and raw.get("type") == "function" and isinstance(raw.get("name"), str):
         return {"type": "function", "function": {"name": raw["name"]}}
+    if isinstance(raw, dict) and isinstance(raw.get("type"), str):
+        skip(f"tool_choice: {raw['type']!r} has no chat-completions form")
+        return None
     raise _bad("tool_choice: auto, none, required or a function by name", "tool_choice")
 
 
@@ -160,8 +173,8 @@ def _format(text: Any) -> Json | None:
     raise _bad("text.format: text, json_object or json_schema", "text")
 
 
-def to_chat(body: Json) -> Json:
-    """A Responses request → a chat-completions request (400/422 when invalid or refused)."""
+def _refused(body: Json) -> None:
+    """400 for what needs stored responses (Turnout keeps none) or background runs."""
     for name, why in _REFUSED.items():
         if body.get(name) is not None:
             raise _bad(f"{name}: {why}", name)
@@ -169,7 +182,13 @@ def to_chat(body: Json) -> Json:
         raise _bad(f"store: {NOT_STORED}", "store")
     if body.get("background") is True:
         raise _bad("background: background responses are not supported", "background")
-    messages = _input(body.get("input"))
+
+
+def to_chat(body: Json, skip: Skip = _refuse) -> Json:
+    """A Responses request → a chat-completions request (400/422 when invalid or refused;
+    what chat cannot say goes to ``skip``)."""
+    _refused(body)
+    messages = _input(body.get("input"), skip)
     instructions = body.get("instructions")
     if instructions is not None:
         if not isinstance(instructions, str):
@@ -182,10 +201,12 @@ def to_chat(body: Json) -> Json:
     for name in ("temperature", "top_p", "parallel_tool_calls", "user"):
         if body.get(name) is not None:
             chat[name] = body[name]
-    if body.get("tools"):
-        chat["tools"] = _tools(body["tools"])
+    if body.get("tools") and (tools := _tools(body["tools"], skip)):
+        chat["tools"] = tools
     if body.get("tool_choice") is not None:
-        chat["tool_choice"] = _tool_choice(body["tool_choice"])
+        choice = _tool_choice(body["tool_choice"], skip)
+        if choice is not None:
+            chat["tool_choice"] = choice
     if (fmt := _format(body.get("text"))) is not None:
         chat["response_format"] = fmt
     if "stream" in body:

@@ -11,7 +11,7 @@ from turnout_common.errors import TurnoutError
 from turnout_router.adapters.base import Adapter, StreamTranslator, UsageCounts
 
 from .chunks import ChunkSource
-from .door import Door, Ingress, ViaChat, new_id, stream_flag
+from .door import Door, Ingress, Skips, ViaChat, new_id, stream_flag
 from .responses import from_chat, to_chat
 from .responses_native import NATIVE_KINDS, NativeResponses
 from .responses_stream import ResponsesEncoder, error_event
@@ -20,9 +20,12 @@ Json = dict[str, Any]
 
 
 class ResponsesDoor(Door):
+    native = NATIVE_KINDS
+
     def __init__(self, body: Json) -> None:
         stream_flag(body)
-        super().__init__(body, to_chat(body))
+        skips = Skips()
+        super().__init__(body, to_chat(body, skips), skips)
 
     def _encode(self, chat: Json, usage: UsageCounts, model: str) -> Json:
         return from_chat(chat, usage, model, self.body, new_id, int(time.time()))
