@@ -379,3 +379,17 @@ async def test_untranslatable_blocks_go_only_to_native_providers(
         )
     assert "'document' has no chat-completions form" in info.value.message
     assert "only anthropic providers take it" in info.value.message
+
+
+async def test_beta_messages_as_claude_code_calls_them(router: Any, ups: Upstreams) -> None:
+    """``client.beta.messages`` posts to ``/v1/messages?beta=true`` with ``anthropic-beta``:
+    served the same, the beta flags forwarded to a native upstream."""
+    c = client(router)
+    for kind in ("anthropic", "openai"):
+        msg = await c.beta.messages.create(
+            model=f"msg-{kind}", max_tokens=20, messages=ASK, betas=["context-1m-2025-08-07"]
+        )
+        assert msg.content[0].text == REPLY  # type: ignore[union-attr]
+    sent = ups.fakes["anthropic"].requests[-1]
+    assert sent["path"] == "/v1/messages"  # the query string stays with the router
+    assert sent["headers"]["anthropic-beta"] == "context-1m-2025-08-07"

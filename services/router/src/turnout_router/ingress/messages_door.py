@@ -42,9 +42,10 @@ def new_message_id() -> str:
 class NativeMessages:
     """The client's Anthropic body to an Anthropic upstream, the answer back as it came."""
 
-    def __init__(self, body: Json, version: str | None) -> None:
+    def __init__(self, body: Json, version: str | None, beta: str | None = None) -> None:
         self._body = body
         self._version = version or API_VERSION
+        self._beta = beta
 
     def supports(self, purpose: Purpose) -> bool:
         return purpose == "chat"
@@ -55,6 +56,8 @@ class NativeMessages:
         payload = dict(self._body)
         payload["model"] = target.upstream_model
         headers = {"content-type": "application/json", "anthropic-version": self._version}
+        if self._beta:  # the client's opt-ins (Claude Code sends several)
+            headers["anthropic-beta"] = self._beta
         headers.update(target.extra_headers)
         if target.api_key:
             headers["x-api-key"] = target.api_key
@@ -86,15 +89,15 @@ def _events(source: ChunkSource, model: str) -> StreamTranslator:
 class MessagesDoor(Door):
     native = NATIVE_KINDS
 
-    def __init__(self, body: Json, version: str | None) -> None:
+    def __init__(self, body: Json, version: str | None, beta: str | None = None) -> None:
         stream_flag(body)
         skips = Skips()
         super().__init__(body, to_chat(body, skips), skips)
-        self._version = version
+        self._version, self._beta = version, beta
 
     def adapter(self, kind: str, inner: Adapter) -> Adapter:
         if kind in NATIVE_KINDS:
-            return NativeMessages(self.body, self._version)
+            return NativeMessages(self.body, self._version, self._beta)
         return ViaChat(inner, _encode, _events)
 
     def stream_error(self, err: TurnoutError) -> bytes:
@@ -103,7 +106,8 @@ class MessagesDoor(Door):
 
 class MessagesIngress(Ingress):
     """Auth by ``x-api-key`` or ``Authorization: Bearer`` (a Turnout virtual key either way);
-    errors in Anthropic's shape; ``anthropic-version`` forwarded to native upstreams."""
+    errors in Anthropic's shape; ``anthropic-version`` and ``anthropic-beta`` forwarded to
+    native upstreams."""
 
     api = "messages"
 
@@ -115,7 +119,7 @@ class MessagesIngress(Ingress):
         return orjson.dumps(error_body(err))
 
     def door(self, body: Json, headers: Mapping[str, str]) -> Door:
-        return MessagesDoor(body, headers.get("anthropic-version"))
+        return MessagesDoor(body, headers.get("anthropic-version"), headers.get("anthropic-beta"))
 
 
 MESSAGES = MessagesIngress()
