@@ -1,4 +1,4 @@
-.PHONY: install fmt lint typecheck test up bench ci
+.PHONY: install fmt lint typecheck test up bench bench-limits ci
 install:
 	uv sync --locked
 fmt:
@@ -13,5 +13,7 @@ up:
 	uv run turnout up
 bench:
 	bash bench/run.sh
+bench-limits:
+	bash bench/run_limits.sh
 ci:
 	bash .ci/run

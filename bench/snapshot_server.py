@@ -74,8 +74,11 @@ def model(name: str, provider_id: str) -> dict[str, Any]:
     }
 
 
-def build_snapshot(upstreams: dict[str, str], ring: KeyRing, virtual_key: str) -> dict[str, Any]:
-    """The snapshot body; ``upstreams`` maps model name (bench-fast, ...) to a mock base URL."""
+def build_snapshot(
+    upstreams: dict[str, str], ring: KeyRing, virtual_key: str, *, limits: bool = False
+) -> dict[str, Any]:
+    """The snapshot body; ``upstreams`` maps model name (bench-fast, ...) to a mock base URL;
+    ``limits``: the key has (unreachable) rpm/tpm limits and the user a budget."""
     items: list[tuple[str, str, dict[str, Any]]] = []
     for name, base_url in upstreams.items():
         items.append(("provider", f"{name}-mock", provider(f"{name}-mock", base_url, ring)))
@@ -87,7 +90,8 @@ def build_snapshot(upstreams: dict[str, str], ring: KeyRing, virtual_key: str) -
         tier_data = {"name": tier, "rank": rank, "monthly_credits_usd": "0",
                      "rpm_limit": None, "tpm_limit": None}  # fmt: skip
         items.append(("tier", tier, tier_data))
-    user = {"id": USER_ID, "tier": "enterprise", "monthly_budget_usd": None, "enabled": True}
+    budget = "1000000" if limits else None  # never reached: every request reserves against it
+    user = {"id": USER_ID, "tier": "enterprise", "monthly_budget_usd": budget, "enabled": True}
     items.append(("user", USER_ID, user))
     vkey = {
         "id": KEY_ID,
@@ -96,8 +100,9 @@ def build_snapshot(upstreams: dict[str, str], ring: KeyRing, virtual_key: str) -
         "key_hash": hash_virtual_key(virtual_key),
         "key_hint": key_hint(virtual_key),
         "allowed_models": None,
-        "rpm_limit": None,
-        "tpm_limit": None,
+        # never reached either: every request takes from both (bench/run_limits.sh)
+        "rpm_limit": 1_000_000_000 if limits else None,
+        "tpm_limit": 1_000_000_000_000 if limits else None,
         "budget_usd": None,
         "expires_at": None,
         "revoked": False,
@@ -134,10 +139,13 @@ def main() -> None:
     ap.add_argument("--fast", required=True, help="base URL (…/v1) of the mock without delay")
     ap.add_argument("--slow", required=True, help="base URL of the 50 ms mock")
     ap.add_argument("--stream", required=True, help="base URL of the slow-stream mock")
+    ap.add_argument(
+        "--limits", action="store_true", help="the key has rpm/tpm limits, the user a budget"
+    )
     args = ap.parse_args()
     ring = KeyRing([k for k in os.environ["TURNOUT_ENCRYPTION_KEYS"].split(",") if k])
     upstreams = {"bench-fast": args.fast, "bench-slow": args.slow, "bench-stream": args.stream}
-    snapshot = build_snapshot(upstreams, ring, os.environ["BENCH_KEY"])
+    snapshot = build_snapshot(upstreams, ring, os.environ["BENCH_KEY"], limits=args.limits)
     app = make_app(snapshot, os.environ["TURNOUT_ADMIN_TOKEN"])
     print(f"snapshot_server pid={os.getpid()} port={args.port}", flush=True)
     web.run_app(app, host="127.0.0.1", port=args.port, print=None, access_log=None)

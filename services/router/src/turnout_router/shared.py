@@ -21,14 +21,14 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from hashlib import sha1
 from typing import TYPE_CHECKING, Any
 
 from turnout_router.budgets import Reservation
+from turnout_router.resp import ReplyError, Resp, connect
 from turnout_router.shared_scripts import ADMIT, SETTLE
 
 if TYPE_CHECKING:
-    from redis.asyncio import Redis
-
     from turnout_router.settings import RouterSettings
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,8 @@ class Taken:
 
 
 class SharedStore:
-    """The Redis client, the two scripts, the store's health and the settle queue."""
+    """The connection (:mod:`turnout_router.resp`), the two scripts, the store's health and
+    the settle queue."""
 
     def __init__(
         self,
@@ -85,37 +86,33 @@ class SharedStore:
         retry_s: float,
         reservation_ttl_s: float,
     ) -> None:
-        # imported here: a router without a shared store never loads the client
-        from redis.asyncio import Redis
-        from redis.asyncio.retry import Retry
-        from redis.backoff import NoBackoff
-        from redis.exceptions import RedisError
-
-        self.failures: tuple[type[BaseException], ...] = (RedisError, OSError)
-        self.redis: Redis = Redis.from_url(
-            url,
-            socket_timeout=timeout_s,
-            socket_connect_timeout=timeout_s,
-            retry=Retry(NoBackoff(), 0),  # fail fast: the request falls back instead
-            health_check_interval=0,
-        )
+        self.url = url
         self.prefix = prefix
+        self.timeout_s = timeout_s
         self.retry_s = retry_s
         self.ttl = reservation_ttl_s
-        self._admit = self.redis.register_script(ADMIT)
-        self._settle = self.redis.register_script(SETTLE)
-        self.up = True
+        self.scripts = {
+            ADMIT: sha1(ADMIT.encode(), usedforsecurity=False).hexdigest(),  # Redis' script id
+            SETTLE: sha1(SETTLE.encode(), usedforsecurity=False).hexdigest(),
+        }
+        self.conn: Resp | None = None
+        self.up = False
         self.fallbacks = 0  # requests served on local limits because the store was down
         self.errors = 0
         self._pending: list[tuple[list[str], list[Any]]] = []
         self._flushing = False
-        self._probe: asyncio.Task[None] | None = None
+        self._recovering = False
         self._tasks: set[asyncio.Task[None]] = set()
 
     # --- keys ---------------------------------------------------------------------------
     def key(self, user_id: str, name: str) -> str:
         """Every key of one user's requests shares its hash tag (one Cluster slot)."""
         return f"{self.prefix}{{{user_id}}}:{name}"
+
+    def budget_keys(self, user_id: str, subjects: Sequence[str]) -> tuple[str, ...]:
+        return tuple(self.key(user_id, s + ":budget") for s in subjects) + tuple(
+            self.key(user_id, s + ":held") for s in subjects
+        )
 
     # --- admission ----------------------------------------------------------------------
     async def admit(
@@ -138,8 +135,8 @@ class SharedStore:
         for _, seq, rem, spent in budgets:
             args += (seq, repr(rem), repr(spent))
         try:
-            out = await self._admit(keys=keys, args=args)
-        except self.failures as exc:
+            out = await self._eval(ADMIT, keys, args)
+        except (OSError, ReplyError) as exc:
             self.down(exc)
             raise StoreDown from exc
         if out[0] == 0:
@@ -147,10 +144,17 @@ class SharedStore:
             return Taken(0, 0, 0.0, tuple(zip(vals[::2], vals[1::2], strict=True)))
         return Taken(int(out[0]), int(out[1]) - 1, float(out[2]))
 
-    def budget_keys(self, user_id: str, subjects: Sequence[str]) -> tuple[str, ...]:
-        return tuple(self.key(user_id, s + ":budget") for s in subjects) + tuple(
-            self.key(user_id, s + ":held") for s in subjects
-        )
+    async def _eval(self, script: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        conn = self.conn
+        if conn is None:
+            raise ConnectionError("not connected to the store")
+        try:
+            return await conn.call("EVALSHA", self.scripts[script], len(keys), *keys, *args)
+        except ReplyError as exc:
+            if not str(exc).startswith("NOSCRIPT"):
+                raise
+            await conn.call("SCRIPT", "LOAD", script)  # the store restarted empty
+            return await conn.call("EVALSHA", self.scripts[script], len(keys), *keys, *args)
 
     # --- settling (off the request path, pipelined) --------------------------------------
     def settle(
@@ -163,12 +167,11 @@ class SharedStore:
         """Settle tpm to the real tokens (``(name, limit, delta)``), release ``res`` and count
         ``cost`` as spent-but-unreflected; sent with the next batch."""
         keys = [self.key(user_id, n) for n, _, _ in rates]
-        nb = 0
-        args: list[Any] = []
+        args: list[Any]
         if res is not None:
             keys += res.keys
-            nb = len(res.subjects)
-            args = [len(rates), nb, res.member, repr(res.amount), f"{max(cost, 0.0):.12f}"]
+            args = [len(rates), len(res.subjects), res.member, repr(res.amount)]
+            args.append(f"{max(cost, 0.0):.12f}")
         else:
             args = [len(rates), 0, "", "0", "0"]
         for _, limit, delta in rates:
@@ -184,47 +187,85 @@ class SharedStore:
         try:
             while self._pending and self.up:
                 batch, self._pending = self._pending, []
-                pipe = self.redis.pipeline(transaction=False)
-                for keys, args in batch:
-                    await self._settle(keys=keys, args=args, client=pipe)
                 try:
-                    await pipe.execute()
-                except self.failures as exc:
-                    self._pending[:0] = batch  # kept for when the store is back
-                    self.down(exc)
+                    await self._settle_batch(batch)
+                except (OSError, ReplyError) as exc:
+                    self._pending[:0] = batch  # kept for when the store is back (a replayed
+                    self.down(exc)  # settle releases nothing twice: ZREM finds it gone)
         finally:
             self._flushing = False
+
+    async def _settle_batch(self, batch: list[tuple[list[str], list[Any]]]) -> None:
+        """One write for the whole batch (futures, no task per command); the scripts are
+        loaded again once if the store lost them."""
+        conn = self.conn
+        if conn is None:
+            raise ConnectionError("not connected to the store")
+        sha = self.scripts[SETTLE]
+        futs = [conn.call("EVALSHA", sha, len(keys), *keys, *args) for keys, args in batch]
+        results = await asyncio.gather(*futs, return_exceptions=True)
+        again = [b for b, r in zip(batch, results, strict=True) if isinstance(r, ReplyError)]
+        if again:
+            if not str(next(r for r in results if isinstance(r, ReplyError))).startswith(
+                "NOSCRIPT"
+            ):
+                raise next(r for r in results if isinstance(r, ReplyError))
+            await conn.call("SCRIPT", "LOAD", SETTLE)
+            futs = [conn.call("EVALSHA", sha, len(keys), *keys, *args) for keys, args in again]
+            await asyncio.gather(*futs)
+        for r in results:
+            if isinstance(r, BaseException) and not isinstance(r, ReplyError):
+                raise r
 
     # --- health -------------------------------------------------------------------------
     def down(self, exc: BaseException) -> None:
         self.errors += 1
-        if self.up:
+        if self.conn is not None:
+            self.conn.abort("failed")
+            self.conn = None
+        if self.up or not self._recovering:
+            if self.up:
+                log.warning(
+                    "shared limits store unreachable (%s: %s); using this replica's own "
+                    "limits until it answers again",
+                    type(exc).__name__,
+                    exc,
+                )
             self.up = False
-            log.warning(
-                "shared limits store unreachable (%s: %s); using this replica's own limits "
-                "until it answers again",
-                type(exc).__name__,
-                exc,
-            )
-            self._probe = self._spawn(self._recover())
+            if not self._recovering:
+                self._recovering = True
+                self._spawn(self._recover())
+
+    async def _connect(self) -> None:
+        conn = await connect(self.url, self.timeout_s)
+        try:
+            for script in self.scripts:
+                await conn.call("SCRIPT", "LOAD", script)
+        except BaseException:
+            conn.abort("set-up failed")
+            raise
+        self.conn = conn
+        self.up = True
 
     async def _recover(self) -> None:
         t0 = time.monotonic()
-        while True:
-            await asyncio.sleep(self.retry_s)
-            try:
-                await self.redis.ping()
-            except self.failures:
-                continue
-            self.up = True
-            log.info(
-                "shared limits store reachable again after %.1fs; limits are shared again",
-                time.monotonic() - t0,
-            )
-            if self._pending and not self._flushing:
-                self._flushing = True
-                await self._flush()
-            return
+        try:
+            while True:
+                await asyncio.sleep(self.retry_s)
+                try:
+                    await self._connect()
+                except (OSError, ReplyError, ValueError):
+                    continue
+                log.info(
+                    "shared limits store reachable again after %.1fs; limits are shared again",
+                    time.monotonic() - t0,
+                )
+                if self._pending and not self._flushing:
+                    self._flushing = True
+                    await self._flush()
+                return
+        finally:
+            self._recovering = False
 
     def _spawn(self, coro: Any) -> asyncio.Task[None]:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
@@ -233,11 +274,12 @@ class SharedStore:
         return task
 
     async def start(self) -> None:
-        """Load the scripts (a store down at start is only logged: limits fall back)."""
+        """Connect and load the scripts (a store down at start is only logged: limits fall
+        back to this replica's until it answers)."""
         try:
-            for script in (self._admit, self._settle):
-                script.sha = await self.redis.script_load(script.script)
-        except self.failures as exc:
+            await self._connect()
+        except (OSError, ReplyError, ValueError) as exc:
+            self.up = True  # down() logs it and starts the recovery
             self.down(exc)
         else:
             log.info("rate limits and budget reservations are shared (Redis)")
@@ -248,4 +290,6 @@ class SharedStore:
             await self._flush()
         for task in list(self._tasks):
             task.cancel()
-        await self.redis.aclose()
+        if self.conn is not None:
+            self.conn.abort("closing")
+            self.conn = None
