@@ -16,9 +16,11 @@ from turnout_common.testing.upstream import FakeOpenAI
 
 
 def sign_in(page: Any, base: str, token: str) -> None:
+    """Sign in with Enter, and wait until the answer (a page, or the form again) loaded."""
     page.goto(base + "/login")
     page.get_by_label("Admin token or virtual key").fill(token)
-    page.keyboard.press("Enter")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
 
 
 @pytest.fixture(scope="module")

@@ -181,6 +181,8 @@ def test_every_state_changing_route_refuses_a_request_without_the_csrf_token(
         health,
         lab,
         models,
+        my_keys,
+        my_provider_keys,
         provider_actions,
         providers,
         routes,
@@ -191,8 +193,8 @@ def test_every_state_changing_route_refuses_a_request_without_the_csrf_token(
     )
 
     modules = (
-        admin_users, auth, health, lab, models, provider_actions, providers, routes, rules, tiers,
-        user_settings, users,
+        admin_users, auth, health, lab, models, my_keys, my_provider_keys, provider_actions,
+        providers, routes, rules, tiers, user_settings, users,
     )  # fmt: skip
     found = [r for m in modules for r in m.router.routes if isinstance(r, APIRoute)]
     posts = [r.path for r in found if "POST" in r.methods and r.path != "/login"]
@@ -201,7 +203,12 @@ def test_every_state_changing_route_refuses_a_request_without_the_csrf_token(
     )
     for path in posts:
         url = path.replace("{purpose}", "chat").replace("{ref}", "x").replace("{model_id}", "x")
-        url = url.replace("{user_id}", "u").replace("{key_id}", "k").replace("{provider_id}", "p")
+        url = (
+            url.replace("{user_id}", "u")
+            .replace("{key_id}", "k")
+            .replace("{provider_id}", "p")
+            .replace("{provider}", "p")
+        )
         resp = admin.post(
             url,
             data={
@@ -228,6 +235,7 @@ def test_admin_pages_render_for_a_signed_in_admin(admin: httpx.Client) -> None:
         ("/lab", "Testing lab"),
         ("/rules", "Routing rules"),
         ("/tiers", "Tiers"),
+        ("/catalog", "Model catalog"),
     )
     for path, heading in pages:
         page = admin.get(path)

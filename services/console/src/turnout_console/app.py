@@ -19,9 +19,12 @@ from turnout_console.api import (
     admin_users,
     audit,
     auth,
+    catalog,
     health,
     lab,
     models,
+    my_keys,
+    my_provider_keys,
     provider_actions,
     providers,
     routes,
@@ -95,6 +98,9 @@ def create_app(
     app.include_router(providers.router)
     app.include_router(provider_actions.router)
     app.include_router(users.router)
+    app.include_router(my_keys.router)
+    app.include_router(my_provider_keys.router)
+    app.include_router(catalog.router)
     app.include_router(models.router)
     app.include_router(routes.router)
     app.include_router(rules.router)

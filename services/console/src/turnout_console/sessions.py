@@ -25,6 +25,8 @@ class Session:
     credential: SecretStr
     label: str
     expires_at: float
+    user_id: str | None = None
+    """An end user's id (from their key's own listing); None for an admin or when unknown."""
     csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
 
     def csrf_ok(self, token: str | None) -> bool:
@@ -39,10 +41,13 @@ class SessionStore:
         self.clock = clock
         self._sessions: dict[str, Session] = {}
 
-    def create(self, role: Role, credential: str, label: str) -> Session:
+    def create(
+        self, role: Role, credential: str, label: str, user_id: str | None = None
+    ) -> Session:
         self._sweep()
         sid = secrets.token_urlsafe(32)
-        session = Session(sid, role, SecretStr(credential), label, self.clock() + self.ttl_s)
+        expires = self.clock() + self.ttl_s
+        session = Session(sid, role, SecretStr(credential), label, expires, user_id)
         self._sessions[sid] = session
         return session
 

@@ -32,21 +32,22 @@ async def login_page(request: Request, parts: PartsDep, expired: int = 0) -> Res
     return resp
 
 
-async def _classify(parts: PartsDep, credential: str) -> tuple[Role, str] | None:
+async def _classify(parts: PartsDep, credential: str) -> tuple[Role, str, str | None] | None:
     """Admin if config-api lets it list providers; a user if the router takes it as a key."""
     admin = await parts.client.call(
         "config", "GET", "/api/v1/providers", credential, params={"limit": 1}
     )
     if admin.ok:
-        return "admin", "admin"
+        return "admin", "admin", None
     user = await parts.client.call("router", "GET", "/v1/models", credential)
     if not user.ok:
         return None
     # a key lists its own keys (config-api self-service): that names the user
     mine = await parts.client.call("config", "GET", "/api/v1/keys", credential, params={"limit": 1})
     if mine.ok and isinstance(mine.data, dict) and mine.data.get("data"):
-        return "user", str(mine.data["data"][0]["user_id"])
-    return "user", "key …" + credential[-4:]
+        user_id = str(mine.data["data"][0]["user_id"])
+        return "user", user_id, user_id
+    return "user", "key …" + credential[-4:], None
 
 
 @router.post("/login")
@@ -87,8 +88,8 @@ async def login(
             path="/login",
         )
         return resp
-    role, label = found
-    session = parts.store.create(role, credential, label)
+    role, label, user_id = found
+    session = parts.store.create(role, credential, label, user_id)
     done = RedirectResponse("/", status_code=303)
     _set_session_cookie(done, request, parts.store, session.id)
     done.delete_cookie(LOGIN_CSRF, path="/login")
