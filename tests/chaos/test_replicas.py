@@ -255,3 +255,54 @@ async def test_redis_stopped_and_started_under_load(
         errors=sum(len(load.errors) for load in loads),
         fallbacks_while_down=[int(f) for f in after],
     )
+
+
+async def test_least_busy_sends_new_work_away_from_a_busy_upstream(
+    chaos_system: ChaosSystem,
+) -> None:
+    """Two GPU boxes serve ``pool`` with ``least_busy``: while one holds six requests open
+    (``gpu-a``, through a name only it serves), every new ``pool`` request goes to the other
+    (services/router/tests/test_load_routing.py shows ``weighted`` does not)."""
+    system = chaos_system
+    system.add_upstream("gpu-a", delay_ms=5)
+    system.add_upstream("gpu-b", delay_ms=5)
+    system.configure([("gpu-a", 0), ("gpu-b", 0)])  # chaos-chat on both
+    api = system.url("config-api") + "/api/v1"
+    async with httpx.AsyncClient(headers=system.admin, timeout=15) as c:
+        for box in ("gpu-a", "gpu-b"):
+            r = await c.post(f"{api}/models", json={
+                "provider": box, "upstream_model": "mock-pool", "name": "pool",
+                "routing_strategy": "least_busy",
+            })  # fmt: skip
+            assert r.status_code == 201, r.text
+        r = await c.post(f"{api}/models", json={
+            "provider": "gpu-a", "upstream_model": "mock-held", "name": "held-on-a",
+        })  # fmt: skip
+        assert r.status_code == 201, r.text
+    router = system.url("router")
+    headers = {"Authorization": f"Bearer {system.key}"}
+
+    async def chat(s: aiohttp.ClientSession, model: str, delay_ms: int = 0) -> str:
+        body = {"model": model, "messages": [{"role": "user", "content": "hi"}],
+                "max_tokens": 2, "mock_delay_ms": delay_ms}  # fmt: skip
+        async with s.post(router + "/v1/chat/completions", json=body, headers=headers) as r:
+            assert r.status == 200, await r.text()
+            return r.headers["x-turnout-provider"]
+
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as s:
+
+        async def known() -> bool:
+            try:
+                return await chat(s, "pool") in ("gpu-a", "gpu-b") and bool(
+                    await chat(s, "held-on-a")
+                )
+            except AssertionError:
+                return False
+
+        await poll(known, 30, "pool and held-on-a served", system.diagnostics)
+        held = [asyncio.create_task(chat(s, "held-on-a", 8000)) for _ in range(6)]
+        await asyncio.sleep(1.5)  # the six reach gpu-a (held 8 s there)
+        served = [await chat(s, "pool") for _ in range(10)]
+        assert await asyncio.gather(*held) == ["gpu-a"] * 6
+    assert served == ["gpu-b"] * 10, served
+    report("least_busy with 6 requests held on gpu-a", pool_served_by=served)
