@@ -20,6 +20,8 @@ class Caller:
     tier: str
     tier_rank: int
     byok_providers: frozenset[str]
+    byok_fee: int = 0
+    """The tier's ``byok_fee_pct`` in millionths: what a BYOK-served request bills."""
 
 
 def _bearer(authorization: str | None) -> str | None:
@@ -63,6 +65,12 @@ def _caller(index: Index, digest: str) -> Caller:
     if user is not None and not user.enabled:
         raise PermissionDenied("the user of this API key is disabled", code="user_disabled")
     tier = user.tier if user is not None else "free"
+    t = index.tiers.get(tier)
     return Caller(
-        key, user, tier, index.tier_rank(tier), index.byok_providers.get(key.user_id, frozenset())
+        key,
+        user,
+        tier,
+        index.tier_rank(tier),
+        index.byok_providers.get(key.user_id, frozenset()),
+        t.byok_fee if t is not None else 0,
     )

@@ -100,6 +100,20 @@ class Budgets:
             self.reserved[s] = self.reserved.get(s, 0.0) + estimate
         return Reservation(tuple(s for s, _ in limited), estimate)
 
+    def remaining_after(self, user_id: str, key_id: str, billed: float) -> float | None:
+        """What the caller may still spend once this request (``billed``) is counted: the
+        tightest of its user's and key's limits (budget remainder or prepaid balance) as this
+        replica knows them — the latest credit state, less what it served since that metering
+        has not reflected yet. None when neither is limited."""
+        left: float | None = None
+        for s in ("user:" + user_id, "key:" + key_id):
+            c = self._state.credits.get(s)
+            if c is None or c.remaining_usd is None:
+                continue
+            room = c.remaining_usd - self._unreflected(s, c) - billed
+            left = room if left is None else min(left, room)
+        return None if left is None else max(left, 0.0)
+
     def release(self, res: Reservation | None) -> None:
         if res is None:
             return

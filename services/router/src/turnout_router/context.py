@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from turnout_router.adapters.base import Purpose, UsageCounts
 from turnout_router.auth import Caller
-from turnout_router.budgets import Reservation
+from turnout_router.billing import billed_nano, nano_of
+from turnout_router.budgets import Budgets, Reservation
 from turnout_router.inputs import Inbound
 from turnout_router.ratelimits import Limit
 from turnout_router.routing import Candidate
@@ -103,6 +104,32 @@ class RequestContext:
             return nano_str(price_nano(inp, out, cached, d.int_prices))
         return format(price(inp, out, cached, (d.input_price, d.output_price, d.cached_price)), "f")
 
+    def billed(self, cost: str) -> str:
+        """What a request of ``cost`` bills this caller (the BYOK billing policy)."""
+        cand, caller = self.served, self.caller
+        byok = cand is not None and cand.byok
+        fee = caller.byok_fee if caller is not None else 0
+        return nano_str(billed_nano(nano_of(cost), byok, fee))
+
+    def money_headers(self, budgets: Budgets) -> list[tuple[str, str]]:
+        """``x-turnout-cost-usd`` (exactly what metering records) and, for a caller with a
+        budget or prepaid credit, ``x-turnout-credits-remaining-usd``."""
+        cost = self.cost()
+        if cost is None:
+            return []
+        out = [("x-turnout-cost-usd", cost)]
+        left = self.credits_remaining(budgets, cost)
+        if left is not None:
+            out.append(("x-turnout-credits-remaining-usd", left))
+        return out
+
+    def credits_remaining(self, budgets: Budgets, cost: str) -> str | None:
+        if self.caller is None:
+            return None
+        billed = nano_of(self.billed(cost)) / 1e9
+        left = budgets.remaining_after(self.caller.key.user_id, self.caller.key.id, billed)
+        return None if left is None else f"{left:.9f}"
+
     def crash_record(self, cand: Candidate) -> dict[str, Any]:
         """The record to emit if this router dies before the answer (the in-flight journal):
         the first candidate, the input-token estimate, no output, marked estimated."""
@@ -156,6 +183,7 @@ class RequestContext:
         if self.caller is not None:
             rec["user_id"] = self.caller.key.user_id
             rec["key_id"] = self.caller.key.id
+            rec["_byok_fee"] = self.caller.byok_fee
         cand = self.served
         if cand is not None:
             d, p = cand.deployment, cand.provider

@@ -7,6 +7,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from turnout_router.billing import fee_units
+
 TIER_RANKS = {"free": 0, "starter": 1, "professional": 2, "enterprise": 3}
 
 
@@ -198,6 +200,8 @@ class Tier:
     rank: int
     rpm_limit: int | None
     tpm_limit: int | None
+    byok_fee: int = 0
+    """``byok_fee_pct`` in millionths (:func:`turnout_router.billing.fee_units`)."""
 
     @classmethod
     def from_data(cls, d: dict[str, Any]) -> Tier:
@@ -208,6 +212,7 @@ class Tier:
             int(rank) if rank is not None else TIER_RANKS.get(name, 0),
             _opt_int(d.get("rpm_limit")),
             _opt_int(d.get("tpm_limit")),
+            fee_units(d.get("byok_fee_pct")),
         )
 
 

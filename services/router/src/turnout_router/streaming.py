@@ -30,11 +30,8 @@ async def unary(gw: Gateway, ctx: RequestContext, chain: list[Candidate], proto:
     out, usage = await gw.attempts(ctx, chain, call)
     ctx.usage = usage
     gw.estimate_output(ctx, out)
-    headers = ctx.headers()
-    cost = ctx.cost()
-    if cost is not None:  # the same figure metering records for this request
-        headers.append(("x-turnout-cost-usd", cost))
-    proto.response_bytes(200, headers, out)
+    # the cost is the same figure metering records for this request
+    proto.response_bytes(200, ctx.headers() + ctx.money_headers(gw.budgets), out)
 
 
 async def stream(gw: Gateway, ctx: RequestContext, chain: list[Candidate], proto: Any) -> None:
@@ -62,8 +59,13 @@ async def stream(gw: Gateway, ctx: RequestContext, chain: list[Candidate], proto
     watcher = asyncio.ensure_future(proto.client_disconnect())
     watcher.add_done_callback(on_disconnect)
 
+    # OpenAI streams with usage: the usage chunk also says what the request cost (+ credits)
+    priced = ctx.door is None and ctx.inbound.include_usage
+
     async def send(events: list[bytes]) -> None:
         for ev in events:
+            if priced and b'"usage":{' in ev:
+                ev = _with_turnout(gw, ctx, tr.usage, ev)
             await transport.send_bytes(ev)
         if events and ctx.ttft_ms is None:
             ctx.ttft_ms = round((time.perf_counter() - ctx.t0) * 1000, 3)
@@ -103,6 +105,25 @@ async def stream(gw: Gateway, ctx: RequestContext, chain: list[Candidate], proto
         resp.close()  # drops the upstream connection if it is still streaming
         ctx.usage = tr.usage
         ctx.output_chars = int(getattr(tr, "output_chars", 0))
+
+
+def _with_turnout(gw: Gateway, ctx: RequestContext, usage: UsageCounts, ev: bytes) -> bytes:
+    """The final usage chunk with an extra ``turnout`` object (OpenAI clients ignore unknown
+    fields): ``cost_usd`` (exactly what metering records) and ``credits_remaining_usd`` (null
+    without a budget or prepaid credit)."""
+    if not ev.startswith(b"data: "):
+        return ev
+    try:
+        chunk = orjson.loads(ev[6:])
+    except orjson.JSONDecodeError:
+        return ev
+    ctx.usage = usage
+    cost = ctx.cost()
+    if not isinstance(chunk, dict) or cost is None:
+        return ev
+    left = ctx.credits_remaining(gw.budgets, cost)
+    chunk["turnout"] = {"cost_usd": cost, "credits_remaining_usd": left}
+    return b"data: " + orjson.dumps(chunk) + b"\n\n"
 
 
 def _aborted(ctx: RequestContext) -> None:

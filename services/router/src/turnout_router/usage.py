@@ -43,6 +43,7 @@ from aiokafka.structs import RecordMetadata
 from turnout_common.broker import ensure_topics
 from turnout_common.settings import KafkaSettings
 from turnout_common.topics import USAGE, Topic
+from turnout_router.billing import billed_nano, nano_of
 
 log = logging.getLogger(__name__)
 
@@ -269,19 +270,24 @@ class UsageEmitter:
     def _encode(self, rec: dict[str, Any], now: datetime) -> Record:
         prices = rec.pop("_prices", None)
         micro = rec.pop("_micro", None)
+        fee = rec.pop("_byok_fee", 0)
         cost = 0.0
         if micro is not None:
             nano = price_nano(
                 rec["input_tokens"], rec["output_tokens"], rec["cached_tokens"], micro
             )
             rec["cost_usd"] = nano_str(nano)
-            cost = nano / 1e9
         elif prices is not None:
             dec = price(rec["input_tokens"], rec["output_tokens"], rec["cached_tokens"], prices)
             rec["cost_usd"] = format(dec, "f")
-            cost = float(dec)
+            nano = nano_of(rec["cost_usd"])
         else:
             rec["cost_usd"] = "0"
+            nano = 0
+        # the BYOK billing policy: what the request debits (budgets, prepaid credit)
+        billed = billed_nano(nano, bool(rec.get("byok")), fee)
+        rec["billed_usd"] = nano_str(billed)
+        cost = billed / 1e9
         reservation = rec.pop("_reservation", None)
         trace = rec.pop("_trace", None)
         if (cost or reservation is not None) and self._on_cost is not None:
