@@ -85,6 +85,9 @@ async def stream(gw: Gateway, ctx: RequestContext, chain: list[Candidate], proto
     except ProtocolClosed:
         _aborted(ctx)
     except (HttpClientError, TimeoutError) as exc:
+        # The upstream connection keeps its error, and the error's traceback this frame: the
+        # client's stream (``transport``) would stay open until a garbage collection.
+        exc.__traceback__ = None
         ctx.status, ctx.outcome, ctx.error_code = 502, "upstream_error", "stream_interrupted"
         err = UpstreamError(
             f"the upstream stream broke: {type(exc).__name__}", code="stream_interrupted"
