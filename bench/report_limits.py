@@ -78,7 +78,7 @@ def main() -> None:
         "(core 1) and load (wrk, core 0), non-streaming chat against the mock without delay; "
         "`none` = a key without limits or budget, `local` = rpm/tpm limits on the key and a "
         "budget on its user counted in the router, `redis` = the same in Redis "
-        "(`TURNOUT_REDIS_URL`, the machine's Redis 7 on the same VM, not pinned). "
+        "(`TURNOUT_REDIS_URL`: a redis-server of the run's own, memory only, on core 0). "
         f"Targets: at most {TARGET_LOSS:.0%} fewer req/s, at most {TARGET_ADDED_MS} ms added p50.",
         "",
         *lines,

@@ -7,8 +7,9 @@
 # redis/local and redis/none, and writes bench/RESULTS-limits.md. See bench/README.md.
 #
 # Knobs (defaults in brackets): DURATION [8s] WARMUP [2s] CONCURRENCY ["1 64"] STAGES
-# ["none local redis"] REDIS_URL [redis://127.0.0.1:6379/0] GW_CPU [1] LOAD_CPU [0] plus
-# run.sh's QUIET_*, OTHER_MAX_PCT, RETRIES. Keys are written under "bench-<pid>:" and deleted.
+# ["none local redis"] REDIS_URL [a redis-server of the run's own on LOAD_CPU, memory only;
+# else redis://127.0.0.1:6379/0] GW_CPU [1] LOAD_CPU [0] plus run.sh's QUIET_*,
+# OTHER_MAX_PCT, RETRIES. Keys are written under "bench-<pid>:" and deleted.
 set -euo pipefail
 BENCH=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$BENCH")
@@ -16,7 +17,7 @@ STAGES=${STAGES:-"none local redis"}
 DURATION=${DURATION:-8s}
 WARMUP=${WARMUP:-2s}
 CONCURRENCY=${CONCURRENCY:-"1 64"}
-REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/0}
+REDIS_URL=${REDIS_URL:-}
 GW_CPU=${GW_CPU:-1}
 LOAD_CPU=${LOAD_CPU:-0}
 QUIET_MAX_PCT=${QUIET_MAX_PCT:-10}
@@ -33,6 +34,7 @@ RESULTS=$RUN_DIR/results.tsv
 # shellcheck source=bench/lib.sh
 source "$BENCH/lib.sh"
 drop_keys() {
+  [[ -z ${REDIS_PIDS:-} ]] || return 0  # the run's own redis-server: gone with it
   "$PY" - "$REDIS_URL" "$PREFIX" <<'PY' || true
 import sys, redis
 r = redis.Redis.from_url(sys.argv[1])
@@ -41,7 +43,7 @@ if keys:
     r.delete(*keys)
 PY
 }
-trap 'cleanup; drop_keys' EXIT
+trap 'drop_keys; cleanup' EXIT
 trap 'log "interrupted"; exit 130' INT TERM
 
 command -v wrk >/dev/null || { log "wrk not found (apt-get install -y wrk)"; exit 1; }
@@ -53,6 +55,14 @@ START_DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
 ADMIN=$("$PY" -c 'import secrets; print(secrets.token_urlsafe(24))')
 FERNET=$("$PY" -c 'from turnout_common.crypto import generate_key; print(generate_key())')
 
+REDIS_PIDS=""
+if [[ -z $REDIS_URL ]] && command -v redis-server >/dev/null; then
+  REDIS_PORT=$(free_port)
+  start redis "$LOAD_CPU" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no
+  REDIS_PIDS=$LAST_PID REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0
+  for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+fi
+REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/0}
 FAST_PORT=$(free_port)
 start mock-fast "$LOAD_CPU" "$PY" "$BENCH/mock_upstream.py" --port "$FAST_PORT"; MOCK_PID=$LAST_PID
 wait_http "http://127.0.0.1:$FAST_PORT/health" 10 || { log "mock did not start"; exit 1; }
@@ -74,7 +84,7 @@ for cfg in plain limits; do
   wait_http "http://127.0.0.1:$port/healthz" 15 || { log "snapshot server did not start"; exit 1; }
   SNAP[$cfg]=http://127.0.0.1:$port
 done
-OWN_PIDS="$OWN_PIDS $MOCK_PID $BROKER_PID $(cat "$RUN_DIR/tansu.pid") $(pgrep -x redis-server | tr '\n' ' ')"
+OWN_PIDS="$OWN_PIDS $MOCK_PID $BROKER_PID $(cat "$RUN_DIR/tansu.pid") $REDIS_PIDS"
 
 stage() {  # stage NAME: one router, its suite, stopped
   local name=$1 cfg=limits port url pid
