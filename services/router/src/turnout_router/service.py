@@ -309,8 +309,8 @@ class Gateway:
 
     @staticmethod
     def estimate_output(ctx: RequestContext, body: bytes) -> None:
-        if ctx.usage is None or not ctx.usage.present:
-            ctx.output_chars = output_chars(body)
+        if ctx.usage is None or not ctx.usage.present:  # a door knows its answer's characters
+            ctx.output_chars = output_chars(body) if ctx.door is None else ctx.door.output_chars
 
 
 def _check_headers(cond: Conditions, power_level: str | None, task_type: str | None) -> None:

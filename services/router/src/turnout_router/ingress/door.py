@@ -66,6 +66,8 @@ class Door(ABC):
 
     native: frozenset[str] = frozenset()
     """Provider kinds that take the client's body as it is."""
+    output_chars = 0
+    """Characters of a translated answer (the usage estimate when the upstream gave none)."""
 
     def __init__(self, body: Json, chat: Json, skips: Skips | None = None) -> None:
         self.body = body
@@ -73,6 +75,15 @@ class Door(ABC):
         if self.skipped and not chat.get("messages"):  # all of it native-only: still routable
             chat["messages"] = [{"role": "user", "content": ""}]
         self.inbound: Inbound = inbound("chat", chat)
+
+    def shown_usage(self, usage: UsageCounts, output_chars: int) -> UsageCounts:
+        """The usage the client is shown: the upstream's counts, or when it reported none the
+        router's estimate, exactly what the usage record holds then (marked estimated there:
+        ``RequestContext.tokens``)."""
+        if usage.present:
+            return usage
+        out = (output_chars + 3) // 4 if output_chars else 0
+        return UsageCounts(self.inbound.prompt_tokens, out, 0, False)
 
     def narrow(self, chain: list[Candidate]) -> list[Candidate]:
         """The attempt chain this request can take: only native providers when its chat

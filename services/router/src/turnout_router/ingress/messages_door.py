@@ -22,6 +22,7 @@ from turnout_router.adapters.base import (
     UpstreamTarget,
     UsageCounts,
 )
+from turnout_router.adapters.openai import _content_chars
 
 from .chunks import ChunkSource
 from .door import Door, Ingress, Skips, ViaChat, new_id, stream_flag
@@ -78,14 +79,6 @@ class NativeMessages:
         return ANTHROPIC.error(status, headers, body)
 
 
-def _encode(chat: Json, usage: UsageCounts, model: str) -> Json:
-    return from_chat(chat, usage, model, new_message_id())
-
-
-def _events(source: ChunkSource, model: str) -> StreamTranslator:
-    return MessagesEncoder(source, new_message_id(), model)
-
-
 class MessagesDoor(Door):
     native = NATIVE_KINDS
 
@@ -98,7 +91,15 @@ class MessagesDoor(Door):
     def adapter(self, kind: str, inner: Adapter) -> Adapter:
         if kind in NATIVE_KINDS:
             return NativeMessages(self.body, self._version, self._beta)
-        return ViaChat(inner, _encode, _events)
+        return ViaChat(inner, self._encode, self._events)
+
+    def _encode(self, chat: Json, usage: UsageCounts, model: str) -> Json:
+        self.output_chars = _content_chars(chat.get("choices"))
+        shown = self.shown_usage(usage, self.output_chars)
+        return from_chat(chat, shown, model, new_message_id())
+
+    def _events(self, source: ChunkSource, model: str) -> StreamTranslator:
+        return MessagesEncoder(source, new_message_id(), model, self.shown_usage)
 
     def stream_error(self, err: TurnoutError) -> bytes:
         return error_event(err)

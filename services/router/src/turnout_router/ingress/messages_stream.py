@@ -3,6 +3,7 @@ through from an Anthropic upstream. Both are pure translators over SSE bytes."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -15,6 +16,8 @@ from .chunks import Batch, ChunkSource
 from .messages import STOP_REASON, error_body, usage_body
 
 Json = dict[str, Any]
+Shown = Callable[[UsageCounts, int], UsageCounts]
+"""(the upstream's usage, output characters) → the usage the client is shown."""
 
 
 def event(kind: str, data: Json) -> bytes:
@@ -29,8 +32,11 @@ class MessagesEncoder:
     """Chat chunks (what ``inner`` yields) → ``message_start``, ``content_block_*``,
     ``message_delta`` (with the upstream's usage), ``message_stop``."""
 
-    def __init__(self, source: ChunkSource, mid: str, model: str) -> None:
+    def __init__(
+        self, source: ChunkSource, mid: str, model: str, shown: Shown | None = None
+    ) -> None:
         self.source = source
+        self._shown = shown
         self._mid, self._model = mid, model
         self._started = self._stopped = False
         self._block = -1  # index of the open content block, -1 when none is open
@@ -143,7 +149,10 @@ class MessagesEncoder:
         self._stopped = True
         reason = STOP_REASON.get(self._reason or "stop", "end_turn")
         delta = {"stop_reason": reason, "stop_sequence": None}
-        data = {"type": "message_delta", "delta": delta, "usage": usage_body(self.source.usage)}
+        usage = self.source.usage
+        if self._shown is not None:  # the router's estimate when the upstream gave no counts
+            usage = self._shown(usage, self.source.output_chars)
+        data = {"type": "message_delta", "delta": delta, "usage": usage_body(usage)}
         out.append(event("message_delta", data))
         out.append(event("message_stop", {"type": "message_stop"}))
 

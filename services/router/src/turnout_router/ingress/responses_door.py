@@ -9,6 +9,7 @@ from typing import Any
 
 from turnout_common.errors import TurnoutError
 from turnout_router.adapters.base import Adapter, StreamTranslator, UsageCounts
+from turnout_router.adapters.openai import _content_chars
 
 from .chunks import ChunkSource
 from .door import Door, Ingress, Skips, ViaChat, new_id, stream_flag
@@ -28,10 +29,14 @@ class ResponsesDoor(Door):
         super().__init__(body, to_chat(body, skips), skips)
 
     def _encode(self, chat: Json, usage: UsageCounts, model: str) -> Json:
-        return from_chat(chat, usage, model, self.body, new_id, int(time.time()))
+        self.output_chars = _content_chars(chat.get("choices"))
+        shown = self.shown_usage(usage, self.output_chars)
+        return from_chat(chat, shown, model, self.body, new_id, int(time.time()))
 
     def _events(self, source: ChunkSource, model: str) -> StreamTranslator:
-        return ResponsesEncoder(source, self.body, model, new_id, int(time.time()))
+        enc = ResponsesEncoder(source, self.body, model, new_id, int(time.time()))
+        enc.shown = self.shown_usage
+        return enc
 
     def adapter(self, kind: str, inner: Adapter) -> Adapter:
         if kind in NATIVE_KINDS:

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -40,6 +41,8 @@ class ResponsesEncoder:
         self, source: ChunkSource, body: Json, model: str, new_id: IdFactory, created: int
     ) -> None:
         self.source = source
+        self.shown: Callable[[UsageCounts, int], UsageCounts] | None = None
+        """(the upstream's usage, output characters) → the usage the client is shown."""
         self.usage = UsageCounts()
         self.finish_reason: str | None = None
         self.output_chars = 0
@@ -183,6 +186,9 @@ class ResponsesEncoder:
         self._start(out)
         self._close(out)
         self._stopped = True
-        resp = finish(self._resp, self._reason, self.source.usage)
+        usage = self.source.usage
+        if self.shown is not None:  # the router's estimate when the upstream gave no counts
+            usage = self.shown(usage, self.source.output_chars)
+        resp = finish(self._resp, self._reason, usage)
         kind = "response.completed" if resp["status"] == "completed" else "response.incomplete"
         out.append(self._event(kind, {"response": resp}))
