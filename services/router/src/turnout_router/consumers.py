@@ -44,7 +44,8 @@ def on_health(state: RouterState, _key: bytes | None, value: bytes | None) -> No
 
 
 def _num(value: object) -> float | None:
-    return float(value) if isinstance(value, int | float) and value >= 0 else None
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
+    return float(value) if ok else None  # type: ignore[arg-type]
 
 
 def on_credit(state: RouterState, _key: bytes | None, value: bytes | None) -> None:
