@@ -81,7 +81,7 @@ def test_spec_walkthrough_in_the_browser(
     page.get_by_role("link", name="Models").click()
     for name in (model, backup):
         page.get_by_role("button", name="Add model").click()
-        page.get_by_label("Provider", exact=True).select_option(label=provider)
+        page.get_by_label("Provider", exact=True).fill(provider)
         page.get_by_label("Upstream model").fill(name)
         page.get_by_label("Input price (USD per 1M tokens)").fill("0.2")
         page.get_by_label("Output price (USD per 1M tokens)").fill("0.6")

@@ -87,6 +87,36 @@ async def test_providers_and_history(harness: Harness) -> None:
     assert r.status_code == 422 and "limit" in r.json()["error"]["message"]
 
 
+async def test_list_pages_by_name_and_filters_by_status(harness: Harness) -> None:
+    """A page of the list by name (the console's 20 of 10,000), and a status filter."""
+    tag = uuid.uuid4().hex[:6]
+    pids = {name: str(uuid.uuid4()) for name in (f"{tag}-c", f"{tag}-a", f"{tag}-b")}
+    for name, pid in pids.items():  # nothing listens there: never healthy
+        data = provider_data(pid, "http://127.0.0.1:9/v1", name=name, enabled=False)
+        await harness.publish_config("provider", pid, data)
+    registry = harness.app.state.turnout.registry
+    await wait_until(lambda: set(pids.values()) <= set(registry.providers))
+    everything = (await harness.client.get("/api/v1/health/providers", headers=H)).json()
+    assert everything["limit"] == everything["total"] == len(everything["data"])
+    names = sorted(p["name"] or p["provider_id"] for p in everything["data"])
+    at = names.index(f"{tag}-a")
+    r = await harness.client.get(
+        "/api/v1/health/providers", params={"limit": 2, "offset": at}, headers=H
+    )
+    page = r.json()
+    assert r.status_code == 200 and page["total"] == everything["total"]
+    assert [p["name"] for p in page["data"]] == [f"{tag}-a", f"{tag}-b"]
+    assert page["limit"] == 2 and page["offset"] == at
+    healthy = await harness.client.get("/api/v1/health/providers?status=healthy", headers=H)
+    assert not {p["provider_id"] for p in healthy.json()["data"]} & set(pids.values())
+    assert all(p["status"] == "healthy" for p in healthy.json()["data"])
+    bad = await harness.client.get("/api/v1/health/providers?status=fine", headers=H)
+    assert bad.status_code == 422
+    assert (
+        await harness.client.get("/api/v1/health/providers?limit=0", headers=H)
+    ).status_code == 422
+
+
 async def test_history_by_provider_name(harness: Harness) -> None:
     """SPEC: names may be used for ids; an id wins over another provider's equal name."""
     _, server = start_fake_openai("named")

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 
 from turnout_common.errors import NotFound
+from turnout_common.events import HealthStatus
 from turnout_health import overrides, repository
 from turnout_health.deps import AdminDep, StateDep
 from turnout_health.schemas import (
@@ -36,7 +37,18 @@ def _passive(counts: list[repository.PassiveCount]) -> list[PassiveStats]:
 
 
 @router.get("/providers", response_model=ProviderList)
-async def list_providers(state: StateDep) -> ProviderList:
+async def list_providers(
+    state: StateDep,
+    status: Annotated[
+        HealthStatus | None, Query(description="only providers in this state")
+    ] = None,
+    limit: Annotated[
+        int | None, Query(ge=1, le=1000, description="a page, by name (default: every row)")
+    ] = None,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> ProviderList:
+    """Every provider's health, by id; with ``limit`` a page of them by name (the console
+    shows 20 of 10,000 without the health-worker building 10,000 answers)."""
     async with state.pool.acquire() as conn:
         all_rows = await repository.list_states(conn)
         counts = await repository.passive_window(
@@ -52,6 +64,17 @@ async def list_providers(state: StateDep) -> ProviderList:
     for c in counts:
         by_provider.setdefault(c.provider_id, []).append(c)
     ids = sorted(set(rows) | set(deployments) | set(state.registry.providers))
+    if status is not None:
+        ids = [pid for pid in ids if (rows.get(pid) or {}).get("status", "unknown") == status]
+    total = len(ids)
+    if limit is not None:
+        names = state.registry.providers
+
+        def by_name(pid: str) -> tuple[str, str]:
+            cfg = names.get(pid)
+            return (cfg.name if cfg else pid, pid)
+
+        ids = sorted(ids, key=by_name)[offset : offset + limit]
     data = []
     for pid in ids:
         row: dict[str, Any] = dict(rows.get(pid) or {})
@@ -76,7 +99,9 @@ async def list_providers(state: StateDep) -> ProviderList:
                 override=forced.get(pid),
             )
         )
-    return ProviderList(data=data, total=len(data), limit=len(data))
+    if limit is None:
+        return ProviderList(data=data, total=total, limit=total)
+    return ProviderList(data=data, total=total, limit=limit, offset=offset)
 
 
 @router.get("/providers/{provider_id}/history", response_model=ProbeHistory)

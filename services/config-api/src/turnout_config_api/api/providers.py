@@ -101,16 +101,23 @@ async def list_providers(
             f" AND (m.capabilities ->> ${len(args)}) = 'true')"
         )
     key, desc = sort.lstrip("-"), " DESC" if sort.startswith("-") else ""
-    sql = (
-        f"SELECT p.*, {MODEL_COUNT} AS model_count FROM providers p"
-        f" WHERE {' AND '.join(where)} ORDER BY {SORTS[key]}{desc}, p.name, p.id"
-    )
+    cond, order = " AND ".join(where), f"{SORTS[key]}{desc}, p.name, p.id"
+
+    def page_sql(window: str) -> str:
+        """The page first, then the model count of its rows only (not of every row an
+        OFFSET skips); ``pos`` keeps the order."""
+        return (
+            "SELECT q.*, (SELECT count(*) FROM models m WHERE m.provider_id = q.id)"
+            f" AS model_count FROM (SELECT p.*, row_number() OVER (ORDER BY {order}) AS pos"
+            f" FROM providers p WHERE {cond} ORDER BY {order}{window}) q ORDER BY q.pos"
+        )
+
     async with state.pool.acquire() as conn:
         if health is None:
-            total = await conn.fetchval(f"SELECT count(*) FROM ({sql}) t", *args)
-            rows = await conn.fetch(f"{sql} LIMIT {limit} OFFSET {offset}", *args)
+            total = await conn.fetchval(f"SELECT count(*) FROM providers p WHERE {cond}", *args)
+            rows = await conn.fetch(page_sql(f" LIMIT {limit} OFFSET {offset}"), *args)
         else:  # health lives in memory (the health-worker's events): filter, then page
-            rows = await conn.fetch(sql, *args)
+            rows = await conn.fetch(page_sql(""), *args)
     data = [_with_health(state, providers.to_out(r)) for r in rows]
     if health is not None:
         data = [p for p in data if (p.health.status if p.health else "unknown") == health]

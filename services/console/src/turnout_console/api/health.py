@@ -36,19 +36,23 @@ async def _strip(parts: PartsDep, cred: str, provider_id: str) -> list[dict[str,
 
 
 async def _table(parts: PartsDep, cred: str, page: int, status: str) -> dict[str, Any]:
-    result = await parts.client.call("health", "GET", "/api/v1/health/providers", cred)
+    """A page of the list by name, filtered and paged by the health-worker."""
+    result = await parts.client.call(
+        "health",
+        "GET",
+        "/api/v1/health/providers",
+        cred,
+        params={"limit": PAGE, "offset": (page - 1) * PAGE, "status": status or None},
+    )
     base = {"page": page, "pages": 1, "total": 0, "rows": [], "status": status}
     if not result.ok:
         return {**base, "error": result.message}
-    rows = [r for r in result.data["data"] if not status or r["status"] == status]
-    rows.sort(key=lambda r: r.get("name") or r["provider_id"])
-    window = page_window(page, len(rows), PAGE)
-    start = (window["page"] - 1) * PAGE
-    shown = rows[start : start + PAGE]
+    total = int(result.data["total"])
+    shown = result.data["data"][:PAGE]
     strips = await asyncio.gather(*(_strip(parts, cred, r["provider_id"]) for r in shown))
     for row, strip in zip(shown, strips, strict=True):
         row["strip"] = strip
-    return {**base, "rows": shown, "total": len(rows), "error": None, **window}
+    return {**base, "rows": shown, "total": total, "error": None, **page_window(page, total, PAGE)}
 
 
 PageQ = Annotated[int, Query(ge=1, le=100_000)]

@@ -9,6 +9,7 @@ own key; an admin types the key to send as for each run (it is never stored or s
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Form, Query, Request
@@ -91,7 +92,12 @@ PageQ = Annotated[int, Query(ge=1, le=100_000)]
 @router.get("")
 async def lab_page(request: Request, parts: PartsDep, session: SessionDep) -> Response:
     cred = session.credential.get_secret_value()
-    templates, templates_note = await _templates(parts, cred)
+    (templates, templates_note), models, history, stats = await asyncio.gather(
+        _templates(parts, cred),
+        _models(parts, session),
+        _history(parts, cred, 1),
+        _stats(parts, cred),
+    )
     return parts.templates.TemplateResponse(
         request,
         "lab.html",
@@ -99,9 +105,9 @@ async def lab_page(request: Request, parts: PartsDep, session: SessionDep) -> Re
             "session": session,
             "lab_templates": templates,
             "templates_note": templates_note,
-            "models": await _models(parts, session),
-            "history": await _history(parts, cred, 1),
-            **await _stats(parts, cred),
+            "models": models,
+            "history": history,
+            **stats,
         },
     )
 
@@ -111,14 +117,9 @@ async def lab_history(
     request: Request, parts: PartsDep, session: SessionDep, page: PageQ = 1
 ) -> Response:
     cred = session.credential.get_secret_value()
+    history, stats = await asyncio.gather(_history(parts, cred, page), _stats(parts, cred))
     return parts.templates.TemplateResponse(
-        request,
-        "partials/lab_history.html",
-        {
-            "session": session,
-            "history": await _history(parts, cred, page),
-            **await _stats(parts, cred),
-        },
+        request, "partials/lab_history.html", {"session": session, "history": history, **stats}
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 
@@ -33,8 +34,10 @@ async def _table(parts: PartsDep, cred: str, filters: dict[str, Any], page: int)
 
 
 async def _providers(parts: PartsDep, cred: str) -> list[dict[str, Any]]:
+    """The first 100 providers by name: suggestions for the provider fields (any name or id
+    can be typed, so 10,000 providers do not make a 10,000-option select)."""
     result = await parts.client.call(
-        "config", "GET", "/api/v1/providers", cred, params={"limit": 500}
+        "config", "GET", "/api/v1/providers", cred, params={"limit": 100, "sort": "name"}
     )
     return result.data["data"] if result.ok else []
 
@@ -79,9 +82,17 @@ async def models_page(
 ) -> Response:
     cred = session.credential.get_secret_value()
     filters = _filters(provider, purpose, capability, search, deprecated, sort)
-    table = await _table(parts, cred, filters, page)
-    providers = await _providers(parts, cred)
-    name = "partials/models_table.html" if request.headers.get("hx-request") else "models.html"
+    if request.headers.get("hx-request"):
+        name, table, providers = (
+            "partials/models_table.html",
+            await _table(parts, cred, filters, page),
+            [],
+        )
+    else:  # the whole page: the table and the provider names the fields suggest, at once
+        name = "models.html"
+        table, providers = await asyncio.gather(
+            _table(parts, cred, filters, page), _providers(parts, cred)
+        )
     return parts.templates.TemplateResponse(
         request, name, {"session": session, "providers": providers, **table}
     )

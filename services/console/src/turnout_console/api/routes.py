@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from typing import Annotated, Any, Literal
 
@@ -24,11 +25,19 @@ def _status(provider: dict[str, Any]) -> str:
 async def routes_page(request: Request, parts: PartsDep, session: AdminDep) -> Response:
     cred = session.credential.get_secret_value()
     call = parts.client.call
-    routes = await call("config", "GET", "/api/v1/routes", cred)
-    models = await call(
-        "config", "GET", "/api/v1/models", cred, params={"limit": 500, "enabled": "true"}
+    routes, models, providers = await asyncio.gather(  # at once: three independent reads
+        call("config", "GET", "/api/v1/routes", cred),
+        call("config", "GET", "/api/v1/models", cred, params={"limit": 500, "enabled": "true"}),
+        # only enabled providers' health matters for a choice (and 10,000 disabled ones
+        # should not make the page slow)
+        call(
+            "config",
+            "GET",
+            "/api/v1/providers",
+            cred,
+            params={"limit": 500, "enabled_only": "true"},
+        ),
     )
-    providers = await call("config", "GET", "/api/v1/providers", cred, params={"limit": 500})
     health = {p["id"]: _status(p) for p in providers.data["data"]} if providers.ok else {}
     current = {r["purpose"]: r for r in routes.data["data"]} if routes.ok else {}
     choices: dict[str, dict[str, list[dict[str, Any]]]] = {p: defaultdict(list) for p in PURPOSES}
