@@ -10,8 +10,9 @@ from typing import Any
 
 import httpx
 import pytest
-
 from tests.console.test_console_http import sign_in
+
+from turnout_common.testing.waiting import wait_for
 
 ADMIN_PAGES = {
     "/providers": "No providers yet.",
@@ -50,8 +51,6 @@ def test_every_page_renders_with_nothing_in_the_gateway(empty: Any) -> None:
     cfg = empty.url("config") + "/api/v1"
     assert httpx.post(cfg + "/users", headers=empty.admin, json={"id": "nobody"}).status_code == 201
     key = httpx.post(cfg + "/keys", headers=empty.admin, json={"user_id": "nobody"}).json()["key"]
-    from turnout_common.testing.waiting import wait_for
-
     user = wait_for(lambda: _try_sign_in(base, key), timeout=20, interval=0.5)
     for path, says in USER_PAGES.items():
         page = user.get(path)
