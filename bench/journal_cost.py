@@ -12,17 +12,16 @@ import time
 from pathlib import Path
 
 from turnout_router.journal import InflightJournal
+from turnout_router.record import UsageRecord
 
-RECORD = {
-    "request_id": "req_0123456789abcdef01234567", "user_id": "user-1", "key_id": "key-1",
-    "purpose": "chat", "requested_model": "gpt-4o-mini", "model": "gpt-4o-mini",
-    "upstream_model": "gpt-4o-mini", "provider_id": "prov-1", "provider": "openai",
-    "deployment_id": "dep-1", "byok": False, "route": "model", "power_level": None,
-    "task_type": None, "input_tokens": 120, "output_tokens": 0, "cached_tokens": 0,
-    "estimated": True, "latency_ms": 0.0, "ttft_ms": None, "status": 502,
-    "outcome": "router_crash", "error_code": "router_crash", "stream": False, "fallbacks": 0,
-    "attempts": [], "source": "api", "started_at": 1796349826.123, "_micro": (150, 600, 75),
-}  # fmt: skip
+RECORD = UsageRecord(
+    request_id="req_0123456789abcdef01234567", user_id="user-1", key_id="key-1",
+    purpose="chat", requested_model="gpt-4o-mini", model="gpt-4o-mini",
+    upstream_model="gpt-4o-mini", provider_id="prov-1", provider="openai",
+    deployment_id="dep-1", route="model", input_tokens=120, estimated=True, status=502,
+    outcome="router_crash", error_code="router_crash", cost_usd="0.000018000",
+    started_at=1796349826.123,
+)  # fmt: skip
 N = 200_000
 
 

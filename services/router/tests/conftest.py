@@ -24,6 +24,7 @@ from turnout_common.testing.servers import LocalServer
 from turnout_common.testing.upstream import FakeOpenAI, UpstreamBehaviour, start_fake_openai
 from turnout_common.topics import ALL_TOPICS, CONFIG, USAGE
 from turnout_router.app import RouterApp
+from turnout_router.record import UsageRecord
 from turnout_router.settings import RouterSettings
 
 ADMIN = "admin-test-token"
@@ -188,24 +189,18 @@ class UsageLog:
         return self.records[request_id]
 
 
-def usage_record(rid: str, **extra: Any) -> dict[str, Any]:
-    """A successful chat usage record as the gateway hands it to the emitter."""
-    return {
-        "request_id": rid,
-        "user_id": "alice",
-        "key_id": "k",
-        "purpose": "chat",
-        "input_tokens": 10,
-        "output_tokens": 5,
-        "cached_tokens": 0,
-        "estimated": False,
-        "status": 200,
-        "outcome": "success",
-        "attempts": [],
-        "source": "api",
-        "started_at": time.time(),
+def usage_record(rid: str, **extra: Any) -> UsageRecord:
+    """A successful chat usage record as the gateway hands it to the emitter (priced)."""
+    return UsageRecord(
+        request_id=rid,
+        purpose="chat",
+        started_at=time.time(),
+        user_id="alice",
+        key_id="k",
+        input_tokens=10,
+        output_tokens=5,
         **extra,
-    }
+    )
 
 
 @pytest.fixture(scope="session")

@@ -7,8 +7,9 @@ from decimal import ROUND_HALF_UP, Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from turnout_router.billing import billed_nano, fee_units, nano_of, nano_str
+from turnout_router.billing import billed_nano, fee_units, nano_of
 from turnout_router.entities import Tier
+from turnout_router.pricing import nano_str
 
 
 def test_fee_units() -> None:

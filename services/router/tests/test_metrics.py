@@ -5,10 +5,19 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 from turnout_router.metrics import Metrics
+from turnout_router.record import Attempt, UsageRecord
 
 
-def record(**over: Any) -> dict[str, Any]:
+def attempt(provider: str, upstream: str, status: int, error: str | None, ms: float) -> Attempt:
+    return {"provider_id": "p-" + provider, "provider": provider, "model": "llama-8b",
+            "upstream_model": upstream, "deployment_id": "d-1", "status": status, "error": error,
+            "latency_ms": ms}  # fmt: skip
+
+
+def record(**over: Any) -> UsageRecord:
     rec: dict[str, Any] = {
+        "request_id": "req-1",
+        "started_at": 1.8e9,
         "purpose": "chat",
         "requested_model": "auto",
         "model": "llama-8b",
@@ -22,16 +31,13 @@ def record(**over: Any) -> dict[str, Any]:
         "error_code": None,
         "fallbacks": 1,
         "attempts": [
-            {"provider": "openai", "model": "llama-8b", "upstream_model": "gpt-4o-mini",
-             "status": 503, "error": "bad_gateway", "latency_ms": 15.0},
-            {"provider": "gpu-box", "model": "llama-8b", "upstream_model": "meta/llama",
-             "status": 429, "error": "provider_rate_limited", "latency_ms": 0.0},
-            {"provider": "gpu-box", "model": "llama-8b", "upstream_model": "meta/llama",
-             "status": 200, "error": None, "latency_ms": 390.0},
+            attempt("openai", "gpt-4o-mini", 503, "bad_gateway", 15.0),
+            attempt("gpu-box", "meta/llama", 429, "provider_rate_limited", 0.0),
+            attempt("gpu-box", "meta/llama", 200, None, 390.0),
         ],
-    }  # fmt: skip
+    }
     rec.update(over)
-    return rec
+    return UsageRecord(**rec)
 
 
 def samples(m: Metrics) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -49,7 +55,7 @@ def test_usage_records_feed_the_gen_ai_series() -> None:
     m.observe_usage(
         record(model=None, provider=None, status=502, outcome="upstream_error",
                error_code="bad_gateway", ttft_ms=None, fallbacks=0,
-               attempts=record()["attempts"][:1])
+               attempts=record().attempts[:1])
     )  # fmt: skip
     got = samples(m)
     served = {"gen_ai_operation_name": "chat", "gen_ai_request_model": "llama-8b"}

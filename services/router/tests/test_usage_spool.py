@@ -20,12 +20,13 @@ from turnout_common.settings import KafkaSettings
 from turnout_common.testing.plugin import SMALL_KAFKA_TIMEOUTS
 from turnout_common.topics import USAGE
 from turnout_router.entities import micro_price
-from turnout_router.usage import UsageEmitter, nano_str, price, price_nano
+from turnout_router.pricing import nano_str, price, price_nano
+from turnout_router.usage import UsageEmitter
 
 from .conftest import usage_record
 
-PRICES = (Decimal("0.10"), Decimal("0.20"), Decimal("0.05"))
-"""Input, output and cached price per million tokens: the emitter prices the records."""
+COST = "0.000002000"
+"""10 input and 5 output tokens at 0.10 / 0.20 per million: records arrive priced."""
 
 
 async def read_all(settings: KafkaSettings, want: set[str], timeout: float = 20) -> dict[str, Any]:
@@ -82,13 +83,13 @@ async def test_spooled_while_broker_down_then_delivered(tmp_path: Path) -> None:
     try:
         await ensure_topics(settings, (USAGE,))
         await emitter.start()
-        emitter.emit(usage_record("before-outage", _prices=PRICES))
+        emitter.emit(usage_record("before-outage", cost_usd=COST))
         await read_all(settings, {"before-outage"})
 
         broker.stop()
         down = {f"during-outage-{i}" for i in range(5)}
         for rid in sorted(down):
-            emitter.emit(usage_record(rid, _prices=PRICES))  # never blocks, never raises
+            emitter.emit(usage_record(rid, cost_usd=COST))  # never blocks, never raises
         deadline = time.monotonic() + 10
         while emitter.spooled < 5:
             assert time.monotonic() < deadline, "records were not spooled"

@@ -86,7 +86,6 @@ class RouterApp:
             replay_interval_s=s.usage_replay_interval_s,
             resend_window_s=s.usage_resend_window_s,
             resend_max_bytes=int(s.usage_resend_max_mb * (1 << 20)),
-            on_cost=self.limiter.charge,
         )
         self.tracing: RouterTracing | None = None  # None: no span work on the request path
         if tracer_provider is not None or s.tracing_requested():

@@ -39,7 +39,3 @@ def nano_of(amount: str) -> int:
     """``"0.000006150"`` -> 6150 (a non-negative decimal string with at most 9 decimals)."""
     whole, _, frac = amount.partition(".")
     return int(whole or 0) * 1_000_000_000 + int((frac + "000000000")[:9] or 0)
-
-
-def nano_str(nano: int) -> str:
-    return f"{nano // 1_000_000_000}.{nano % 1_000_000_000:09d}"

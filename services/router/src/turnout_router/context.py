@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from turnout_router.adapters.base import Purpose, UsageCounts
 from turnout_router.auth import Caller
-from turnout_router.billing import billed_nano, nano_of
+from turnout_router.billing import billed_nano
 from turnout_router.budgets import Budgets, Reservation
 from turnout_router.inputs import Inbound
+from turnout_router.pricing import cost_of, nano_str
 from turnout_router.ratelimits import Limit
+from turnout_router.record import Attempt, UsageRecord
 from turnout_router.routing import Candidate
-from turnout_router.usage import nano_str, price, price_nano
 
 if TYPE_CHECKING:
     from turnout_router.ingress.door import Door
@@ -29,7 +30,7 @@ class RequestContext:
     source: str = "api"
     caller: Caller | None = None
     inbound: Inbound | None = None
-    attempts: list[dict[str, Any]] = field(default_factory=list)
+    attempts: list[Attempt] = field(default_factory=list)
     served: Candidate | None = None
     last: Candidate | None = None
     fallbacks: int = 0
@@ -49,6 +50,7 @@ class RequestContext:
     trace: RequestTrace | None = None  # set only while tracing is on (turnout_router.tracing)
     api: str = "chat.completions"  # the client API: chat.completions, messages, responses …
     door: Door | None = None  # set for /v1/messages and /v1/responses (turnout_router.ingress)
+    _cost: tuple[tuple[int, int, int], str, int] | None = None  # (tokens, USD, nano-USD)
 
     def headers(self, content_type: str = "application/json") -> list[tuple[str, str]]:
         h = [
@@ -93,23 +95,33 @@ class RequestContext:
         out = (self.output_chars + 3) // 4 if self.output_chars else 0
         return self.inbound.prompt_tokens, out, 0, True
 
-    def cost(self) -> str | None:
-        """What this request costs, as metering will record it (USD, 9 decimals)."""
-        cand = self.served
-        if cand is None:
+    def priced(self) -> tuple[str, int] | None:
+        """(USD with 9 decimals, the same in nano-USD): what this request costs, as metering
+        records it. Priced once per token count (the cost header, the stream's last chunk, the
+        log line and the record share it); None if nothing was served."""
+        if self.served is None:
             return None
         inp, out, cached, _ = self.tokens()
-        d = cand.deployment
-        if d.int_prices is not None:
-            return nano_str(price_nano(inp, out, cached, d.int_prices))
-        return format(price(inp, out, cached, (d.input_price, d.output_price, d.cached_price)), "f")
+        known = self._cost
+        if known is None or known[0] != (inp, out, cached):
+            usd, nano = cost_of(self.served.deployment, inp, out, cached)
+            known = self._cost = ((inp, out, cached), usd, nano)
+        return known[1], known[2]
 
-    def billed(self, cost: str) -> str:
-        """What a request of ``cost`` bills this caller (the BYOK billing policy)."""
+    def cost(self) -> str | None:
+        """What this request costs, as metering will record it (USD, 9 decimals)."""
+        priced = self.priced()
+        return None if priced is None else priced[0]
+
+    def billed_nano(self) -> int:
+        """What this request bills its caller, in nano-USD (the BYOK billing policy:
+        :mod:`turnout_router.billing`)."""
+        priced = self.priced()
+        if priced is None:
+            return 0
         cand, caller = self.served, self.caller
-        byok = cand is not None and cand.byok
         fee = caller.byok_fee if caller is not None else 0
-        return nano_str(billed_nano(nano_of(cost), byok, fee))
+        return billed_nano(priced[1], cand is not None and cand.byok, fee)
 
     def money_headers(self, budgets: Budgets) -> list[tuple[str, str]]:
         """``x-turnout-cost-usd`` (exactly what metering records) and, for a caller with a
@@ -118,84 +130,84 @@ class RequestContext:
         if cost is None:
             return []
         out = [("x-turnout-cost-usd", cost)]
-        left = self.credits_remaining(budgets, cost)
+        left = self.credits_remaining(budgets)
         if left is not None:
             out.append(("x-turnout-credits-remaining-usd", left))
         return out
 
-    def credits_remaining(self, budgets: Budgets, cost: str) -> str | None:
+    def credits_remaining(self, budgets: Budgets) -> str | None:
         if self.caller is None:
             return None
-        billed = nano_of(self.billed(cost)) / 1e9
+        billed = self.billed_nano() / 1e9
         left = budgets.remaining_after(self.caller.key.user_id, self.caller.key.id, billed)
         return None if left is None else f"{left:.9f}"
 
-    def crash_record(self, cand: Candidate) -> dict[str, Any]:
+    def crash_record(self, cand: Candidate) -> UsageRecord:
         """The record to emit if this router dies before the answer (the in-flight journal):
-        the first candidate, the input-token estimate, no output, marked estimated."""
-        rec = self.record(self.t0)
-        d, p = cand.deployment, cand.provider
-        rec.update(
-            model=d.name, upstream_model=d.upstream_model, provider_id=p.id, provider=p.name,
-            deployment_id=d.id, byok=cand.byok, route=cand.via, status=502,
-            outcome="router_crash", error_code="router_crash", estimated=True,
-            input_tokens=self.inbound.prompt_tokens if self.inbound else 0, output_tokens=0,
-        )  # fmt: skip
-        if d.int_prices is not None:
-            rec["_micro"] = d.int_prices
-        else:
-            rec["_prices"] = [str(d.input_price), str(d.output_price), str(d.cached_price)]
+        the first candidate, the input-token estimate (priced), no output, marked estimated."""
+        inp = self.inbound.prompt_tokens if self.inbound else 0
+        usd, nano = cost_of(cand.deployment, inp, 0, 0)
+        fee = self.caller.byok_fee if self.caller is not None else 0
+        billed = nano_str(billed_nano(nano, cand.byok, fee))
+        rec = self._record(cand, self.t0, inp, 0, 0, True, usd, billed)
+        rec.status, rec.outcome, rec.error_code = 502, "router_crash", "router_crash"
         return rec
 
-    def record(self, now: float) -> dict[str, Any]:
+    def record(self, now: float) -> UsageRecord:
+        """The request's usage record, priced (see :meth:`priced`)."""
         inp, out, cached, estimated = self.tokens()
-        rec: dict[str, Any] = {
-            "request_id": self.request_id,
-            "user_id": None,
-            "key_id": None,
-            "purpose": self.purpose,
-            "api": self.api,
-            "requested_model": self.inbound.model if self.inbound else None,
-            "model": None,
-            "upstream_model": None,
-            "provider_id": None,
-            "provider": None,
-            "deployment_id": None,
-            "byok": False,
-            "route": None,
-            "power_level": self.power_level,
-            "task_type": self.task_type,
-            "input_tokens": inp,
-            "output_tokens": out,
-            "cached_tokens": cached,
-            "estimated": estimated,
-            "latency_ms": round((now - self.t0) * 1000, 3),
-            "ttft_ms": self.ttft_ms,
-            "status": self.status,
-            "outcome": self.outcome,
-            "error_code": self.error_code,
-            "stream": bool(self.inbound and self.inbound.stream),
-            "fallbacks": self.fallbacks,
-            "attempts": self.attempts,
-            "source": self.source,
-            "started_at": self.started_at,
-        }
-        if self.caller is not None:
-            rec["user_id"] = self.caller.key.user_id
-            rec["key_id"] = self.caller.key.id
-            rec["_byok_fee"] = self.caller.byok_fee
-        cand = self.served
-        if cand is not None:
-            d, p = cand.deployment, cand.provider
-            rec["model"] = d.name
-            rec["upstream_model"] = d.upstream_model
-            rec["provider_id"] = p.id
-            rec["provider"] = p.name
-            rec["deployment_id"] = d.id
-            rec["byok"] = cand.byok
-            rec["route"] = cand.via
-            if d.int_prices is not None:
-                rec["_micro"] = d.int_prices
-            else:
-                rec["_prices"] = (d.input_price, d.output_price, d.cached_price)
-        return rec
+        priced = self.priced()
+        if priced is None:
+            return self._record(None, now, inp, out, cached, estimated, "0", "0.000000000")
+        billed = nano_str(self.billed_nano())
+        return self._record(self.served, now, inp, out, cached, estimated, priced[0], billed)
+
+    def _record(
+        self,
+        cand: Candidate | None,
+        now: float,
+        inp: int,
+        out: int,
+        cached: int,
+        estimated: bool,
+        cost: str,
+        billed: str,
+    ) -> UsageRecord:
+        caller, inbound = self.caller, self.inbound
+        d = cand.deployment if cand is not None else None
+        p = cand.provider if cand is not None else None
+        # positional, in the order of UsageRecord's fields (the request path: ~2x cheaper
+        # than keywords; bench/record_cost.py)
+        return UsageRecord(
+            self.request_id,
+            self.purpose,
+            self.started_at,
+            self.api,
+            caller.key.user_id if caller is not None else None,
+            caller.key.id if caller is not None else None,
+            inbound.model if inbound is not None else None,
+            d.name if d is not None else None,
+            d.upstream_model if d is not None else None,
+            p.id if p is not None else None,
+            p.name if p is not None else None,
+            d.id if d is not None else None,
+            cand.byok if cand is not None else False,
+            cand.via if cand is not None else None,
+            self.power_level,
+            self.task_type,
+            inp,
+            out,
+            cached,
+            estimated,
+            cost,
+            billed,
+            round((now - self.t0) * 1000, 3),
+            self.ttft_ms,
+            self.status,
+            self.outcome,
+            self.error_code,
+            bool(inbound and inbound.stream),
+            self.fallbacks,
+            self.attempts,
+            self.source,
+        )

@@ -1,8 +1,8 @@
 """The in-flight journal: a usage record even for requests a crashed router was serving.
 
 Every request that reaches the upstream is appended to ``<spool>/inflight-<pid>.log`` when it
-starts (its would-be usage record: caller, model, provider, the input-token estimate and its
-prices) and again when it ends. Writes are unbuffered ``write(2)`` calls, no fsync: they
+starts (its would-be usage record: caller, model, provider, the input-token estimate,
+priced) and again when it ends. Writes are unbuffered ``write(2)`` calls, no fsync: they
 survive the process being killed (the kernel keeps the page), not the machine losing power.
 At start a router replays the journals of routers that are no longer running: each request
 started there and never ended is emitted with ``outcome: router_crash``, ``estimated: true``
@@ -16,15 +16,17 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from decimal import Decimal
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import orjson
+
+from turnout_router.record import UsageRecord
 
 log = logging.getLogger(__name__)
 
 START, END = b"S", b"E"
+_EPOCH = datetime.fromtimestamp(0, UTC)  # not an event yet: stamped when it is emitted
 
 
 class InflightJournal:
@@ -56,10 +58,10 @@ class InflightJournal:
         assert self._fd is not None
         self._size += os.write(self._fd, line)
 
-    def started(self, request_id: str, record: dict[str, Any]) -> None:
+    def started(self, request_id: str, record: UsageRecord) -> None:
         if self._fd is None:
             return
-        line = b"S " + orjson.dumps(record, default=str) + b"\n"
+        line = b"S " + orjson.dumps(record.event("", _EPOCH)) + b"\n"
         self._open[request_id] = line
         self._write(line)
 
@@ -74,10 +76,10 @@ class InflightJournal:
             if old is not None and old != self._path:
                 old.unlink(missing_ok=True)
 
-    def recover(self) -> list[dict[str, Any]]:
+    def recover(self) -> list[UsageRecord]:
         """Usage records of requests that dead routers started and never ended (their journals
         are removed once read)."""
-        out: list[dict[str, Any]] = []
+        out: list[UsageRecord] = []
         for path in sorted(self.dir.glob("inflight-*.log")) if self.dir.exists() else ():
             pid = path.stem.removeprefix("inflight-")
             if not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)):
@@ -103,22 +105,17 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _unfinished(path: Path) -> list[dict[str, Any]]:
-    started: dict[str, dict[str, Any]] = {}
+def _unfinished(path: Path) -> list[UsageRecord]:
+    started: dict[str, UsageRecord] = {}
     with contextlib.suppress(OSError):
         for line in path.read_bytes().splitlines():
             kind, _, rest = line.partition(b" ")
             try:
                 if kind == START:
-                    rec = orjson.loads(rest)
-                    started[rec["request_id"]] = rec
+                    rec = UsageRecord.from_event(orjson.loads(rest))
+                    started[rec.request_id] = rec
                 elif kind == END:
                     started.pop(rest.decode(), None)
-            except (orjson.JSONDecodeError, KeyError, UnicodeDecodeError):
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, UnicodeDecodeError):
                 continue  # a line cut by the crash
-    for rec in started.values():
-        if "_micro" in rec:
-            rec["_micro"] = tuple(rec["_micro"])
-        if "_prices" in rec:
-            rec["_prices"] = tuple(Decimal(p) for p in rec["_prices"])
     return list(started.values())

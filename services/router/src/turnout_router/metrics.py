@@ -12,8 +12,11 @@ config, unlike the free text a client sends); empty if it was refused before rou
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from turnout_router.record import UsageRecord
 
 SERVICE = "router"
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -158,27 +161,27 @@ class Metrics:
     def failed_attempt(self, provider: str, error_type: str = "") -> None:
         self.upstream_errors.inc((provider, error_type))
 
-    def observe_usage(self, record: Mapping[str, Any]) -> None:
+    def observe_usage(self, record: UsageRecord) -> None:
         """The GenAI series of one request, from its usage record (``RequestContext.record``)."""
-        op = OPERATIONS.get(record["purpose"], str(record["purpose"]))
-        attempts = record["attempts"]
-        model = record["model"] or (attempts[-1]["model"] if attempts else "")
-        provider = record["provider"] or ""
-        status, outcome = record["status"], record["outcome"]
+        op = OPERATIONS.get(record.purpose, str(record.purpose))
+        attempts = record.attempts
+        model = record.model or (attempts[-1]["model"] if attempts else "")
+        provider = record.provider or ""
+        status, outcome = record.status, record.outcome
         error = ""
         if status >= 400 or outcome != "success":
-            error = record["error_code"] or outcome or str(status)
-        self.request_duration.observe((op, model, provider, error), record["latency_ms"] / 1000)
-        if record["ttft_ms"] is not None:
-            self.ttft.observe((op, model, provider), record["ttft_ms"] / 1000)
+            error = record.error_code or outcome or str(status)
+        self.request_duration.observe((op, model, provider, error), record.latency_ms / 1000)
+        if record.ttft_ms is not None:
+            self.ttft.observe((op, model, provider), record.ttft_ms / 1000)
         for a in attempts:
             if a["error"] not in SKIPPED:
                 key = (op, a["provider"], a["upstream_model"], a["error"] or "")
                 self.operation_duration.observe(key, a["latency_ms"] / 1000)
-        if record["model"] is not None:
-            self.token_usage.observe((op, "input", model, provider), record["input_tokens"])
-            self.token_usage.observe((op, "output", model, provider), record["output_tokens"])
-            if record["fallbacks"]:
+        if record.model is not None:
+            self.token_usage.observe((op, "input", model, provider), record.input_tokens)
+            self.token_usage.observe((op, "output", model, provider), record.output_tokens)
+            if record.fallbacks:
                 self.fallbacks.inc((model,))
 
     def render(self) -> bytes:

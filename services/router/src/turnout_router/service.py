@@ -21,7 +21,6 @@ from turnout_common.errors import (
     ValidationFailed,
 )
 from turnout_router.adapters.base import Adapter, PreparedRequest, UpstreamTarget
-from turnout_router.adapters.openai import output_chars
 from turnout_router.adapters.registry import adapter_for
 from turnout_router.auth import Caller
 from turnout_router.budgets import Budgets
@@ -29,6 +28,7 @@ from turnout_router.context import RequestContext
 from turnout_router.inputs import Inbound, parse, printable
 from turnout_router.limiter import Limiter
 from turnout_router.metrics import Metrics
+from turnout_router.pricing import settle
 from turnout_router.public_errors import public, scrub
 from turnout_router.ratelimits import Limit
 from turnout_router.routing import (
@@ -278,7 +278,7 @@ class Gateway:
 
     # --- completion ---------------------------------------------------------------------
     def finish(self, ctx: RequestContext, end: float | None = None) -> None:
-        """Settle token buckets and emit the usage record (which settles the reservation).
+        """Settle token buckets and the budget reservation, and emit the usage record.
 
         ``end`` is when the answer went out (``perf_counter``); default: now.
         """
@@ -298,19 +298,10 @@ class Gateway:
                 if served is not None and provider_tpm:
                     self.buckets.adjust("prov:" + served.provider.id + ":tpm", provider_tpm, delta)
         record = ctx.record(time.perf_counter() if end is None else end)
-        if ctx.reservation is not None:
-            # held until the emitter prices the record and charges it (Budgets.charge), so
-            # there is no window where the request counts neither as reserved nor as spent
-            record["_reservation"] = ctx.reservation
-        if ctx.trace is not None:
-            ctx.trace.finish(ctx, record)  # span attributes; the record's trace context
+        settle(self.limiter, record, ctx.billed_nano(), ctx.reservation)
+        trace = ctx.trace.finish(ctx, record) if ctx.trace is not None else None
         self.metrics.observe_usage(record)
-        self.emitter.emit(record)
-
-    @staticmethod
-    def estimate_output(ctx: RequestContext, body: bytes) -> None:
-        if ctx.usage is None or not ctx.usage.present:  # a door knows its answer's characters
-            ctx.output_chars = output_chars(body) if ctx.door is None else ctx.door.output_chars
+        self.emitter.emit(record, trace)
 
 
 def _check_headers(cond: Conditions, power_level: str | None, task_type: str | None) -> None:

@@ -25,11 +25,14 @@ async def unary(gw: Gateway, ctx: RequestContext, chain: list[Candidate], proto:
         adapter: Adapter, req: PreparedRequest, cand: Candidate, timeout: float
     ) -> tuple[bytes, UsageCounts]:
         _, body = await gw.client.fetch(req, adapter, timeout)
-        return adapter.parse(ctx.purpose, body, cand.deployment.name)
+        out, usage = adapter.parse(ctx.purpose, body, cand.deployment.name)
+        if not usage.present:  # estimated from the answer's text (a door counted its own)
+            door = ctx.door
+            ctx.output_chars = adapter.output_chars(out) if door is None else door.output_chars
+        return out, usage
 
     out, usage = await gw.attempts(ctx, chain, call)
     ctx.usage = usage
-    gw.estimate_output(ctx, out)
     # the cost is the same figure metering records for this request
     proto.response_bytes(200, ctx.headers() + ctx.money_headers(gw.budgets), out)
 
@@ -107,7 +110,7 @@ async def stream(gw: Gateway, ctx: RequestContext, chain: list[Candidate], proto
         watcher.cancel()
         resp.close()  # drops the upstream connection if it is still streaming
         ctx.usage = tr.usage
-        ctx.output_chars = int(getattr(tr, "output_chars", 0))
+        ctx.output_chars = tr.output_chars
 
 
 def _with_turnout(gw: Gateway, ctx: RequestContext, usage: UsageCounts, ev: bytes) -> bytes:
@@ -124,7 +127,7 @@ def _with_turnout(gw: Gateway, ctx: RequestContext, usage: UsageCounts, ev: byte
     cost = ctx.cost()
     if not isinstance(chunk, dict) or cost is None:
         return ev
-    left = ctx.credits_remaining(gw.budgets, cost)
+    left = ctx.credits_remaining(gw.budgets)
     chunk["turnout"] = {"cost_usd": cost, "credits_remaining_usd": left}
     return b"data: " + orjson.dumps(chunk) + b"\n\n"
 

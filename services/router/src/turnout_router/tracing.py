@@ -31,7 +31,7 @@ Gateway.attempts, Gateway.finish). The per-request state lives on the request co
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -56,6 +56,7 @@ from turnout_router.routing import Candidate
 
 if TYPE_CHECKING:
     from turnout_router.context import RequestContext
+    from turnout_router.record import UsageRecord
     from turnout_router.settings import RouterSettings
 
 log = logging.getLogger(__name__)
@@ -215,32 +216,34 @@ class RequestTrace:
         )
 
     # --- completion ---------------------------------------------------------------------
-    def finish(self, ctx: RequestContext, record: dict[str, Any]) -> None:
-        """Attributes from the usage record, the record's PRODUCER span (its context into
-        ``record["_trace"]``), then end every span. Never raises: the record must go out."""
+    def finish(self, ctx: RequestContext, record: UsageRecord) -> dict[str, str] | None:
+        """Attributes from the usage record, the record's PRODUCER span, then end every span;
+        returns the PRODUCER span's context, which the emitter sends as the record's Kafka
+        headers. Never raises: the record must go out."""
         try:
-            self._finish(ctx, record)
+            return self._finish(ctx, record)
         except Exception:
             log.exception("tracing: could not finish the spans of %s", ctx.request_id)
             for span in (self._served, self.span):
                 if span is not None and span.is_recording():
                     span.end()
+            return None
 
-    def _finish(self, ctx: RequestContext, rec: dict[str, Any]) -> None:
+    def _finish(self, ctx: RequestContext, rec: UsageRecord) -> dict[str, str] | None:
         span, served = self.span, self._served
-        status: int = rec["status"]
-        failed = rec["outcome"] != "success"
+        status: int = rec.status
+        failed = rec.outcome != "success"
         if span.is_recording():
             span.set_attributes(_server_attributes(ctx, rec))
             if status >= 500:
-                span.set_status(Status(StatusCode.ERROR, rec["error_code"] or str(status)))
+                span.set_status(Status(StatusCode.ERROR, rec.error_code or str(status)))
         if served is not None:
             self._served = None
             if served.is_recording():
                 served.set_attributes(_usage_attributes(rec))
                 if failed and status >= 500:  # e.g. the stream broke after the first byte
-                    served.set_attribute("error.type", rec["error_code"] or str(status))
-                    served.set_status(Status(StatusCode.ERROR, rec["error_code"] or ""))
+                    served.set_attribute("error.type", rec.error_code or str(status))
+                    served.set_status(Status(StatusCode.ERROR, rec.error_code or ""))
             served.end()
         owner = self.owner
         producer = owner.tracer.start_span(
@@ -259,52 +262,51 @@ class RequestTrace:
         carrier: dict[str, str] = {}
         propagate.inject(carrier, context=set_span_in_context(producer))
         producer.end()
-        if carrier:
-            rec["_trace"] = carrier  # the emitter sends it as the record's Kafka headers
         span.end()
+        return carrier or None
 
 
-def _usage_attributes(rec: Mapping[str, Any]) -> dict[str, AttributeValue]:
+def _usage_attributes(rec: UsageRecord) -> dict[str, AttributeValue]:
     attrs: dict[str, AttributeValue] = {
-        "gen_ai.usage.input_tokens": rec["input_tokens"],
-        "gen_ai.usage.output_tokens": rec["output_tokens"],
+        "gen_ai.usage.input_tokens": rec.input_tokens,
+        "gen_ai.usage.output_tokens": rec.output_tokens,
     }
-    if rec["cached_tokens"]:
-        attrs["gen_ai.usage.cache_read.input_tokens"] = rec["cached_tokens"]
-    if rec["upstream_model"]:
-        attrs["gen_ai.response.model"] = rec["upstream_model"]
+    if rec.cached_tokens:
+        attrs["gen_ai.usage.cache_read.input_tokens"] = rec.cached_tokens
+    if rec.upstream_model:
+        attrs["gen_ai.response.model"] = rec.upstream_model
     return attrs
 
 
-def _server_attributes(ctx: RequestContext, rec: Mapping[str, Any]) -> dict[str, AttributeValue]:
+def _server_attributes(ctx: RequestContext, rec: UsageRecord) -> dict[str, AttributeValue]:
     attrs: dict[str, AttributeValue] = {
-        "http.response.status_code": rec["status"],
-        "turnout.outcome": rec["outcome"],
-        "turnout.fallbacks": rec["fallbacks"],
-        "turnout.attempts": len(rec["attempts"]),
-        "turnout.stream": rec["stream"],
+        "http.response.status_code": rec.status,
+        "turnout.outcome": rec.outcome,
+        "turnout.fallbacks": rec.fallbacks,
+        "turnout.attempts": len(rec.attempts),
+        "turnout.stream": rec.stream,
     }
     optional = {
-        "gen_ai.request.model": rec["requested_model"],
-        "gen_ai.response.model": rec["model"],  # the public name the response carries
-        "error.type": rec["error_code"],
-        "turnout.user.id": rec["user_id"],
-        "turnout.key.id": rec["key_id"],
-        "turnout.upstream_model": rec["upstream_model"],
-        "turnout.provider.id": rec["provider_id"],
-        "turnout.provider.name": rec["provider"],
-        "turnout.deployment.id": rec["deployment_id"],
-        "turnout.ttft_ms": rec["ttft_ms"],
+        "gen_ai.request.model": rec.requested_model,
+        "gen_ai.response.model": rec.model,  # the public name the response carries
+        "error.type": rec.error_code,
+        "turnout.user.id": rec.user_id,
+        "turnout.key.id": rec.key_id,
+        "turnout.upstream_model": rec.upstream_model,
+        "turnout.provider.id": rec.provider_id,
+        "turnout.provider.name": rec.provider,
+        "turnout.deployment.id": rec.deployment_id,
+        "turnout.ttft_ms": rec.ttft_ms,
     }
     attrs.update({k: v for k, v in optional.items() if v is not None})
     if ctx.served is not None:
         name = provider_name(ctx.served.provider.kind)
         attrs["gen_ai.provider.name"] = name
         attrs["gen_ai.system"] = name  # the attribute's older name, still read by many tools
-        attrs["turnout.byok"] = rec["byok"]
-        attrs["turnout.usage.estimated"] = rec["estimated"]
-        attrs["gen_ai.usage.input_tokens"] = rec["input_tokens"]
-        attrs["gen_ai.usage.output_tokens"] = rec["output_tokens"]
-        if rec["cached_tokens"]:
-            attrs["gen_ai.usage.cache_read.input_tokens"] = rec["cached_tokens"]
+        attrs["turnout.byok"] = rec.byok
+        attrs["turnout.usage.estimated"] = rec.estimated
+        attrs["gen_ai.usage.input_tokens"] = rec.input_tokens
+        attrs["gen_ai.usage.output_tokens"] = rec.output_tokens
+        if rec.cached_tokens:
+            attrs["gen_ai.usage.cache_read.input_tokens"] = rec.cached_tokens
     return attrs

@@ -1,12 +1,13 @@
 """Usage records off the hot path: buffer in memory, flush batches to Kafka, spool on failure.
 
-The request path only appends a plain dict (:meth:`UsageEmitter.emit`, ~0.2 µs). A background
-task wakes every ``usage_flush_interval_ms``, prices and serialises the buffered records as
+The request path only appends its priced :class:`turnout_router.record.UsageRecord` (and its trace
+context, when tracing) to a list (:meth:`UsageEmitter.emit`, ~0.2 µs). A background task wakes
+every ``usage_flush_interval_ms``, stamps and serialises the buffered records as
 :class:`turnout_common.events.UsageEvent` JSON and sends them with one aiokafka
 ``send_batch`` per partition (far cheaper than one ``send`` per record). If the broker does not
 acknowledge in time, the batch is appended to an fsync'd JSONL file under
-``<state_dir>/router-spool/`` and replayed (oldest file first) once the broker is back.
-Delivery is at-least-once; metering de-duplicates by ``request_id``.
+``<state_dir>/router-spool/`` (:mod:`turnout_router.spool`) and replayed (oldest file first)
+once the broker is back. Delivery is at-least-once; metering de-duplicates by ``request_id``.
 
 A broker that loses its log (a restart with memory storage such as Tansu's, a topic deleted and
 re-created, an unclean leader election) acknowledges new records at offsets *below* ones it
@@ -24,15 +25,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
-import os
 import random
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -43,15 +41,10 @@ from aiokafka.structs import RecordMetadata
 from turnout_common.broker import ensure_topics
 from turnout_common.settings import KafkaSettings
 from turnout_common.topics import USAGE, Topic
-from turnout_router.billing import billed_nano, nano_of
+from turnout_router.record import UsageRecord
+from turnout_router.spool import Record, Spool
 
 log = logging.getLogger(__name__)
-
-NANO = Decimal("0.000000001")
-MTOK = Decimal(1_000_000)
-Record = tuple[bytes, bytes, dict[str, str] | None]
-"""(key, value, headers) of one serialised usage event; the headers are its W3C trace context
-(``traceparent``…), present only when the router traces (:mod:`turnout_router.tracing`)."""
 
 
 def fast_uuid4(rng: random.Random) -> str:
@@ -60,76 +53,9 @@ def fast_uuid4(rng: random.Random) -> str:
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:32]}"
 
 
-def price(inp: int, out: int, cached: int, prices: tuple[Decimal, Decimal, Decimal]) -> Decimal:
-    """Cost in USD per docs/CONTRACTS.md: cached input tokens are priced at the cached price."""
-    p_in, p_out, p_cached = prices
-    cached = min(cached, inp)
-    cost = (Decimal(inp - cached) * p_in + Decimal(cached) * p_cached + Decimal(out) * p_out) / MTOK
-    return cost.quantize(NANO, rounding=ROUND_HALF_UP)
-
-
-def price_nano(inp: int, out: int, cached: int, micro: tuple[int, int, int]) -> int:
-    """The same cost in integer nano-USD from micro-USD-per-Mtok prices (exact, ~10x faster)."""
-    cached = min(cached, inp)
-    pico = (inp - cached) * micro[0] + cached * micro[2] + out * micro[1]  # 1e-12 USD
-    nano, rest = divmod(pico, 1000)
-    return nano + 1 if rest >= 500 else nano
-
-
-def nano_str(nano: int) -> str:
-    return f"{nano // 1_000_000_000}.{nano % 1_000_000_000:09d}"
-
-
 def _consume_outcome(fut: asyncio.Future[Any]) -> None:
     if not fut.cancelled():
         fut.exception()
-
-
-class Spool:
-    """Append-only, fsync'd JSONL files; one file per failed batch, replayed oldest first."""
-
-    def __init__(self, directory: Path) -> None:
-        self.dir = directory
-        self._seq = itertools.count()
-
-    def files(self) -> list[Path]:
-        if not self.dir.exists():
-            return []
-        return sorted(self.dir.glob("*.jsonl"))
-
-    def write(self, records: list[Record]) -> Path:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        path = self.dir / f"{time.time_ns():020d}-{os.getpid()}-{next(self._seq):06d}.jsonl"
-        tmp = path.with_suffix(".part")
-        lines = b"".join(
-            b'{"key":'
-            + orjson.dumps(k.decode())
-            + (b',"headers":' + orjson.dumps(h) if h else b"")
-            + b',"value":'
-            + v
-            + b"}\n"
-            for k, v, h in records
-        )
-        with open(tmp, "wb") as fh:
-            fh.write(lines)
-            fh.flush()
-            os.fsync(fh.fileno())
-        tmp.rename(path)
-        dfd = os.open(self.dir, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-        return path
-
-    @staticmethod
-    def read(path: Path) -> list[Record]:
-        out: list[Record] = []
-        for line in path.read_bytes().splitlines():
-            if line.strip():
-                item = orjson.loads(line)
-                out.append((item["key"].encode(), orjson.dumps(item["value"]), item.get("headers")))
-        return out
 
 
 class BrokerLostLog(Exception):
@@ -142,7 +68,7 @@ class BrokerLostLog(Exception):
 
 
 class UsageEmitter:
-    """Collects usage dicts and ships them to ``topic`` (see the module docstring)."""
+    """Collects usage records and ships them to ``topic`` (see the module docstring)."""
 
     def __init__(
         self,
@@ -157,7 +83,6 @@ class UsageEmitter:
         resend_window_s: float = 10.0,
         resend_max_bytes: int = 8 << 20,
         idle_check_s: float = 0.25,
-        on_cost: Callable[[str | None, str | None, float, Any], None] | None = None,
     ) -> None:
         self._kafka = kafka
         self.topic = topic
@@ -171,8 +96,7 @@ class UsageEmitter:
         self._recent_bytes = 0
         self._idle_check = idle_check_s
         self._last_ack = 0.0  # monotonic time of the last acknowledged send
-        self._on_cost = on_cost
-        self._buf: list[dict[str, Any]] = []
+        self._buf: list[tuple[UsageRecord, dict[str, str] | None]] = []
         self._rng = random.Random()
         self._partition = 0
         self._wake = asyncio.Event()
@@ -197,12 +121,13 @@ class UsageEmitter:
     def pending(self) -> int:
         return len(self._buf)
 
-    def emit(self, record: dict[str, Any]) -> None:
-        """Hot path: O(1), never blocks, never raises."""
+    def emit(self, record: UsageRecord, trace: dict[str, str] | None = None) -> None:
+        """Hot path: O(1), never blocks, never raises. ``trace``: the record's W3C trace
+        context, sent as its Kafka headers."""
         buf = self._buf
         if not buf:
             self._wake.set()  # the flusher sleeps until there is something to send
-        buf.append(record)
+        buf.append((record, trace))
         if len(buf) >= self._batch_max:
             self._full.set()
 
@@ -267,40 +192,11 @@ class UsageEmitter:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(producer.stop(), 1.0)
 
-    def _encode(self, rec: dict[str, Any], now: datetime) -> Record:
-        prices = rec.pop("_prices", None)
-        micro = rec.pop("_micro", None)
-        fee = rec.pop("_byok_fee", 0)
-        cost = 0.0
-        if micro is not None:
-            nano = price_nano(
-                rec["input_tokens"], rec["output_tokens"], rec["cached_tokens"], micro
-            )
-            rec["cost_usd"] = nano_str(nano)
-        elif prices is not None:
-            dec = price(rec["input_tokens"], rec["output_tokens"], rec["cached_tokens"], prices)
-            rec["cost_usd"] = format(dec, "f")
-            nano = nano_of(rec["cost_usd"])
-        else:
-            rec["cost_usd"] = "0"
-            nano = 0
-        # the BYOK billing policy: what the request debits (budgets, prepaid credit)
-        billed = billed_nano(nano, bool(rec.get("byok")), fee)
-        rec["billed_usd"] = nano_str(billed)
-        cost = billed / 1e9
-        reservation = rec.pop("_reservation", None)
-        trace = rec.pop("_trace", None)
-        if (cost or reservation is not None) and self._on_cost is not None:
-            self._on_cost(rec.get("user_id"), rec.get("key_id"), cost, reservation)
-        started = rec.get("started_at")
-        if isinstance(started, float):
-            rec["started_at"] = datetime.fromtimestamp(started, UTC)
-        rec["event_id"] = fast_uuid4(self._rng)
-        rec["schema_version"] = 1
-        rec["occurred_at"] = now
+    def _encode(self, rec: UsageRecord, trace: dict[str, str] | None, now: datetime) -> Record:
+        event = rec.event(fast_uuid4(self._rng), now)
         # an exact-size copy: orjson's own buffer keeps ~16 KiB of capacity per record, which
         # adds up in the batch, the spool queue and the resend window
-        return rec["request_id"].encode(), bytes(memoryview(orjson.dumps(rec))), trace
+        return rec.request_id.encode(), bytes(memoryview(orjson.dumps(event))), trace
 
     async def _send(self, records: list[Record]) -> None:
         producer = self._producer
@@ -410,7 +306,7 @@ class UsageEmitter:
             return
         recs, self._buf = self._buf, []
         now = datetime.now(UTC)
-        records = [self._encode(r, now) for r in recs]
+        records = [self._encode(r, t, now) for r, t in recs]
         if not await self._deliver(records):
             await asyncio.to_thread(self.spool.write, records)
             self.spooled += len(records)

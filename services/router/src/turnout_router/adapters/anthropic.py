@@ -16,7 +16,14 @@ from turnout_common.errors import BadRequest, TurnoutError
 
 from . import translation as t
 from .anthropic_stream import AnthropicStream
-from .base import PreparedRequest, Purpose, StreamTranslator, UpstreamTarget, UsageCounts
+from .base import (
+    PreparedRequest,
+    Purpose,
+    StreamTranslator,
+    UpstreamTarget,
+    UsageCounts,
+    output_chars,
+)
 from .upstream_errors import map_status, retry_after
 
 API_VERSION = "2023-06-01"
@@ -264,6 +271,9 @@ class AnthropicAdapter:
             {},
             str(err.get("message") or err.get("type") or "stream error"),
         )
+
+    def output_chars(self, body: bytes) -> int:
+        return output_chars(body)  # parse() answers in OpenAI's shape
 
     def error(self, status: int, headers: Mapping[str, str], body: bytes) -> TurnoutError:
         try:

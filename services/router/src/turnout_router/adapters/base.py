@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+import orjson
+
 from turnout_common.errors import TurnoutError
 
 Purpose = Literal["chat", "completion", "embeddings", "reranking"]
@@ -52,6 +54,12 @@ class StreamTranslator(Protocol):
     usage: UsageCounts
     finish_reason: str | None
 
+    @property
+    def output_chars(self) -> int:
+        """Characters of generated text passed so far (content, tool names and arguments):
+        the estimate's basis when the upstream reports no usage."""
+        ...
+
     def feed(self, data: bytes) -> list[bytes]: ...
 
     def close(self) -> list[bytes]:
@@ -80,7 +88,39 @@ class Adapter(Protocol):
         only if ``include_usage`` (the client asked for it)."""
         ...
 
+    def output_chars(self, body: bytes) -> int:
+        """Characters of generated text in a body :meth:`parse` returned (the estimate's basis
+        when the upstream reports no usage)."""
+        ...
+
     def error(self, status: int, headers: Mapping[str, str], body: bytes) -> TurnoutError:
         """A non-2xx upstream response → our error (auth, rate limit + Retry-After, context
         length, content filter, 5xx …)."""
         ...
+
+
+def content_chars(choices: Any) -> int:
+    """Characters of generated text in OpenAI-shaped ``choices`` (messages or deltas)."""
+    n = 0
+    if isinstance(choices, list):
+        for ch in choices:
+            delta = ch.get("delta") or ch.get("message") or {}
+            content = delta.get("content") if isinstance(delta, dict) else None
+            if isinstance(content, str):
+                n += len(content)
+            text = ch.get("text")
+            if isinstance(text, str):
+                n += len(text)
+            for tc in (delta.get("tool_calls") or ()) if isinstance(delta, dict) else ():
+                fn = tc.get("function") or {}
+                n += len(fn.get("arguments") or "") + len(fn.get("name") or "")
+    return n
+
+
+def output_chars(body: bytes) -> int:
+    """Characters of generated text in an OpenAI-shaped response (for usage estimates)."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return 0
+    return content_chars(data.get("choices")) if isinstance(data, dict) else 0

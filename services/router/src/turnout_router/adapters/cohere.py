@@ -17,7 +17,14 @@ import orjson
 from turnout_common.errors import TurnoutError
 
 from . import translation as t
-from .base import PreparedRequest, Purpose, StreamTranslator, UpstreamTarget, UsageCounts
+from .base import (
+    PreparedRequest,
+    Purpose,
+    StreamTranslator,
+    UpstreamTarget,
+    UsageCounts,
+    output_chars,
+)
 from .cohere_request import chat_request, embed_request, rerank_request
 from .cohere_stream import CohereStream
 from .upstream_errors import map_status, retry_after
@@ -157,6 +164,9 @@ class CohereAdapter:
             usage_of=usage_of,
             error_of=lambda msg: error_from(500, {}, msg),
         )
+
+    def output_chars(self, body: bytes) -> int:
+        return output_chars(body)  # parse() answers in OpenAI's shape
 
     def error(self, status: int, headers: Mapping[str, str], body: bytes) -> TurnoutError:
         try:

@@ -18,7 +18,14 @@ import orjson
 from turnout_common.errors import TurnoutError
 
 from . import translation as t
-from .base import PreparedRequest, Purpose, StreamTranslator, UpstreamTarget, UsageCounts
+from .base import (
+    PreparedRequest,
+    Purpose,
+    StreamTranslator,
+    UpstreamTarget,
+    UsageCounts,
+    output_chars,
+)
 from .gemini_request import chat_request, embed_request
 from .gemini_stream import GeminiStream
 from .upstream_errors import map_status, retry_after
@@ -154,6 +161,9 @@ class GeminiAdapter:
             finish_of=finish_of,
             error_of=lambda err: error_from(int(err.get("code") or 500), {}, err),
         )
+
+    def output_chars(self, body: bytes) -> int:
+        return output_chars(body)  # parse() answers in OpenAI's shape
 
     def error(self, status: int, headers: Mapping[str, str], body: bytes) -> TurnoutError:
         try:

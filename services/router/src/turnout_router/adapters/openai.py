@@ -29,6 +29,8 @@ from turnout_router.adapters.base import (
     Purpose,
     UpstreamTarget,
     UsageCounts,
+    content_chars,
+    output_chars,
 )
 
 
@@ -78,23 +80,6 @@ def _usage(obj: Any) -> UsageCounts:
     return UsageCounts(int(inp or 0), int(out), int(cached or 0), present=inp is not None)
 
 
-def _content_chars(choices: Any) -> int:
-    n = 0
-    if isinstance(choices, list):
-        for ch in choices:
-            delta = ch.get("delta") or ch.get("message") or {}
-            content = delta.get("content") if isinstance(delta, dict) else None
-            if isinstance(content, str):
-                n += len(content)
-            text = ch.get("text")
-            if isinstance(text, str):
-                n += len(text)
-            for tc in (delta.get("tool_calls") or ()) if isinstance(delta, dict) else ():
-                fn = tc.get("function") or {}
-                n += len(fn.get("arguments") or "") + len(fn.get("name") or "")
-    return n
-
-
 class OpenAIStream:
     """SSE passthrough: splits events, rewrites ``model``, reads usage, drops the usage chunk
     unless the client asked for it. Never buffers more than one incomplete event."""
@@ -137,7 +122,7 @@ class OpenAIStream:
         if not isinstance(chunk, dict):
             return ev + b"\n\n"
         choices = chunk.get("choices")
-        self.output_chars += _content_chars(choices)
+        self.output_chars += content_chars(choices)
         if choices:
             fr = choices[0].get("finish_reason")
             if fr:
@@ -164,15 +149,6 @@ class OpenAIStream:
         self._buf = b""
         out.append(b"data: [DONE]\n\n")
         return out
-
-
-def output_chars(body: bytes) -> int:
-    """Characters of generated text in an OpenAI-shaped response (for usage estimates)."""
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return 0
-    return _content_chars(data.get("choices")) if isinstance(data, dict) else 0
 
 
 def _message(body: bytes) -> tuple[str, str | None]:
@@ -254,6 +230,9 @@ class OpenAIAdapter:
 
     def stream(self, public_model: str, *, include_usage: bool) -> OpenAIStream:
         return OpenAIStream(public_model, include_usage)
+
+    def output_chars(self, body: bytes) -> int:
+        return output_chars(body)  # parse() answers in OpenAI's shape
 
     def error(self, status: int, headers: Mapping[str, str], body: bytes) -> TurnoutError:
         message, code = _message(body)

@@ -32,6 +32,10 @@ class TranslatingStream(ABC):
         self._sse = SSEDecoder()
         self._started = self._finished = self._closed = False
 
+    @property
+    def output_chars(self) -> int:
+        return self._out.chars
+
     def feed(self, data: bytes) -> list[bytes]:
         return self._handle(self._sse.feed(data))
 

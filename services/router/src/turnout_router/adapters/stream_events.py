@@ -21,6 +21,7 @@ class ChunkWriter:
 
     def __init__(self, rid: str, created: int, model: str) -> None:
         self.rid, self.created, self.model = rid, created, model
+        self.chars = 0  # generated text written (content, tool names and arguments)
 
     def event(self, choices: list[Json], usage: Json | None = None) -> bytes:
         chunk: Json = {
@@ -43,9 +44,11 @@ class ChunkWriter:
         return self.delta({"role": "assistant", "content": ""})
 
     def content(self, text: str) -> bytes:
+        self.chars += len(text)
         return self.delta({"content": text})
 
     def tool_start(self, index: int, call_id: str, name: str, arguments: str = "") -> bytes:
+        self.chars += len(name) + len(arguments)
         return self.delta(
             {
                 "tool_calls": [
@@ -60,6 +63,7 @@ class ChunkWriter:
         )
 
     def tool_args(self, index: int, arguments: str) -> bytes:
+        self.chars += len(arguments)
         return self.delta({"tool_calls": [{"index": index, "function": {"arguments": arguments}}]})
 
     def finish(self, reason: str) -> bytes:

@@ -12,8 +12,8 @@ from typing import Any, Protocol
 
 import orjson
 
-from turnout_router.adapters.base import StreamTranslator, UsageCounts
-from turnout_router.adapters.openai import _content_chars, _usage
+from turnout_router.adapters.base import StreamTranslator, UsageCounts, content_chars
+from turnout_router.adapters.openai import _usage
 
 Json = dict[str, Any]
 Batch = list[Json | None]
@@ -74,7 +74,7 @@ class OpenAIChunks:
                 assert isinstance(chunk, dict)
                 choices = chunk.get("choices")
                 if choices:
-                    self.output_chars += _content_chars(choices)
+                    self.output_chars += content_chars(choices)
                     reason = choices[0].get("finish_reason")
                     if reason:
                         self.finish_reason = reason
@@ -102,7 +102,7 @@ class TranslatedChunks:
     def _batch(self, events: list[bytes]) -> Batch:
         inner = self.inner
         self.usage, self.finish_reason = inner.usage, inner.finish_reason
-        self.output_chars = int(getattr(inner, "output_chars", 0))
+        self.output_chars = inner.output_chars
         out: Batch = []
         for ev in events:
             chunk = _parse(ev)

@@ -168,5 +168,33 @@ class ViaChat:
         inner = self.inner.stream(public_model, include_usage=True)
         return self._events(TranslatedChunks(inner), public_model)
 
+    def output_chars(self, body: bytes) -> int:
+        return output_chars(body)
+
     def error(self, status: int, headers: Mapping[str, str], body: bytes) -> TurnoutError:
         return self.inner.error(status, headers, body)
+
+
+def output_chars(body: bytes) -> int:
+    """Characters of generated text in a Messages or Responses answer (the usage estimate's
+    basis when the upstream reports no usage): text blocks and tool arguments."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return 0
+    if not isinstance(data, dict):
+        return 0
+    n = 0
+    for block in data.get("content") or data.get("output") or ():
+        if not isinstance(block, dict):
+            continue
+        if isinstance(block.get("text"), str):  # a Messages text block
+            n += len(block["text"])
+        if block.get("type") == "tool_use":
+            n += len(block.get("name") or "") + len(orjson.dumps(block.get("input") or {}))
+        if isinstance(block.get("arguments"), str):  # a Responses function call
+            n += len(block["arguments"]) + len(block.get("name") or "")
+        for part in block.get("content") or () if block.get("type") == "message" else ():
+            if isinstance(part, dict) and isinstance(part.get("text"), str):
+                n += len(part["text"])
+    return n

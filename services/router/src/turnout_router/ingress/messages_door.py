@@ -21,11 +21,12 @@ from turnout_router.adapters.base import (
     StreamTranslator,
     UpstreamTarget,
     UsageCounts,
+    content_chars,
 )
-from turnout_router.adapters.openai import _content_chars
 
 from .chunks import ChunkSource
 from .door import Door, Ingress, Skips, ViaChat, new_id, stream_flag
+from .door import output_chars as door_output_chars
 from .messages import error_body, from_chat, to_chat
 from .messages_stream import MessagesEncoder, NativeMessagesStream, error_event
 
@@ -75,6 +76,9 @@ class NativeMessages:
     def stream(self, public_model: str, *, include_usage: bool) -> StreamTranslator:
         return NativeMessagesStream(public_model)
 
+    def output_chars(self, body: bytes) -> int:
+        return door_output_chars(body)
+
     def error(self, status: int, headers: Mapping[str, str], body: bytes) -> TurnoutError:
         return ANTHROPIC.error(status, headers, body)
 
@@ -94,7 +98,7 @@ class MessagesDoor(Door):
         return ViaChat(inner, self._encode, self._events)
 
     def _encode(self, chat: Json, usage: UsageCounts, model: str) -> Json:
-        self.output_chars = _content_chars(chat.get("choices"))
+        self.output_chars = content_chars(chat.get("choices"))
         shown = self.shown_usage(usage, self.output_chars)
         return from_chat(chat, shown, model, new_message_id())
 

@@ -8,8 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from turnout_common.errors import TurnoutError
-from turnout_router.adapters.base import Adapter, StreamTranslator, UsageCounts
-from turnout_router.adapters.openai import _content_chars
+from turnout_router.adapters.base import Adapter, StreamTranslator, UsageCounts, content_chars
 
 from .chunks import ChunkSource
 from .door import Door, Ingress, Skips, ViaChat, new_id, stream_flag
@@ -29,7 +28,7 @@ class ResponsesDoor(Door):
         super().__init__(body, to_chat(body, skips), skips)
 
     def _encode(self, chat: Json, usage: UsageCounts, model: str) -> Json:
-        self.output_chars = _content_chars(chat.get("choices"))
+        self.output_chars = content_chars(chat.get("choices"))
         shown = self.shown_usage(usage, self.output_chars)
         return from_chat(chat, shown, model, self.body, new_id, int(time.time()))
 

@@ -20,6 +20,7 @@ from turnout_router.adapters.base import (
     UsageCounts,
 )
 from turnout_router.adapters.openai import ADAPTER as OPENAI
+from turnout_router.ingress.door import output_chars as door_output_chars
 
 Json = dict[str, Any]
 NATIVE_KINDS = frozenset({"openai"})
@@ -75,6 +76,9 @@ class NativeResponses:
 
     def stream(self, public_model: str, *, include_usage: bool) -> StreamTranslator:
         return NativeResponsesStream(public_model)
+
+    def output_chars(self, body: bytes) -> int:
+        return door_output_chars(body)
 
     def error(self, status: int, headers: Mapping[str, str], body: bytes) -> TurnoutError:
         return OPENAI.error(status, headers, body)
