@@ -23,6 +23,7 @@ from turnout_common.broker import Producer
 from turnout_common.events import AlertEvent
 from turnout_common.testing.servers import LocalServer
 from turnout_common.testing.waiting import wait_until
+from turnout_metering.alerts import budget
 from turnout_metering.alerts.lag import LagWatch
 from turnout_metering.alerts.webhooks import SIGNATURE_HEADER, WebhookConfig, verify
 from turnout_metering.app import create_app
@@ -216,6 +217,11 @@ async def test_budget_alerts_reach_webhooks_once_per_crossing(
             for name, r in receivers.items():
                 print(show(name, r))
 
+    # what the Prometheus rules read (turnout_metering_budget_subjects): the highest level
+    async with rt.pool.acquire() as conn:
+        found = await budget.counts(conn, rt.credits.period())
+    assert found[("key", "100")] == 1 and found[("key", "80")] == 0
+    assert found[("user", "50")] == 1 and found[("user", "exhausted")] == 0
     # once per crossing: nothing more arrives
     assert len(receivers["json"].got) == 5
     assert receivers["alice"].got == []  # alice crossed nothing, bob's alerts are not hers

@@ -75,3 +75,9 @@ USAGE_RAW_SINCE = Gauge(
     "turnout_metering_usage_raw_since_seconds",
     "Start of the oldest usage_log partition (Unix time): raw rows go back this far",
 )
+BUDGET_SUBJECTS = Gauge(
+    "turnout_metering_budget_subjects",
+    "Users and keys of the current month past a budget threshold (level 50, 80, 100: the"
+    " highest reached) or with no prepaid credit left (level exhausted)",
+    ["subject_type", "level"],
+)

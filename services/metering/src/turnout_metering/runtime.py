@@ -213,12 +213,17 @@ class Runtime:
             metrics.ALERTS.labels("metering").inc()
 
     async def _lag_loop(self) -> None:
+        """The lag alert, and the budget gauge the Prometheus rules read."""
         while True:
             await asyncio.sleep(self.settings.alert_lag_check_s)
             try:
                 await self.check_lag()
+                async with self.pool.acquire() as conn:
+                    found = await budget.counts(conn, self.credits.period())
+                for (kind, level), n in found.items():
+                    metrics.BUDGET_SUBJECTS.labels(kind, level).set(n)
             except Exception:
-                log.exception("metering lag check failed")
+                log.exception("metering lag / budget check failed")
 
     async def start_consumer(self) -> UsageConsumer:
         ingestor = self.ingestor()

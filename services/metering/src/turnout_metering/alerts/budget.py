@@ -117,3 +117,17 @@ async def publish(
     if records:
         await enqueue_many(conn, schema, topic, records)
     return len(records)
+
+
+async def counts(conn: asyncpg.Connection, period: str) -> dict[tuple[str, str], int]:
+    """Subjects of ``period`` per (subject_type, level) — level 50/80/100 or exhausted."""
+    rows = await conn.fetch(
+        "SELECT subject_type, level::text AS level, count(*) AS n FROM alert_marks"
+        " WHERE period = $1 AND level > 0 GROUP BY 1, 2"
+        " UNION ALL SELECT subject_type, 'exhausted', count(*) FROM alert_marks"
+        " WHERE period = $1 AND exhausted GROUP BY 1",
+        period,
+    )
+    found = {(t, str(level)): 0 for t in ("user", "key") for level in (*THRESHOLDS, "exhausted")}
+    found.update({(r["subject_type"], r["level"]): r["n"] for r in rows})
+    return found

@@ -32,10 +32,17 @@ GROUP_SQL = {
 
 # The rollup plus each row's provider's latest name, under the rollup's own column names (so
 # the same filters apply). provider_names is small (a row per provider id): a hash join.
-_NAMED_DAILY = (
-    "(SELECT d.*, n.name AS provider_latest FROM usage_daily d"
+_NAMED = (
+    "(SELECT d.*, n.name AS provider_latest FROM {table} d"
     " LEFT JOIN provider_names n ON n.provider_id = d.provider_id) usage_daily"
 )
+
+
+def rollup_for(f: UsageFilter, group_by: str) -> str:
+    """usage_daily_models (no users, no keys: a few rows a day) when the summary neither filters
+    nor groups by a user or a key, else usage_daily. Both hold the same sums."""
+    personal = f.user_id is not None or f.key_id is not None or group_by in ("user", "key")
+    return "usage_daily" if personal else "usage_daily_models"
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +128,8 @@ async def summary(
     start: date | None,
     end: date | None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Aggregates from ``usage_daily`` (whole UTC days, ``start``..``end`` inclusive).
+    """Aggregates from the daily rollup (whole UTC days, ``start``..``end`` inclusive):
+    ``usage_daily``, or ``usage_daily_models`` when no user or key is involved.
 
     Grouped by provider, each row counts under its provider's latest name (``provider_names``;
     its id if it never had one), or, without a provider id, under the name it was recorded
@@ -136,7 +144,8 @@ async def summary(
         clauses.append(f"day <= ${len(args)}")
     where = " WHERE " + " AND ".join(clauses) if clauses else ""
     group = GROUP_SQL[group_by]
-    table = _NAMED_DAILY if group_by == "provider" else "usage_daily"
+    rollup = rollup_for(f, group_by)
+    table = _NAMED.format(table=rollup) if group_by == "provider" else f"{rollup} usage_daily"
     rows = await conn.fetch(
         f"SELECT NULLIF({group}, '') AS k, sum(requests) AS requests, sum(errors) AS errors,"
         " sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,"
@@ -152,7 +161,7 @@ async def summary(
         " sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,"
         " sum(cached_tokens) AS cached_tokens, sum(cost_usd) AS cost_usd,"
         " sum(billed_usd) AS billed_usd,"
-        f" sum(latency_sum_ms) AS latency_sum_ms FROM usage_daily{where}",
+        f" sum(latency_sum_ms) AS latency_sum_ms FROM {rollup}{where}",
         *args,
     )
     all_hists = sum_histograms([sum_histograms(r["hists"]) for r in rows])

@@ -50,6 +50,7 @@ _NEW_COLUMNS = (
 # The rollup's key (migration 0002 rebuilds the rows it had from usage_log with the same
 # aggregate): a provider's id and the name it was recorded under are both kept.
 _DIMS = "day, user_id, key_id, model, provider_id, provider, source, outcome"
+_MODEL_DIMS = "day, model, provider_id, provider, source, outcome"  # usage_daily_models
 
 # One statement, one snapshot: every derived table is fed from ``ins``, the rows that were
 # actually inserted (a duplicate request id inserts nothing, so it changes nothing).
@@ -72,6 +73,29 @@ WITH ins AS (
     FROM (SELECT *, {bucket_index_sql("latency_ms")} AS b FROM ins) n
     GROUP BY 1, 2, 3, 4, 5, 6, 7, 8 ORDER BY 1, 2, 3, 4, 5, 6, 7, 8
     ON CONFLICT ({_DIMS}) DO UPDATE SET
+        requests = d.requests + EXCLUDED.requests,
+        errors = d.errors + EXCLUDED.errors,
+        input_tokens = d.input_tokens + EXCLUDED.input_tokens,
+        output_tokens = d.output_tokens + EXCLUDED.output_tokens,
+        cached_tokens = d.cached_tokens + EXCLUDED.cached_tokens,
+        cost_usd = d.cost_usd + EXCLUDED.cost_usd,
+        billed_usd = d.billed_usd + EXCLUDED.billed_usd,
+        latency_sum_ms = d.latency_sum_ms + EXCLUDED.latency_sum_ms,
+        lat_hist = (SELECT array_agg(x + y ORDER BY i)
+                    FROM unnest(d.lat_hist, EXCLUDED.lat_hist) WITH ORDINALITY AS t(x, y, i))
+), models AS (  -- the same without users and keys (summaries of all usage)
+    INSERT INTO usage_daily_models AS d ({_MODEL_DIMS}, requests, errors, input_tokens,
+                                         output_tokens, cached_tokens, cost_usd, billed_usd,
+                                         latency_sum_ms, lat_hist)
+    SELECT (started_at AT TIME ZONE 'UTC')::date, coalesce(model, ''),
+           coalesce(provider_id, ''), coalesce(provider, ''), source, outcome, count(*),
+           count(*) FILTER (WHERE outcome <> 'success'), sum(input_tokens),
+           sum(output_tokens), sum(cached_tokens), sum(cost_usd), sum(billed_usd),
+           sum(latency_ms),
+           {histogram_sql("b")}
+    FROM (SELECT *, {bucket_index_sql("latency_ms")} AS b FROM ins) n
+    GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6
+    ON CONFLICT ({_MODEL_DIMS}) DO UPDATE SET
         requests = d.requests + EXCLUDED.requests,
         errors = d.errors + EXCLUDED.errors,
         input_tokens = d.input_tokens + EXCLUDED.input_tokens,
