@@ -276,3 +276,36 @@ async def test_store_down_fails_open_then_recovers(
             await r.aclose()
     finally:
         await router.stop()
+
+
+async def test_tokens_settle_with_the_reservation_in_one_script(
+    replicas: list[RunningRouter], world: Any, unique: str
+) -> None:
+    """A key with a tpm limit whose user has a budget: the request's real tokens are settled
+    and its reservation released by one SETTLE; the other replica then sees the bucket with
+    the real tokens taken (not the 2,000-token estimate)."""
+    user = f"u-{unique}"
+    await world.put(
+        "user", user, {"id": user, "tier": "starter", "monthly_budget_usd": "5", "enabled": True}
+    )
+    key = await shared_key(world, replicas, unique, user=user, tpm_limit=100_000)
+    code, _, h1 = await post(replicas[0], key, max_tokens=2000)
+    assert code == 200
+    store = replicas[0].app.limiter.shared
+    assert store is not None
+    r = Redis.from_url(REDIS_URL)
+    try:
+        held = store.key(user, f"user:{user}:held")
+        for _ in range(100):
+            if await r.zcard(held) == 0 and not store._pending:
+                break
+            await asyncio.sleep(0.05)
+        assert await r.zcard(held) == 0  # released
+    finally:
+        await r.aclose()
+    code, _, h2 = await post(replicas[1], key, max_tokens=2000)
+    assert code == 200
+    first = 100_000 - int(h1["x-ratelimit-remaining-tokens"])  # ~2,005: the estimate
+    left = int(h2["x-ratelimit-remaining-tokens"])
+    # without the settlement: 100,000 - 2 x ~2,005; with it, the first counts ~15 real tokens
+    assert first > 2000 and left > 100_000 - first - 100, (first, left)

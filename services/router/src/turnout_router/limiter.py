@@ -120,7 +120,10 @@ class Limiter:
         """Charge (or refund) the difference between real and estimated tokens."""
         if ctx.limits_shared and self.shared is not None and ctx.caller is not None:
             rates = [(lim.subject + ":tpm", lim.tpm, float(delta)) for lim in ctx.limits if lim.tpm]
-            if rates:
+            res = ctx.reservation
+            if isinstance(res, SharedReservation):
+                res.rates = tuple(rates)  # goes with the release (charge), one script
+            elif rates:
                 self.shared.settle(ctx.caller.key.user_id, rates, None, 0.0)
             return
         for lim in ctx.limits:
@@ -136,6 +139,6 @@ class Limiter:
     ) -> None:
         """The usage emitter priced a request: release its reservation, count its cost."""
         if isinstance(reservation, SharedReservation) and self.shared is not None:
-            self.shared.settle(user_id or "", (), reservation, cost)
+            self.shared.settle(user_id or "", reservation.rates, reservation, cost)
             return
         self.budgets.charge(user_id, key_id, cost, reservation)

@@ -59,6 +59,8 @@ class SharedReservation(Reservation):
 
     member: str = ""
     keys: tuple[str, ...] = ()
+    rates: tuple[tuple[str, int, float], ...] = ()
+    """The request's tpm settlement, sent with the release (one script for both)."""
 
 
 @dataclass(slots=True, frozen=True)
