@@ -292,3 +292,27 @@ async def test_tier_byok_fee(client: httpx.AsyncClient, admin: dict[str, str], u
     snap = (await client.get("/api/v1/snapshot", headers=admin)).json()
     tiers = [e for e in snap["entities"] if e["entity"] == "tier" and e["entity_id"] == tier]
     assert tiers[0]["data"]["byok_fee_pct"] == "2.5"
+
+
+async def test_tier_lab_quota(client: httpx.AsyncClient, admin: dict[str, str], uid) -> None:
+    tiers = {
+        t["name"]: t for t in (await client.get("/api/v1/tiers", headers=admin)).json()["data"]
+    }
+    seeded = {
+        n: tiers[n]["lab_monthly_quota"] for n in ("free", "starter", "professional", "enterprise")
+    }
+    assert seeded == {"free": 100, "starter": 1000, "professional": 5000, "enterprise": 10000}
+    tier = uid("lab")
+    r = await client.put(
+        f"/api/v1/tiers/{tier}", json={"rank": 1, "lab_monthly_quota": 5}, headers=admin
+    )
+    assert r.status_code == 200 and r.json()["lab_monthly_quota"] == 5, r.text
+    r = await client.put(
+        f"/api/v1/tiers/{tier}", json={"rank": 1, "lab_monthly_quota": 0}, headers=admin
+    )
+    assert r.status_code == 422
+    snap = (await client.get("/api/v1/snapshot", headers=admin)).json()
+    data = next(
+        e["data"] for e in snap["entities"] if e["entity"] == "tier" and e["entity_id"] == tier
+    )
+    assert data["lab_monthly_quota"] == 5

@@ -221,6 +221,7 @@ async def test_walkthrough(client, admin, config_events, settings, database_url,
         "rpm_limit": 3000,
         "tpm_limit": 10000000,
         "byok_fee_pct": "0",
+        "lab_monthly_quota": 10000,
     }
 
     # --- the key is revoked by DELETE, and the router hears it --------------------------------

@@ -123,3 +123,34 @@ async def test_stream_usage_chunk_says_what_it_cost(
     body.pop("stream_options")
     status, raw, _ = await _post(router, key, body)
     assert status == 200 and b'"turnout"' not in raw and b'"usage":{' not in raw
+
+
+async def test_lab_quota_used_up_refuses_lab_requests(
+    router: Any, world: Any, unique: str, producer: Any
+) -> None:
+    """Issue 16 item 5: once metering says the tier's lab quota is used up, lab requests get a
+    clear 429; the user's other requests still pass."""
+    key, _ = await _setup(world, router, unique, "0")
+    user = f"u-{unique}"
+    lab = {"model": "primary", "messages": MSG}
+    headers = {"Authorization": f"Bearer {key}", "x-turnout-source": "lab"}
+
+    async def post_lab() -> tuple[int, dict[str, Any]]:
+        async with (
+            aiohttp.ClientSession() as s,
+            s.post(router.url + "/v1/chat/completions", json=lab, headers=headers) as r,
+        ):
+            return r.status, await r.json()
+
+    assert (await post_lab())[0] == 200
+    ev = CreditEvent(
+        subject_type="user", subject_id=user, period="2026-12", lab_requests=100,
+        lab_quota=100, lab_blocked=True, seq=7,
+    )  # fmt: skip
+    await producer.send(CREDIT.name, ev.to_bytes(), key=ev.key.encode())
+    await until(lambda: router.app.state.credits.get(f"user:{user}") is not None)
+    status, body = await post_lab()
+    assert status == 429 and body["error"]["code"] == "lab_quota_exceeded", body
+    assert "100 requests" in body["error"]["message"]
+    status, _, _ = await _post(router, key, lab)  # not from the lab: served
+    assert status == 200

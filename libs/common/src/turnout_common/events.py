@@ -199,6 +199,12 @@ class CreditEvent(Event):
     remaining_usd: Money | None = None
     balance_usd: Money | None = None
     blocked: bool = False
+    lab_requests: int = 0
+    """Testing-lab requests (``source: lab``) of this user this period (users only)."""
+    lab_quota: int | None = None
+    """The user's tier's ``lab_monthly_quota`` (None: no quota)."""
+    lab_blocked: bool = False
+    """The lab quota is used up: the router refuses lab requests (429 ``lab_quota_exceeded``)."""
     seq: int = 0
 
     @property

@@ -101,6 +101,7 @@ def tier(r: Row) -> dict[str, Any]:
         "rpm_limit": r["rpm_limit"],
         "tpm_limit": r["tpm_limit"],
         "byok_fee_pct": money(r["byok_fee_pct"]),
+        "lab_monthly_quota": r["lab_monthly_quota"],
     }
 
 

@@ -27,6 +27,13 @@ def _money(value: Any) -> Decimal | None:
         return None
 
 
+def _quota(value: Any) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
 def _time(value: Any) -> datetime | None:
     if not value:
         return None
@@ -59,6 +66,7 @@ class Tier:
     name: str
     rank: int
     monthly_credits_usd: Decimal
+    lab_monthly_quota: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +139,7 @@ class ConfigState:
                     name=entity_id,
                     rank=int(data.get("rank") or 0),
                     monthly_credits_usd=_money(data.get("monthly_credits_usd")) or Decimal(0),
+                    lab_monthly_quota=_quota(data.get("lab_monthly_quota")),
                 )
             return {("user", u.id) for u in self.users.values() if u.tier == entity_id}
         # admin_token
@@ -149,6 +158,12 @@ class ConfigState:
 
     def is_admin_hash(self, token_hash: str) -> bool:
         return any(t.token_hash == token_hash and not t.revoked for t in self.admin_tokens.values())
+
+    def lab_quota(self, user_id: str) -> int | None:
+        """The user's tier's testing-lab requests per month (None: no quota)."""
+        user = self.users.get(user_id)
+        tier = self.tiers.get(user.tier) if user else None
+        return tier.lab_monthly_quota if tier else None
 
     def tier_credits(self, user_id: str) -> Decimal:
         user = self.users.get(user_id)

@@ -61,6 +61,8 @@ def on_credit(state: RouterState, _key: bytes | None, value: bytes | None) -> No
         bool(ev.get("blocked", False)),
         min(room) if room else None,
         float(ev.get("spent_usd") or 0),
+        lab_blocked=bool(ev.get("lab_blocked", False)),
+        lab_quota=ev.get("lab_quota") if isinstance(ev.get("lab_quota"), int) else None,
     )
 
 

@@ -86,6 +86,19 @@ class Gateway:
         self._targets_rev = -1
 
     # --- context ------------------------------------------------------------------------
+    def _lab_quota(self, caller: Caller) -> None:
+        """A testing-lab request (``x-turnout-source: lab``) of a user whose tier's monthly lab
+        quota is used up (metering's count, on the credit topic): 429 ``lab_quota_exceeded``."""
+        c = self.state.credits.get("user:" + caller.key.user_id)
+        if c is not None and c.lab_blocked:
+            quota = f"of {c.lab_quota} requests " if c.lab_quota is not None else ""
+            raise InsufficientQuota(
+                f"the testing lab's monthly quota {quota}on the {caller.tier!r} tier is used up;"
+                " it starts again with the next UTC month (requests without"
+                " x-turnout-source: lab are not affected)",
+                code="lab_quota_exceeded",
+            )
+
     def new_context(self, purpose: Any, path: str, source: str | None) -> RequestContext:
         return RequestContext(
             f"req_{self.rng.getrandbits(96):024x}",
@@ -127,6 +140,8 @@ class Gateway:
         need = _need(caller, inb, power_level, task_type)
         need.fallback_on_context = fallback_on_context
         chain = plan(index, need, cond, self.rng)
+        if ctx.source == "lab":
+            self._lab_quota(caller)
         est = inb.prompt_tokens + (inb.max_tokens or 0)
         limits = self._limits(caller)
         ctx.tokens_charged = est

@@ -167,6 +167,9 @@ class Credit:
     blocked: bool
     remaining_usd: float | None
     spent_usd: float = 0.0
+    lab_blocked: bool = False
+    """The user's testing-lab quota for the month is used up (metering's count)."""
+    lab_quota: int | None = None
 
 
 class RouterState:
@@ -259,10 +262,18 @@ class RouterState:
 
     # --- credit -------------------------------------------------------------------------
     def apply_credit(
-        self, key: str, seq: int, blocked: bool, remaining: float | None, spent: float = 0.0
+        self,
+        key: str,
+        seq: int,
+        blocked: bool,
+        remaining: float | None,
+        spent: float = 0.0,
+        *,
+        lab_blocked: bool = False,
+        lab_quota: int | None = None,
     ) -> bool:
         held = self.credits.get(key)
         if held is not None and held.seq > seq:
             return False
-        self.credits[key] = Credit(seq, blocked, remaining, spent)
+        self.credits[key] = Credit(seq, blocked, remaining, spent, lab_blocked, lab_quota)
         return True

@@ -49,6 +49,11 @@ class TierPut(Strict):
     max_keys: Limit | None = Field(
         None, description="most active keys a user may create themselves (null: no maximum)"
     )
+    lab_monthly_quota: Limit | None = Field(
+        None,
+        description="testing-lab requests (x-turnout-source: lab) a user may send per UTC month;"
+        " null: no quota (seeded: free 100, starter 1000, professional 5000, enterprise 10000)",
+    )
     byok_fee_pct: Decimal = Field(
         Decimal(0),
         ge=0,
@@ -66,6 +71,7 @@ class TierOut(BaseModel):
     rpm_limit: int | None
     tpm_limit: int | None
     max_keys: int | None = None
+    lab_monthly_quota: int | None = None
     byok_fee_pct: Decimal = Decimal(0)
     revision: int
     updated_at: datetime

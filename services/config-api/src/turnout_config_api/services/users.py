@@ -67,11 +67,13 @@ async def put_tier(pool: asyncpg.Pool, actor: Actor, name: str, body: TierPut) -
         rev = await next_revision(conn)
         row = await conn.fetchrow(
             "INSERT INTO tiers (name, rank, monthly_credits_usd, rpm_limit, tpm_limit, revision,"
-            " max_keys, byok_fee_pct) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+            " max_keys, byok_fee_pct, lab_monthly_quota)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
             " ON CONFLICT (name) DO UPDATE SET"
             " rank = EXCLUDED.rank, monthly_credits_usd = EXCLUDED.monthly_credits_usd,"
             " rpm_limit = EXCLUDED.rpm_limit, tpm_limit = EXCLUDED.tpm_limit,"
             " max_keys = EXCLUDED.max_keys, byok_fee_pct = EXCLUDED.byok_fee_pct,"
+            " lab_monthly_quota = EXCLUDED.lab_monthly_quota,"
             " revision = EXCLUDED.revision, updated_at = now() RETURNING *",
             name,
             body.rank,
@@ -81,6 +83,7 @@ async def put_tier(pool: asyncpg.Pool, actor: Actor, name: str, body: TierPut) -
             rev,
             body.max_keys,
             body.byok_fee_pct,
+            body.lab_monthly_quota,
         )
         assert row is not None
         await record_change(conn, actor, rev, "tier", before, row)

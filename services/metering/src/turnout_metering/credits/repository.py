@@ -31,6 +31,17 @@ async def spend_for(
     return {(r[0], r[1]): r[2] for r in rows}
 
 
+async def lab_for(conn: asyncpg.Connection, user_ids: Iterable[str], period: str) -> dict[str, int]:
+    """Testing-lab requests per user this period."""
+    rows = await conn.fetch(
+        "SELECT subject_id, lab_requests FROM spend WHERE subject_type = 'user'"
+        " AND period = $2 AND subject_id = ANY($1::text[])",
+        sorted(user_ids),
+        period,
+    )
+    return {r[0]: int(r[1]) for r in rows}
+
+
 async def balances_for(conn: asyncpg.Connection, user_ids: Iterable[str]) -> dict[str, Decimal]:
     rows = await conn.fetch(
         "SELECT user_id, balance_usd FROM credit_accounts WHERE user_id = ANY($1::text[])",
@@ -57,18 +68,24 @@ async def save_states(conn: asyncpg.Connection, states: Sequence[dict[str, Any]]
     cols = ("subject_type", "subject_id", "period", "limit_usd", "spent_usd", "remaining_usd")
     rows = await conn.fetch(
         "INSERT INTO credit_state AS c (subject_type, subject_id, seq, period, limit_usd,"
-        " spent_usd, remaining_usd, balance_usd, blocked)"
-        " SELECT t, i, 1, p, l, s, r, b, x FROM unnest($1::text[], $2::text[], $3::text[],"
-        " $4::numeric[], $5::numeric[], $6::numeric[], $7::numeric[], $8::bool[])"
-        " WITH ORDINALITY AS u(t, i, p, l, s, r, b, x, n) ORDER BY n"
+        " spent_usd, remaining_usd, balance_usd, blocked, lab_requests, lab_quota, lab_blocked)"
+        " SELECT t, i, 1, p, l, s, r, b, x, lr, lq, lb FROM unnest($1::text[], $2::text[],"
+        " $3::text[], $4::numeric[], $5::numeric[], $6::numeric[], $7::numeric[], $8::bool[],"
+        " $9::bigint[], $10::integer[], $11::bool[])"
+        " WITH ORDINALITY AS u(t, i, p, l, s, r, b, x, lr, lq, lb, n) ORDER BY n"
         " ON CONFLICT (subject_type, subject_id) DO UPDATE SET seq = c.seq + 1,"
         " period = EXCLUDED.period, limit_usd = EXCLUDED.limit_usd,"
         " spent_usd = EXCLUDED.spent_usd, remaining_usd = EXCLUDED.remaining_usd,"
-        " balance_usd = EXCLUDED.balance_usd, blocked = EXCLUDED.blocked, updated_at = now()"
+        " balance_usd = EXCLUDED.balance_usd, blocked = EXCLUDED.blocked,"
+        " lab_requests = EXCLUDED.lab_requests, lab_quota = EXCLUDED.lab_quota,"
+        " lab_blocked = EXCLUDED.lab_blocked, updated_at = now()"
         " RETURNING subject_type, subject_id, seq",
         *[[s[c] for s in states] for c in cols],
         [s["balance_usd"] for s in states],
         [s["blocked"] for s in states],
+        [s.get("lab_requests", 0) for s in states],
+        [s.get("lab_quota") for s in states],
+        [s.get("lab_blocked", False) for s in states],
     )
     seqs = {(r[0], r[1]): r[2] for r in rows}
     return [seqs[(s["subject_type"], s["subject_id"])] for s in states]

@@ -36,6 +36,10 @@ def matters(old: Any, new: dict[str, Any]) -> bool:
         return True
     if any(old[f] != new[f] for f in ("period", "limit_usd", "blocked")):
         return True
+    if old["lab_quota"] != new.get("lab_quota") or old["lab_blocked"] != new.get(
+        "lab_blocked", False
+    ):
+        return True
     if (old["balance_usd"] is None) != (new["balance_usd"] is None):
         return True
     limited = new["limit_usd"] is not None or new["balance_usd"] is not None
@@ -111,11 +115,17 @@ class CreditService:
         spent = await repo.spend_for(conn, wanted, period)
         users = [i for t, i in wanted if t == "user"]
         balances = await repo.balances_for(conn, users)
+        labs = await repo.lab_for(conn, users, period)
         previous = await repo.states_for(conn, wanted)
         changed: list[dict[str, Any]] = []
         for subject in sorted(wanted):
             balance = balances.get(subject[1]) if subject[0] == "user" else None
             new = self.state(subject, spent.get(subject, Decimal(0)), balance, period)
+            if subject[0] == "user":
+                quota = self._config.lab_quota(subject[1])
+                used = labs.get(subject[1], 0)
+                new["lab_requests"], new["lab_quota"] = used, quota
+                new["lab_blocked"] = quota is not None and used >= quota
             if matters(previous.get(subject), new):
                 changed.append(new)
         if not changed:

@@ -114,17 +114,20 @@ WITH ins AS (
     ON CONFLICT (provider_id) DO UPDATE SET name = EXCLUDED.name, seen_at = EXCLUDED.seen_at
     WHERE (EXCLUDED.seen_at, EXCLUDED.name) > (p.seen_at, p.name)
 ), spent AS (
-    INSERT INTO spend AS s (subject_type, subject_id, period, spent_usd, requests)
-    SELECT t, id, period, sum(cost), count(*) FROM (
-        SELECT 'user' AS t, user_id AS id, period, billed_usd AS cost FROM ins
-        WHERE user_id IS NOT NULL
+    INSERT INTO spend AS s (subject_type, subject_id, period, spent_usd, requests, lab_requests)
+    SELECT t, id, period, sum(cost), count(*), count(*) FILTER (WHERE lab) FROM (
+        SELECT 'user' AS t, user_id AS id, period, billed_usd AS cost,
+               source = 'lab' AND outcome <> 'rejected' AS lab
+        FROM ins WHERE user_id IS NOT NULL
         UNION ALL
-        SELECT 'key', key_id, period, billed_usd FROM ins WHERE key_id IS NOT NULL
+        SELECT 'key', key_id, period, billed_usd, source = 'lab' AND outcome <> 'rejected'
+        FROM ins WHERE key_id IS NOT NULL
     ) x
     GROUP BY t, id, period ORDER BY t, id, period
     ON CONFLICT (subject_type, subject_id, period) DO UPDATE SET
         spent_usd = s.spent_usd + EXCLUDED.spent_usd,
         requests = s.requests + EXCLUDED.requests,
+        lab_requests = s.lab_requests + EXCLUDED.lab_requests,
         updated_at = now()
     RETURNING subject_type, subject_id
 ), debit AS (  -- prepaid users (with a credit account): one debit entry per batch
