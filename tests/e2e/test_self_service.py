@@ -160,6 +160,25 @@ def test_self_service_walkthrough_and_byok_billing(system: Any) -> None:
                     f"cloud-{tag}" if is_byok else f"house-{tag}"
                 )
                 expected[r.headers["x-request-id"]] = (cost, billed, is_byok)
+                # the user has prepaid credit: every answer says what is left of it
+                assert Decimal(r.headers["x-turnout-credits-remaining-usd"]) < 100
+        # a stream's usage chunk says what it cost (checked against metering's row below)
+        stream_body = {
+            "model": byok_model,
+            "messages": [{"role": "user", "content": "w w w"}],
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        r = httpx.post(router + "/v1/chat/completions", json=stream_body, headers=auth, timeout=30)
+        priced = [
+            json.loads(line[6:])
+            for line in r.text.split("\n\n")
+            if line.startswith("data: {") and '"turnout"' in line
+        ]
+        assert len(priced) == 1, r.text
+        streamed = (r.headers["x-request-id"], priced[0]["turnout"])
+        assert Decimal(streamed[1]["credits_remaining_usd"]) < 100
+        byok_up.requests.pop()  # the stream's own request (not one of the 1,000)
         # every BYOK request reached the upstream with the user's key, never the platform's
         assert {q["headers"]["Authorization"] for q in byok_up.requests} == {f"Bearer {own_secret}"}
         assert len(platform_up.requests) == REQUESTS // 3 + 1
@@ -207,6 +226,8 @@ def test_self_service_walkthrough_and_byok_billing(system: Any) -> None:
             fee = (Decimal(row["cost_usd"]) * FEE_PCT / 100).quantize(NANO, ROUND_HALF_UP)
             mine = fee if row["byok"] == "True" else Decimal(row["cost_usd"])
             assert Decimal(row["billed_usd"]) == mine, row
+        row = next(row for row in every if row["request_id"] == streamed[0])
+        assert row["cost_usd"] == streamed[1]["cost_usd"]  # measured cost = metering's row
         summary = httpx.get(
             f"{meter}/api/v1/usage/summary", params={"user_id": user}, headers=admin
         ).json()
