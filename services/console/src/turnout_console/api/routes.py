@@ -14,6 +14,8 @@ from turnout_console.views import toast
 
 router = APIRouter(prefix="/routes")
 PURPOSES = ("chat", "embeddings", "reranking")
+CHOICES = 200
+"""Enabled models offered per purpose (the first by name; a select of 10,000 helps nobody)."""
 
 
 def _status(provider: dict[str, Any]) -> str:
@@ -25,9 +27,9 @@ def _status(provider: dict[str, Any]) -> str:
 async def routes_page(request: Request, parts: PartsDep, session: AdminDep) -> Response:
     cred = session.credential.get_secret_value()
     call = parts.client.call
-    routes, models, providers = await asyncio.gather(  # at once: three independent reads
+    per_purpose = {"limit": CHOICES, "enabled": "true"}
+    routes, providers, *lists = await asyncio.gather(  # at once: independent reads
         call("config", "GET", "/api/v1/routes", cred),
-        call("config", "GET", "/api/v1/models", cred, params={"limit": 500, "enabled": "true"}),
         # only enabled providers' health matters for a choice (and 10,000 disabled ones
         # should not make the page slow)
         call(
@@ -37,17 +39,20 @@ async def routes_page(request: Request, parts: PartsDep, session: AdminDep) -> R
             cred,
             params={"limit": 500, "enabled_only": "true"},
         ),
+        *(
+            call("config", "GET", "/api/v1/models", cred, params={**per_purpose, "purpose": p})
+            for p in PURPOSES
+        ),
     )
     health = {p["id"]: _status(p) for p in providers.data["data"]} if providers.ok else {}
     current = {r["purpose"]: r for r in routes.data["data"]} if routes.ok else {}
     choices: dict[str, dict[str, list[dict[str, Any]]]] = {p: defaultdict(list) for p in PURPOSES}
     by_name: dict[str, dict[str, Any]] = {}
-    for m in models.data["data"] if models.ok else []:
-        m["health"] = health.get(m["provider_id"], "unknown")
-        by_name[m["name"]] = m
-        for purpose in m["purposes"]:
-            if purpose in choices:
-                choices[purpose][m["provider_name"]].append(m)
+    for purpose, listed in zip(PURPOSES, lists, strict=True):
+        for m in listed.data["data"] if listed.ok else []:
+            m["health"] = health.get(m["provider_id"], "unknown")
+            by_name[m["name"]] = m
+            choices[purpose][m["provider_name"]].append(m)
     cards = []
     for purpose in PURPOSES:
         route = current.get(purpose)
@@ -58,9 +63,11 @@ async def routes_page(request: Request, parts: PartsDep, session: AdminDep) -> R
                 "route": route,
                 "model": model,
                 "groups": sorted(choices[purpose].items()),
+                # the current model and fallbacks stay chosen even when not among those offered
+                "offered": {m["name"] for ms in choices[purpose].values() for m in ms},
             }
         )
-    error = next((r.message for r in (routes, models, providers) if not r.ok), None)
+    error = next((r.message for r in (routes, providers, *lists) if not r.ok), None)
     return parts.templates.TemplateResponse(
         request, "routes.html", {"session": session, "cards": cards, "error": error}
     )
