@@ -33,7 +33,7 @@ import httpx
 
 from turnout_common.crypto import generate_key
 from turnout_common.devinfra import free_port
-from turnout_metering.usage.latency import bucket_index_sql, histogram_sql
+from turnout_metering.usage.latency import BUCKETS, bucket_index_sql, histogram_sql
 
 ROOT = Path(__file__).resolve().parents[1]
 N = int(os.environ.get("N", "10000"))
@@ -127,6 +127,20 @@ GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
 """
 
 
+USAGE_DAILY_MODELS = f"""
+INSERT INTO metering.usage_daily_models (day, model, provider_id, provider, source, outcome,
+    requests, errors, input_tokens, output_tokens, cached_tokens, cost_usd, billed_usd,
+    latency_sum_ms, lat_hist)
+SELECT day, model, provider_id, provider, source, outcome, sum(requests), sum(errors),
+       sum(input_tokens), sum(output_tokens), sum(cached_tokens), sum(cost_usd),
+       sum(billed_usd), sum(latency_sum_ms),
+       ARRAY[{", ".join(f"sum(lat_hist[{i + 1}])" for i in range(BUCKETS))}]::bigint[]
+FROM metering.usage_daily
+GROUP BY day, model, provider_id, provider, source, outcome
+"""
+"""The rollup without users and keys (metering migration 0011), as that migration fills it."""
+
+
 async def seed(dsn: str) -> dict[str, float]:
     took: dict[str, float] = {}
     conn = await asyncpg.connect(dsn)
@@ -139,6 +153,8 @@ async def seed(dsn: str) -> dict[str, float]:
         async with conn.transaction():
             await conn.execute(USAGE_LOG, USAGE_ROWS, N)
             await conn.execute(usage_daily_sql())
+            if await conn.fetchval("SELECT to_regclass('metering.usage_daily_models')"):
+                await conn.execute(USAGE_DAILY_MODELS)
         await conn.execute("ANALYZE")
         took["usage rows"] = time.perf_counter() - t0
     finally:

@@ -137,6 +137,10 @@ def test_spec_walkthrough_in_the_browser(
     tokens_in, tokens_out = prompt_tokens(messages), count_words(fake.behaviour.reply)
     cost = (tokens_in * Decimal("0.2") + tokens_out * Decimal("0.6")) / Decimal(1_000_000)
     expect(page.get_by_label("Model", exact=True)).to_have_value("auto")
+    # a template fills the composer (its prompt and parameters); the prompt is then our own
+    page.get_by_label("Template").select_option("explain-quantum")
+    expect(page.get_by_label("Prompt")).to_have_value(re.compile("quantum physics"))
+    expect(page.get_by_label("Max tokens")).to_have_value("512")
     page.get_by_label("Prompt").fill(prompt)
     fake.behaviour.chunk_delay_s = 0.15  # one word at a time, so the page shows it growing
     page.evaluate(WATCH_ANSWER)
@@ -153,8 +157,8 @@ def test_spec_walkthrough_in_the_browser(
     expect(metrics.locator('[data-metric="ttft_ms"]')).to_contain_text("ms")
     expect(page.locator("#lab-cost [data-cost]")).to_be_visible(timeout=20_000)
     assert Decimal(page.locator("#lab-cost [data-cost]").get_attribute("data-cost")) == cost
-    history = page.locator("#lab-history").get_by_role("row").filter(has_text=model)
-    expect(history.first).to_be_visible()
+    history = page.get_by_role("region", name="History").get_by_role("row").filter(has_text=model)
+    expect(history).to_contain_text("explain-quantum")  # the template, as task type
     shot(page, "lab")
 
     # 6. the request is in the user's usage, exact to the token and cent
