@@ -26,6 +26,7 @@ def test_tiers_settings_and_credits(page: Any, system: Any, shot: Any) -> None:
     page.get_by_label("Name of the new tier").fill(tier)
     page.get_by_label("Monthly credits of the new tier").fill("12.5")
     page.get_by_label("Requests per minute of the new tier").fill("60")
+    page.get_by_label("Lab runs per month of the new tier").fill("25")
     page.get_by_role("button", name="Add tier").click()
     expect(page.get_by_role("status").filter(has_text=f"Tier {tier} saved.")).to_be_visible()
     expect(page.get_by_label(f"Requests per minute of {tier}")).to_have_value("60")
@@ -42,6 +43,7 @@ def test_tiers_settings_and_credits(page: Any, system: Any, shot: Any) -> None:
     expect(page.get_by_role("status").filter(has_text=f"Tier {tier} saved.")).to_be_visible()
     got = {t["name"]: t for t in httpx.get(cfg + "/tiers", headers=admin).json()["data"]}
     assert got[tier]["rpm_limit"] == 90 and got[tier]["monthly_credits_usd"] == "12.5"
+    assert got[tier]["lab_monthly_quota"] == 25  # kept through the edit (a PUT of every field)
     shot(page, "tiers")
 
     # the user: moved to the tier with a budget, then credit granted and adjusted

@@ -1,5 +1,6 @@
-"""Tiers (admin): every tier with its rank, monthly credits, rate limits, key maximum and BYOK
-fee, each editable; a new tier is a PUT of a new name (config-api validates every field)."""
+"""Tiers (admin): every tier with its rank, monthly credits, rate limits, key maximum, lab
+quota and BYOK fee, each editable; a new tier is a PUT of a new name (config-api validates
+every field; the form sends every field, so a PUT keeps what it shows)."""
 
 from __future__ import annotations
 
@@ -51,6 +52,7 @@ async def save_tier(
     rpm_limit: Num = "",
     tpm_limit: Num = "",
     max_keys: Num = "",
+    lab_monthly_quota: Num = "",
     byok_fee_pct: Num = "0",
 ) -> Response:
     """A PUT: the tier gets exactly these values (blank limits: none)."""
@@ -60,6 +62,7 @@ async def save_tier(
         "rpm_limit": _int(rpm_limit, "rpm_limit"),
         "tpm_limit": _int(tpm_limit, "tpm_limit"),
         "max_keys": _int(max_keys, "max_keys"),
+        "lab_monthly_quota": _int(lab_monthly_quota, "lab_monthly_quota"),
         "byok_fee_pct": byok_fee_pct.strip() or "0",
     }
     result = await parts.client.call(
