@@ -87,3 +87,48 @@ async def test_models_rollup_equals_usage_daily_summed(conn: asyncpg.Connection)
     by_key = await queries.summary(conn, UsageFilter(), "key", None, None)
     assert totals == by_key[1]
     assert [(g["key"], g["requests"]) for g in data] == [("m0", 133), ("m1", 133), ("m2", 133)]
+
+
+async def test_list_counts_from_the_rollup_are_exact(conn: asyncpg.Connection) -> None:
+    """GET /usage's ``total`` counts whole days from the rollup: it equals counting the log
+    for every window (partial days, whole days, open ends) and filter."""
+    start = datetime(2026, 9, 28, 17, 30, tzinfo=UTC)
+    events = [
+        usage(user_id=f"u{i % 4}", key_id=f"k{i % 6}", model=f"m{i % 3}",
+              provider="alpha" if i % 5 else "beta", provider_id="pa" if i % 5 else "pb",
+              started_at=start + timedelta(minutes=97 * i), status=500 if i % 11 == 0 else 200,
+              outcome="upstream_error" if i % 11 == 0 else "success")
+        for i in range(300)
+    ]  # fmt: skip
+    schema = await conn.fetchval("SELECT current_schema()")
+    await Partitions(schema, "month", 0, None).ensure_for(
+        conn, [e.started_at for e in events], datetime.now(UTC)
+    )
+    async with conn.transaction():
+        await write_batch(conn, events, period="2026-10")
+    t = datetime(2026, 10, 3, 11, 15, tzinfo=UTC)
+    windows = [
+        (None, None), (t, None), (None, t), (t, t + timedelta(days=4, hours=3)),
+        (t.replace(hour=0, minute=0), t + timedelta(days=2)), (t, t + timedelta(hours=5)),
+        (start - timedelta(days=40), start + timedelta(days=90)),
+        (t, t.replace(hour=0, minute=0) + timedelta(days=3)),
+    ]  # fmt: skip
+    filters = [
+        UsageFilter(), UsageFilter(user_id="u1"), UsageFilter(key_id="k5"),
+        UsageFilter(model="m2", outcome="success"), UsageFilter(provider="beta"),
+        UsageFilter(provider="pa", user_id="u3"), UsageFilter(status=500),
+        UsageFilter(source="api"),
+    ]  # fmt: skip
+    for lo, hi in windows:
+        for f in filters:
+            exact = await conn.fetchval(
+                "SELECT count(*) FROM usage_log WHERE ($1::timestamptz IS NULL OR started_at >= $1)"
+                " AND ($2::timestamptz IS NULL OR started_at < $2)"
+                " AND ($3::text IS NULL OR user_id = $3) AND ($4::text IS NULL OR key_id = $4)"
+                " AND ($5::text IS NULL OR model = $5) AND ($6::text IS NULL OR outcome = $6)"
+                " AND ($7::text IS NULL OR provider = $7 OR provider_id = $7)"
+                " AND ($8::int IS NULL OR status = $8)",
+                lo, hi, f.user_id, f.key_id, f.model, f.outcome, f.provider, f.status,
+            )  # fmt: skip
+            assert await queries.count_usage(conn, f, lo, hi) == exact, (lo, hi, f)
+    assert await queries.count_usage(conn, UsageFilter(), None, None) == 300

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import asyncpg
@@ -92,7 +92,7 @@ async def list_usage(
         args.append(end)
         clauses.append(f"started_at < ${len(args)}")
     where = " WHERE " + " AND ".join(clauses) if clauses else ""
-    total = await conn.fetchval(f"SELECT count(*) FROM usage_log{where}", *args)
+    total = await count_usage(conn, f, start, end)
     n = len(args)
     rows = await conn.fetch(
         f"SELECT {LIST_COLUMNS} FROM usage_log{where}"
@@ -166,3 +166,64 @@ async def summary(
     )
     all_hists = sum_histograms([sum_histograms(r["hists"]) for r in rows])
     return data, _summary_row(None, total, all_hists)
+
+
+async def _count_log(
+    conn: asyncpg.Connection, f: UsageFilter, lo: datetime | None, hi: datetime | None
+) -> int:
+    clauses, args = _where(f, rollup=False)
+    for bound, op in ((lo, ">="), (hi, "<")):
+        if bound is not None:
+            args.append(bound)
+            clauses.append(f"started_at {op} ${len(args)}")
+    where = " WHERE " + " AND ".join(clauses) if clauses else ""
+    return int(await conn.fetchval(f"SELECT count(*) FROM usage_log{where}", *args))
+
+
+def _midnight(moment: datetime, *, up: bool) -> datetime:
+    utc = moment.astimezone(UTC)
+    floor = datetime.combine(utc.date(), time(0), UTC)
+    return floor + timedelta(days=1) if up and floor != utc else floor
+
+
+async def count_usage(
+    conn: asyncpg.Connection, f: UsageFilter, start: datetime | None, end: datetime | None
+) -> int:
+    """How many log rows match, exactly, without counting millions of them one by one: the
+    whole UTC days of the window from usage_daily_models (every row inserted into usage_log is
+    counted there, by the same statement), the partial days at its ends from the log. The
+    window starts no earlier than the oldest partition (retention dropped the raw rows before
+    it, not their rollup). A user's or key's rows are few and indexed: counted in the log (an
+    index-only scan beats reading their rollup rows scattered over the heap), and so are the
+    filters usage_daily_models lacks (``status``; ``source``, which an erasure renames in the
+    log but not there)."""
+    if f.user_id is not None or f.key_id is not None:
+        return await _count_log(conn, f, start, end)
+    if f.status is not None or f.source is not None:
+        return await _count_log(conn, f, start, end)
+    oldest = await conn.fetchval(
+        "SELECT min(substring(c.relname from 12 for 8)) FROM pg_inherits i"
+        " JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'usage_log'::regclass"
+    )
+    if oldest is None:
+        return 0
+    since = datetime.strptime(oldest, "%Y%m%d").replace(tzinfo=UTC)
+    lo = since if start is None else max(start, since)
+    first = _midnight(lo, up=True)
+    last = None if end is None else _midnight(end, up=False)
+    if end is not None and last is not None and last <= first:  # no whole day inside
+        return await _count_log(conn, f, start, end)
+    total = await _count_log(conn, f, lo, first) if lo < first else 0
+    clauses, args = _where(f, rollup=True)
+    args.append(first.date())
+    clauses.append(f"day >= ${len(args)}")
+    if end is not None and last is not None:
+        args.append(last.date())
+        clauses.append(f"day < ${len(args)}")
+        if last < end:
+            total += await _count_log(conn, f, last, end)
+    rollup = rollup_for(f, "day")
+    days = await conn.fetchval(
+        f"SELECT coalesce(sum(requests), 0) FROM {rollup} WHERE {' AND '.join(clauses)}", *args
+    )
+    return total + int(days)
