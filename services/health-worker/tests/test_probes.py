@@ -17,7 +17,9 @@ from turnout_health.probes import classify, probe_requests, run_probe
         ("vllm", "http://gpu:8000/v1", ["http://gpu:8000/health", "http://gpu:8000/v1/models"]),
         ("ollama", "http://box:11434", ["http://box:11434/api/tags"]),
         ("ollama", "http://box:11434/v1/", ["http://box:11434/api/tags"]),
-        ("llamacpp", "http://cpp:8080/v1", ["http://cpp:8080/health"]),
+        # one probe plan for config-api's test and the health-worker (the two copies disagreed
+        # before turnout_common.provider_kinds): llama.cpp's /health, then its model list
+        ("llamacpp", "http://cpp:8080/v1", ["http://cpp:8080/health", "http://cpp:8080/v1/models"]),
         ("openai_compatible", "http://x/v1", ["http://x/v1/models"]),
         ("groq", None, ["https://api.groq.com/openai/v1/models"]),
         ("openai", None, ["https://api.openai.com/v1/models"]),

@@ -27,8 +27,12 @@ def counting_upstream(hits: list[str]) -> web.Application:
         hits.append(request.path)
         return web.json_response({"status": "ok"})
 
+    async def models(_: web.Request) -> web.Response:  # a llama.cpp probe lists models last
+        return web.json_response({"object": "list", "data": []})
+
     app = web.Application()
     app.router.add_get("/health", health)
+    app.router.add_get("/v1/models", models)
     return app
 
 

@@ -1,4 +1,5 @@
-"""Provider kinds: default base URLs (each official SDK's convention) and URL rules."""
+"""Provider kinds as config-api accepts them: the facts are turnout_common.provider_kinds's
+table; here the API's enum, the base URL rules and the BYOK rule."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Any, Literal, get_args
 from urllib.parse import urlsplit
 
 from turnout_common.errors import ValidationFailed
+from turnout_common.provider_kinds import KINDS as PROVIDER_KINDS
 
 ProviderKind = Literal[
     "vllm",
@@ -23,46 +25,26 @@ ProviderKind = Literal[
     "fireworks",
 ]
 KINDS: tuple[str, ...] = get_args(ProviderKind)
-
-DEFAULT_BASE_URLS: dict[str, str] = {
-    "openai": "https://api.openai.com/v1",
-    "anthropic": "https://api.anthropic.com",
-    "google": "https://generativelanguage.googleapis.com",
-    "cohere": "https://api.cohere.com",
-    "openrouter": "https://openrouter.ai/api/v1",
-    "groq": "https://api.groq.com/openai/v1",
-    "together": "https://api.together.xyz/v1",
-    "mistral": "https://api.mistral.ai/v1",
-    "fireworks": "https://api.fireworks.ai/inference/v1",
-    "ollama": "http://127.0.0.1:11434",
-}
-SELF_HOSTED = frozenset({"vllm", "ollama", "llamacpp", "openai_compatible"})
-AUTH_STYLES: dict[str, str] = {
-    "anthropic": "x-api-key header",
-    "google": "x-goog-api-key header",
-}
-"""How each kind sends its key (the rest: ``Authorization: Bearer``; self-hosted may need none)."""
+assert KINDS == tuple(PROVIDER_KINDS), "ProviderKind must list turnout_common.provider_kinds"
+BYOK_CAPABLE = frozenset(k for k in KINDS if PROVIDER_KINDS[k].byok_capable)
+"""Kinds an admin may open to BYOK (``byok_enabled`` on a provider): cloud APIs, where each
+user has an account and a key of their own; a self-hosted server has one operator."""
 
 
 def describe_kinds() -> list[dict[str, Any]]:
     """Every provider kind: default URL, how its key is sent, whether users may bring a key."""
     return [
         {
-            "kind": kind,
-            "default_base_url": DEFAULT_BASE_URLS.get(kind),
-            "base_url_example": EXAMPLES.get(kind),
-            "self_hosted": kind in SELF_HOSTED,
-            "auth": AUTH_STYLES.get(kind, "Authorization: Bearer header"),
-            "key_required": kind not in SELF_HOSTED,
-            "byok_capable": kind in BYOK_CAPABLE,
+            "kind": k.name,
+            "default_base_url": k.default_base_url,
+            "base_url_example": k.example,
+            "self_hosted": k.self_hosted,
+            "auth": k.auth_style,
+            "key_required": not k.self_hosted,
+            "byok_capable": k.byok_capable,
         }
-        for kind in KINDS
+        for k in PROVIDER_KINDS.values()
     ]
-
-
-BYOK_CAPABLE = frozenset(KINDS) - SELF_HOSTED
-"""Kinds an admin may open to BYOK (``byok_enabled`` on a provider): cloud APIs, where each
-user has an account and a key of their own; a self-hosted server has one operator."""
 
 
 def check_byok(kind: str, byok_enabled: bool) -> None:
@@ -74,21 +56,14 @@ def check_byok(kind: str, byok_enabled: bool) -> None:
         )
 
 
-NEEDS_V1 = frozenset({"vllm", "openai_compatible"})
-EXAMPLES = {
-    "vllm": "http://gpu-box:8000/v1",
-    "openai_compatible": "http://my-server:8080/v1",
-    "llamacpp": "http://127.0.0.1:8080",
-}
-
-
 def resolve_base_url(kind: str, base_url: str | None) -> str:
     """The base URL to store: the given one (validated, no trailing slash) or the default."""
     if not base_url:
-        default = DEFAULT_BASE_URLS.get(kind)
+        default = PROVIDER_KINDS[kind].default_base_url
         if default is None:
             raise ValidationFailed(
-                f"base_url is required for kind {kind!r} (e.g. {EXAMPLES.get(kind, 'http://host:port')})",
+                f"base_url is required for kind {kind!r} "
+                f"(e.g. {PROVIDER_KINDS[kind].example or 'http://host:port'})",
                 param="base_url",
             )
         return default
@@ -112,15 +87,10 @@ def resolve_base_url(kind: str, base_url: str | None) -> str:
         )
     if parts.query or parts.fragment:
         raise ValidationFailed("base_url must not have a query or fragment", param="base_url")
-    if kind in NEEDS_V1 and not parts.path.endswith("/v1"):
+    if PROVIDER_KINDS[kind].convention == "v1" and not parts.path.endswith("/v1"):
         raise ValidationFailed(
             f"base_url for kind {kind!r} must end with /v1 like the OpenAI SDK's base_url "
-            f"(e.g. {EXAMPLES[kind]}); got {base_url!r}",
+            f"(e.g. {PROVIDER_KINDS[kind].example}); got {base_url!r}",
             param="base_url",
         )
     return url
-
-
-def server_root(base_url: str) -> str:
-    """``http://host:8000/v1`` -> ``http://host:8000`` (for /health and Ollama's /api)."""
-    return base_url[: -len("/v1")] if base_url.endswith("/v1") else base_url

@@ -8,25 +8,14 @@ from typing import TYPE_CHECKING, Any
 from fastapi import Request
 from fastapi.responses import Response
 
+from turnout_common.provider_kinds import KINDS as PROVIDER_KINDS
+
 if TYPE_CHECKING:
     from turnout_console.deps import Parts
 
-KINDS = (
-    "openai_compatible",
-    "vllm",
-    "ollama",
-    "llamacpp",
-    "openai",
-    "anthropic",
-    "google",
-    "cohere",
-    "openrouter",
-    "groq",
-    "together",
-    "mistral",
-    "fireworks",
-)
-"""What config-api accepts as ``kind`` (it validates; this only fills the select)."""
+KINDS = ("openai_compatible", *(k for k in PROVIDER_KINDS if k != "openai_compatible"))
+"""What config-api accepts as ``kind`` (:mod:`turnout_common.provider_kinds`; config-api
+validates, this fills the select, the generic kind first)."""
 
 
 def page_window(page: int, total: int, size: int) -> dict[str, Any]:

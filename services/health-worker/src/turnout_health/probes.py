@@ -13,23 +13,13 @@ from typing import Literal
 import httpx
 
 from turnout_common.events import HealthStatus
+from turnout_common.provider_kinds import KINDS
+from turnout_common.provider_kinds import kind as provider_kind
 
 Verdict = Literal["success", "failure", "neutral"]
 """How a probe counts for the circuit: auth and config problems are neutral."""
 
-SELF_HOSTED = frozenset({"vllm", "ollama", "llamacpp", "openai_compatible"})
-DEFAULT_BASE_URLS = {
-    "openai": "https://api.openai.com/v1",
-    "openrouter": "https://openrouter.ai/api/v1",
-    "groq": "https://api.groq.com/openai/v1",
-    "together": "https://api.together.xyz/v1",
-    "mistral": "https://api.mistral.ai/v1",
-    "fireworks": "https://api.fireworks.ai/inference/v1",
-    "anthropic": "https://api.anthropic.com",
-    "google": "https://generativelanguage.googleapis.com",
-    "cohere": "https://api.cohere.com",
-}
-ANTHROPIC_VERSION = "2023-06-01"
+SELF_HOSTED = frozenset(k.name for k in KINDS.values() if k.self_hosted)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,39 +41,14 @@ class ProbeResult:
     """vLLM only: ``vllm:num_requests_running`` from its ``/metrics`` (None: unknown)."""
 
 
-def _strip(url: str, *suffixes: str) -> str:
-    url = url.rstrip("/")
-    for suffix in suffixes:
-        if url.endswith(suffix):
-            return url[: -len(suffix)]
-    return url
+def default_base_url(kind: str) -> str | None:
+    return provider_kind(kind).default_base_url
 
 
 def probe_requests(kind: str, base_url: str | None, api_key: str | None) -> list[ProbeRequest]:
-    """The GETs that check a provider of ``kind``, in order (all must succeed)."""
-    base = (base_url or DEFAULT_BASE_URLS.get(kind, "")).rstrip("/")
-    if not base:
-        raise ValueError(f"a {kind} provider needs a base_url to be probed")
-    bearer = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    if kind == "vllm":
-        root = _strip(base, "/v1")
-        return [ProbeRequest(f"{root}/health", bearer), ProbeRequest(f"{root}/v1/models", bearer)]
-    if kind == "ollama":
-        return [ProbeRequest(f"{_strip(base, '/v1', '/api')}/api/tags", bearer)]
-    if kind == "llamacpp":
-        return [ProbeRequest(f"{_strip(base, '/v1')}/health", bearer)]
-    if kind == "anthropic":
-        headers = {
-            "anthropic-version": ANTHROPIC_VERSION,
-            **({"x-api-key": api_key} if api_key else {}),
-        }
-        return [ProbeRequest(f"{_strip(base, '/v1')}/v1/models", headers)]
-    if kind == "google":
-        headers = {"x-goog-api-key": api_key} if api_key else {}
-        return [ProbeRequest(f"{_strip(base, '/v1beta', '/v1')}/v1beta/models", headers)]
-    if kind == "cohere":
-        return [ProbeRequest(f"{_strip(base, '/v1', '/v2')}/v1/models", bearer)]
-    return [ProbeRequest(f"{base}/models", bearer)]  # openai and every OpenAI-compatible kind
+    """The GETs that check a provider of ``kind``, in order (all must succeed): the kind's row
+    of :mod:`turnout_common.provider_kinds`."""
+    return [ProbeRequest(u, h) for u, h in provider_kind(kind).probe_requests(base_url, api_key)]
 
 
 def classify(http_status: int, latency_ms: float, slow_ms: float) -> ProbeResult:
@@ -165,7 +130,7 @@ async def vllm_queue(
 ) -> tuple[float | None, float | None]:
     """Scrape a vLLM server's ``/metrics`` (next to its ``/health``) for its queue; (None,
     None) if it does not answer with them (the probe's verdict does not depend on it)."""
-    url = f"{_strip(base_url.rstrip('/'), '/v1')}/metrics"
+    url = f"{provider_kind('vllm').server_root(base_url)}/metrics"
     try:
         resp = await client.get(url, headers=headers, timeout=timeout_s)
     except httpx.HTTPError:

@@ -20,7 +20,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from turnout_common.tracing import ServiceTracing
-from turnout_health.probes import DEFAULT_BASE_URLS, ProbeResult
+from turnout_health.probes import ProbeResult, default_base_url
 from turnout_health.registry import ProviderConfig
 
 Run = Callable[[ProviderConfig, bool], Awaitable[ProbeResult]]
@@ -35,7 +35,7 @@ class HealthTracing(ServiceTracing):
             "turnout.provider.kind": cfg.kind,
             "turnout.probe.trial": trial,
         }
-        host = _host(cfg.base_url or DEFAULT_BASE_URLS.get(cfg.kind, ""))
+        host = _host(cfg.base_url or default_base_url(cfg.kind) or "")
         if host:
             attrs["server.address"] = host
         span = self.tracer.start_span(f"probe {cfg.kind}", kind=SpanKind.CLIENT, attributes=attrs)

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from turnout_common.errors import BadRequest, TurnoutError
+from turnout_common.provider_kinds import ANTHROPIC_VERSION, KINDS
 
 from . import translation as t
 from .anthropic_stream import AnthropicStream
@@ -26,8 +27,8 @@ from .base import (
 )
 from .upstream_errors import map_status, retry_after
 
-API_VERSION = "2023-06-01"
-DEFAULT_BASE_URL = "https://api.anthropic.com"
+API_VERSION = ANTHROPIC_VERSION
+DEFAULT_BASE_URL = KINDS["anthropic"].default_base_url or ""
 DEFAULT_MAX_TOKENS = 4096
 FINISH = {
     "end_turn": "stop",

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from turnout_common.errors import TurnoutError
+from turnout_common.provider_kinds import KINDS
 
 from . import translation as t
 from .base import (
@@ -29,7 +30,7 @@ from .cohere_request import chat_request, embed_request, rerank_request
 from .cohere_stream import CohereStream
 from .upstream_errors import map_status, retry_after
 
-DEFAULT_BASE_URL = "https://api.cohere.com"
+DEFAULT_BASE_URL = KINDS["cohere"].default_base_url or ""
 FINISH = {
     "COMPLETE": "stop",
     "STOP_SEQUENCE": "stop",

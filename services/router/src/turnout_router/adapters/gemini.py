@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from turnout_common.errors import TurnoutError
+from turnout_common.provider_kinds import KINDS
 
 from . import translation as t
 from .base import (
@@ -30,7 +31,7 @@ from .gemini_request import chat_request, embed_request
 from .gemini_stream import GeminiStream
 from .upstream_errors import map_status, retry_after
 
-DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
+DEFAULT_BASE_URL = KINDS["google"].default_base_url or ""
 FINISH = {
     "STOP": "stop",
     "MAX_TOKENS": "length",

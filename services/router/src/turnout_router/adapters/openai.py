@@ -8,7 +8,6 @@ style and whether the server accepts ``stream_options.include_usage``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -24,6 +23,7 @@ from turnout_common.errors import (
     UpstreamAuthFailed,
     UpstreamError,
 )
+from turnout_common.provider_kinds import KINDS, ProviderKind
 from turnout_router.adapters.base import (
     PreparedRequest,
     Purpose,
@@ -33,30 +33,11 @@ from turnout_router.adapters.base import (
     output_chars,
 )
 
-
-@dataclass(slots=True, frozen=True)
-class ProviderRow:
-    default_base_url: str | None
-    auth_header: str = "Authorization"
-    auth_prefix: str = "Bearer "
-    stream_usage_option: bool = True
-    openai_prefix: str = ""
-    """Where the OpenAI-compatible API lives below a server-root base_url (config-api stores
-    Ollama's and llama.cpp's base_url as their server root, their own SDKs' convention)."""
-
-
-PROVIDERS: dict[str, ProviderRow] = {
-    "openai": ProviderRow("https://api.openai.com/v1"),
-    "openrouter": ProviderRow("https://openrouter.ai/api/v1"),
-    "groq": ProviderRow("https://api.groq.com/openai/v1"),
-    "together": ProviderRow("https://api.together.xyz/v1"),
-    "mistral": ProviderRow("https://api.mistral.ai/v1", stream_usage_option=False),
-    "fireworks": ProviderRow("https://api.fireworks.ai/inference/v1"),
-    "vllm": ProviderRow("http://127.0.0.1:8000/v1"),
-    "ollama": ProviderRow("http://127.0.0.1:11434/v1", openai_prefix="/v1"),
-    "llamacpp": ProviderRow("http://127.0.0.1:8080/v1", openai_prefix="/v1"),
-    "openai_compatible": ProviderRow(None),
+PROVIDERS: dict[str, ProviderKind] = {
+    name: row for name, row in KINDS.items() if row.protocol == "openai"
 }
+"""The kinds this adapter serves: rows of :mod:`turnout_common.provider_kinds` (default base
+URL, auth header, ``openai_prefix`` below a server-root base URL, stream usage option)."""
 _GENERIC = PROVIDERS["openai_compatible"]
 
 _PATHS: dict[str, str] = {

@@ -5,13 +5,15 @@ from __future__ import annotations
 import importlib
 import logging
 
+from turnout_common.provider_kinds import KINDS
 from turnout_router.adapters.base import Adapter
 from turnout_router.adapters.openai import ADAPTER as OPENAI
 from turnout_router.adapters.openai import PROVIDERS
 
 log = logging.getLogger(__name__)
 
-_TRANSLATED = {"anthropic": "anthropic", "google": "gemini", "cohere": "cohere"}
+_MODULES = {"anthropic": "anthropic", "google": "gemini", "cohere": "cohere"}
+"""wire protocol (:mod:`turnout_common.provider_kinds`) → its adapter module"""
 _cache: dict[str, Adapter | None] = {}
 
 
@@ -19,7 +21,8 @@ def adapter_for(kind: str) -> Adapter | None:
     """The adapter of a provider kind; None when the kind's module is not installed."""
     if kind in PROVIDERS:
         return OPENAI
-    module = _TRANSLATED.get(kind)
+    row = KINDS.get(kind)
+    module = _MODULES.get(row.protocol) if row is not None else None
     if module is None:
         return OPENAI  # unknown kinds are treated as OpenAI-compatible servers
     if kind not in _cache:
