@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -267,6 +268,12 @@ def test_the_audit_log_shows_a_change_made_in_the_console(admin: httpx.Client) -
     assert made.status_code == 200
     page = admin.get("/audit", params={"entity": "provider", "action": "create"}).text
     assert name in page and "<details>" in page
+    today = datetime.now(UTC).date().isoformat()
+    same_day = admin.get("/audit", params={"entity": "provider", "from": today, "to": today})
+    assert name in same_day.text
+    long_ago = admin.get("/audit", params={"entity": "provider", "to": "2000-01-01"})
+    assert long_ago.status_code == 200 and name not in long_ago.text
+    assert admin.get("/audit", params={"from": "yesterday"}).status_code == 422
 
 
 def test_the_lab_offers_the_templates_and_streams_the_routers_refusal(

@@ -1,12 +1,15 @@
-"""Audit log (admin): config changes filtered by actor, entity and action, with each diff."""
+"""Audit log (admin): config changes filtered by actor, entity, action and a day range, with
+each diff."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
+from turnout_console.api.usage import DayQ, ToQ, day_param
 from turnout_console.deps import AdminDep, PartsDep
 from turnout_console.views import page_window
 
@@ -23,19 +26,41 @@ async def audit_page(
     actor: Str = None,
     entity: Str = None,
     action: Str = None,
+    start: DayQ = None,
+    end: ToQ = None,
     page: Annotated[int, Query(ge=1, le=100_000_000)] = 1,
 ) -> Response:
-    filters = {"actor": actor or None, "entity": entity or None, "action": action or None}
+    since, until = day_param(start, "from"), day_param(end, "to")
+    filters = {
+        "actor": actor or None,
+        "entity": entity or None,
+        "action": action or None,
+        "from": since.isoformat() if since else None,
+        "to": until.isoformat() if until else None,
+    }
+    # a day range: from the start of the first day to the end of the last
+    window = {
+        "since": f"{since.isoformat()}T00:00:00Z" if since else None,
+        "until": f"{until.isoformat()}T23:59:59.999999Z" if until else None,
+    }
     result = await parts.client.call(
         "config",
         "GET",
         "/api/v1/audit",
         session.credential.get_secret_value(),
-        params={**filters, "limit": PAGE, "offset": (page - 1) * PAGE},
+        params={
+            "actor": filters["actor"],
+            "entity": filters["entity"],
+            "action": filters["action"],
+            **window,
+            "limit": PAGE,
+            "offset": (page - 1) * PAGE,
+        },
     )
     ctx: dict[str, Any] = {
         "session": session,
         "filters": filters,
+        "query": urlencode({k: v for k, v in filters.items() if v}),
         "rows": [],
         "total": 0,
         "page": page,

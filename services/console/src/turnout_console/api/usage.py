@@ -24,7 +24,7 @@ DayQ = Annotated[str | None, Query(alias="from", max_length=10)]
 ToQ = Annotated[str | None, Query(alias="to", max_length=10)]
 
 
-def _day(value: str | None, name: str) -> date | None:
+def day_param(value: str | None, name: str) -> date | None:
     """A date field left blank is no filter; anything else must be YYYY-MM-DD."""
     if not value:
         return None
@@ -41,7 +41,7 @@ def _filters(
     start_s: str | None,
     end_s: str | None,
 ) -> dict[str, Any]:
-    start, end = _day(start_s, "from"), _day(end_s, "to")
+    start, end = day_param(start_s, "from"), day_param(end_s, "to")
     return {
         "user_id": user_id or None,
         "model": model or None,
