@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -153,11 +154,13 @@ class Partitions:
     def missing(self, moments: Iterable[datetime], now: datetime) -> list[Span]:
         """The units ``moments`` fall in that no partition known to this process covers,
         except those before the retention horizon (such a record is refused and set aside)."""
-        known = self._known or []
+        known = self._known or []  # sorted, never overlapping
+        starts = [s.lo for s in known]
         horizon = self.horizon(now)
         found: set[Span] = set()
         for moment in moments:
-            if any(s.lo <= moment < s.hi for s in known):
+            at = bisect_right(starts, moment) - 1  # the last partition starting at or before
+            if at >= 0 and moment < known[at].hi:
                 continue
             span = unit_of(moment, self.unit)
             if horizon is None or span.hi > horizon:
