@@ -51,7 +51,11 @@ POST_ROUTES: dict[str, Purpose] = {
     "/v1/embeddings": "embeddings",
     "/v1/rerank": "reranking",
 }
-APIS = {"/v1/chat/completions": "chat.completions", "/v1/completions": "completions"}
+APIS = {
+    "/v1/chat/completions": "chat.completions",
+    "/v1/completions": "completions",
+    "/v1/rerank": "rerank",  # the purpose is "reranking": not a value UsageEvent.api takes
+}
 INGRESS: dict[str, Ingress] = {"/v1/messages": MESSAGES, "/v1/responses": RESPONSES}
 """Other client APIs, served as chat requests (turnout_router.ingress)."""
 JSON = [("content-type", "application/json")]
