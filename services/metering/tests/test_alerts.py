@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -269,3 +270,30 @@ def test_lag_alert_once_per_crossing() -> None:
     assert watch.check(5000) is None  # still above: no new alert
     assert watch.check(100) is None  # back at the limit: armed again
     assert watch.check(101) is not None
+
+
+async def test_credits_exhausted_once_until_a_grant_rearms_it(runtime: Runtime) -> None:
+    """alice (pro tier: $10 of monthly credit) runs out: one credits_exhausted alert, none for
+    more usage while out, another after a grant and running out again."""
+
+    async def alerts() -> list[AlertEvent]:
+        async with runtime.pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT payload FROM outbox WHERE topic = $1 ORDER BY id",
+                runtime.settings.alerts_topic,
+            )
+        return [AlertEvent.from_bytes(r["payload"]) for r in rows]
+
+    ing = runtime.ingestor()
+    await ing.ingest([usage(cost="9.5")])
+    assert [a.alert for a in await alerts()] == []
+    await ing.ingest([usage(cost="0.75")])  # balance -0.25
+    await ing.ingest([usage(cost="0.01")])  # still out: nothing new
+    found = await alerts()
+    assert [(a.alert, a.subject_id, a.user_id) for a in found] == [
+        ("credits_exhausted", "alice", "alice")
+    ]
+    assert found[0].details["balance_usd"] == "-0.250000000"  # when it crossed
+    await runtime.credits.grant("alice", Decimal("1"), "top-up", "admin:test")
+    await ing.ingest([usage(cost="0.80")])
+    assert [a.alert for a in await alerts()] == ["credits_exhausted"] * 2
