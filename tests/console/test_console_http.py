@@ -181,6 +181,7 @@ def test_every_state_changing_route_refuses_a_request_without_the_csrf_token(
         auth,
         health,
         lab,
+        model_actions,
         models,
         my_keys,
         my_provider_keys,
@@ -194,8 +195,8 @@ def test_every_state_changing_route_refuses_a_request_without_the_csrf_token(
     )
 
     modules = (
-        admin_users, auth, health, lab, models, my_keys, my_provider_keys, provider_actions,
-        providers, routes, rules, tiers, user_settings, users,
+        admin_users, auth, health, lab, model_actions, models, my_keys, my_provider_keys,
+        provider_actions, providers, routes, rules, tiers, user_settings, users,
     )  # fmt: skip
     found = [r for m in modules for r in m.router.routes if isinstance(r, APIRoute)]
     posts = [r.path for r in found if "POST" in r.methods and r.path != "/login"]

@@ -72,3 +72,29 @@ def test_admin_creates_edits_reorders_and_deletes_rules(page: Any, system: Any, 
         ).click()
         expect(page.get_by_role("status").filter(has_text="Rule deleted.").last).to_be_visible()
         expect(page.locator("#rules tbody tr").filter(has_text=name)).to_have_count(0)
+
+    # the model those rules sent to: edited in its dialog (prices, deprecation, a fallback)
+    r = httpx.post(cfg + "/models", headers=admin, json={
+        "provider": provider, "upstream_model": "m2", "name": f"{model}-b"})  # fmt: skip
+    assert r.status_code == 201, r.text
+    page.get_by_role("link", name="Models").click()
+    page.get_by_label("Search").fill(model)
+    page.get_by_label("Search").press("Enter")
+    row = page.locator("#models tbody tr").filter(has_text=f"{model}").first
+    expect(page.locator("#models tbody tr")).to_have_count(2)
+    page.get_by_role("button", name=f"Edit {model}", exact=True).click()
+    edit = page.locator("#model-edit")
+    expect(edit.get_by_label("Public name")).to_be_focused()
+    edit.get_by_label("Input price (USD per 1M tokens)").fill("0.25")
+    edit.get_by_label("Output price (USD per 1M tokens)").fill("1.25")
+    edit.get_by_label("Fallbacks").fill(f"{model}-b")
+    edit.get_by_label("Deprecated").check()
+    edit.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("status").filter(has_text=f"Model {model} saved.")).to_be_visible()
+    expect(edit).not_to_be_visible()
+    got = httpx.get(cfg + "/models", headers=admin, params={"search": model}).json()["data"]
+    mine = next(m for m in got if m["name"] == model)
+    assert mine["fallbacks"] == [f"{model}-b"] and mine["deprecated"], mine
+    assert mine["input_price_per_mtok"] == "0.25", mine
+    expect(row).to_contain_text("0.25", timeout=15_000)  # after the table refreshed
+    expect(row).to_contain_text("deprecated")

@@ -22,6 +22,7 @@ from turnout_console.api import (
     catalog,
     health,
     lab,
+    model_actions,
     models,
     my_keys,
     my_provider_keys,
@@ -102,6 +103,7 @@ def create_app(
     app.include_router(my_provider_keys.router)
     app.include_router(catalog.router)
     app.include_router(models.router)
+    app.include_router(model_actions.router)
     app.include_router(routes.router)
     app.include_router(rules.router)
     app.include_router(admin_users.router)

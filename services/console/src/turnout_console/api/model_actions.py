@@ -1,0 +1,74 @@
+"""Models (admin), one at a time: the edit dialog (name, purposes, prices per 1M tokens,
+context window, power level, fallbacks, enabled, deprecated), sent as a PATCH."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import Response
+
+from turnout_console.api.models import _price
+from turnout_console.deps import AdminCsrfDep, AdminDep, PartsDep
+from turnout_console.views import safe_segment, toast
+
+router = APIRouter(prefix="/models")
+PURPOSES = ("chat", "completion", "embeddings", "reranking")
+
+
+@router.get("/{model_id}/edit")
+async def edit_form(
+    request: Request, parts: PartsDep, session: AdminDep, model_id: str
+) -> Response:
+    result = await parts.client.call(
+        "config",
+        "GET",
+        f"/api/v1/models/{safe_segment(model_id)}",
+        session.credential.get_secret_value(),
+    )
+    if not result.ok:
+        return toast(parts, request, "error", result.message, status=result.status or 502)
+    return parts.templates.TemplateResponse(
+        request, "partials/model_edit.html", {"m": result.data, "purposes": PURPOSES}
+    )
+
+
+@router.post("/{model_id}")
+async def update_model(
+    request: Request,
+    parts: PartsDep,
+    session: AdminCsrfDep,
+    model_id: str,
+    name: Annotated[str, Form(min_length=1, max_length=200)],
+    purposes: Annotated[list[Literal["chat", "completion", "embeddings", "reranking"]], Form()],
+    input_price: Annotated[str, Form(max_length=40)] = "0",
+    output_price: Annotated[str, Form(max_length=40)] = "0",
+    context_window: Annotated[int | None, Form(ge=1, le=100_000_000)] = None,
+    power_level: Annotated[Literal["", "eco", "balanced", "precision"], Form()] = "",
+    fallbacks: Annotated[str, Form(max_length=4000)] = "",
+    enabled: Annotated[str, Form(max_length=5)] = "",
+    deprecated: Annotated[str, Form(max_length=5)] = "",
+) -> Response:
+    body: dict[str, Any] = {
+        "name": name.strip(),
+        "purposes": purposes,
+        "input_price_per_mtok": _price(input_price, "input_price"),
+        "output_price_per_mtok": _price(output_price, "output_price"),
+        "power_level": power_level or None,
+        "fallbacks": [f.strip() for f in fallbacks.split(",") if f.strip()],
+        "enabled": enabled == "on",
+        "deprecated": deprecated == "on",
+    }
+    if context_window:
+        body["context_window"] = context_window
+    result = await parts.client.call(
+        "config",
+        "PATCH",
+        f"/api/v1/models/{safe_segment(model_id)}",
+        session.credential.get_secret_value(),
+        json=body,
+    )
+    if not result.ok:
+        return toast(parts, request, "error", result.message, status=result.status or 502)
+    msg = f"Model {result.data['name']} saved."
+    return toast(parts, request, "success", msg, trigger="models-changed")
