@@ -196,6 +196,18 @@ def test_spec_walkthrough_in_the_browser(
     csv_text = open(download.value.path()).read()
     assert model in csv_text and ",lab," in csv_text
 
+    # the admin's lab: the router serves keys only, so the admin pastes one for the run; the
+    # key is used, never shown, and the run appears with its user in the lab's history
+    page.get_by_role("link", name="Testing lab").click()
+    page.get_by_label("Prompt").fill("a second prompt, from the admin")
+    page.get_by_label("Virtual key to send as").fill(secret)
+    page.get_by_role("button", name="Send").click()
+    expect(page.locator("#lab-answer")).to_have_text(fake.behaviour.reply, timeout=20_000)
+    expect(page.locator("#lab-cost [data-cost]")).to_be_visible(timeout=20_000)
+    runs = page.get_by_role("region", name="History").get_by_role("row").filter(has_text=user)
+    expect(runs).to_have_count(2)
+    assert secret not in page.content()
+
     page.goto(f"{base}/users/{user}")
     page.get_by_role("row").filter(has_text="laptop").get_by_role("button", name="Revoke").click()
     toast(page, "Key revoked.")
