@@ -92,7 +92,8 @@ async def _scrape_router() -> str:
     from turnout_router.app import RouterApp
     from turnout_router.settings import RouterSettings
 
-    app = RouterApp(RouterSettings())
+    # with a shared limits store configured (never connected here): its two series exist then
+    app = RouterApp(RouterSettings(redis_url="redis://127.0.0.1:6379/15"))
     proto = _Proto()
     await app.__rsgi__(_Scope("/metrics"), proto)
     assert proto.status == 200
