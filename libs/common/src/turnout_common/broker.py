@@ -1,8 +1,7 @@
-"""Kafka helpers: a faststream broker factory, a plain producer, topic creation.
+"""Kafka helpers: consumers with every timeout from settings, a plain producer, topic creation.
 
-Importing this module does not import faststream or OpenTelemetry (about a second and 10 MB):
-only :func:`make_broker` needs faststream and :func:`trace_headers` OpenTelemetry, so the data
-plane can use :class:`Producer`, :func:`ensure_topics` and :func:`wait_for_broker` without them.
+Importing this module imports neither faststream nor OpenTelemetry (about a second and 10 MB),
+so the data plane can use :class:`Producer`, :func:`ensure_topics` and :func:`wait_for_broker`.
 
 Written against the Kafka protocol. On the Tansu broker used in dev and tests, idempotent
 producers and transactions are unavailable (SPEC §4), so exactly-once *effects* come from
@@ -25,36 +24,9 @@ from turnout_common.settings import KafkaSettings
 from turnout_common.topics import ALL_TOPICS, Topic
 
 if TYPE_CHECKING:
-    from faststream.kafka import KafkaBroker
-    from opentelemetry.trace import TracerProvider
-
     from turnout_common.outbox import OutboxRecord
 
 log = logging.getLogger(__name__)
-
-
-def make_broker(
-    settings: KafkaSettings,
-    *,
-    tracer_provider: TracerProvider | None = None,
-    client_id: str | None = None,
-    **kwargs: Any,
-) -> KafkaBroker:
-    """A faststream ``KafkaBroker`` with OpenTelemetry (trace context in message headers)."""
-    from faststream.kafka import KafkaBroker
-    from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
-
-    middlewares = list(kwargs.pop("middlewares", ()))
-    middlewares.append(KafkaTelemetryMiddleware(tracer_provider=tracer_provider))
-    return KafkaBroker(
-        settings.bootstrap,
-        client_id=client_id or settings.client_id,
-        request_timeout_ms=settings.request_timeout_ms,
-        linger_ms=settings.linger_ms,
-        enable_idempotence=False,
-        middlewares=middlewares,
-        **kwargs,
-    )
 
 
 def consumer_kwargs(settings: KafkaSettings) -> dict[str, Any]:
@@ -87,15 +59,6 @@ def make_consumer(
     }
     options.update(kwargs)
     return AIOKafkaConsumer(*topics, **options)
-
-
-def trace_headers() -> list[tuple[str, bytes]]:
-    """The current trace context as Kafka headers (W3C traceparent)."""
-    from opentelemetry import propagate
-
-    carrier: dict[str, str] = {}
-    propagate.inject(carrier)
-    return [(k, v.encode()) for k, v in carrier.items()]
 
 
 class Producer:
