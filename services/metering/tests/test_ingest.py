@@ -76,7 +76,7 @@ async def test_ten_thousand_records_with_duplicates_and_redelivery(runtime: Runt
 
     # 1. a consumer writes a few batches to the DB and dies before acking any offset
     crashed = UsageConsumer(runtime.settings, runtime.ingestor())
-    await crashed.start()
+    await crashed.open()  # joined, no background task: polled by hand
     written = 0
     async with asyncio.timeout(30):
         while written < 2_500:

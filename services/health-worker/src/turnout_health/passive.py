@@ -11,13 +11,11 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from aiokafka import AIOKafkaConsumer
 from pydantic import ValidationError
 
-from turnout_common.broker import make_consumer, stop_consumer
+from turnout_common.consumer_loop import GroupConsumer
 from turnout_common.events import Attempt, UsageEvent
 from turnout_common.settings import KafkaSettings
-from turnout_common.tasks import cancel
 from turnout_common.topics import USAGE
 from turnout_health.repository import PassiveCount
 
@@ -86,39 +84,25 @@ class PassiveCollector:
         ]
 
 
-class UsageConsumer:
+class UsageConsumer(GroupConsumer):
     """Consumes usage in a consumer group; commits offsets after each flush to the database."""
 
+    task_name = "health:usage"
+
     def __init__(self, kafka: KafkaSettings, group: str, flush: Flush, flush_s: float) -> None:
-        self._kafka = kafka
-        self._group = group
+        super().__init__(
+            kafka, USAGE.name, group=group, client_suffix="health-usage", offset_reset="latest"
+        )
         self._flush = flush
         self._flush_s = flush_s
         self.collector = PassiveCollector()
-        self._consumer: AIOKafkaConsumer | None = None
-        self._task: asyncio.Task[None] | None = None
 
-    @property
-    def assigned(self) -> bool:
-        return self._consumer is not None and bool(self._consumer.assignment())
-
-    async def start(self) -> None:
-        self._consumer = make_consumer(
-            self._kafka,
-            USAGE.name,
-            group_id=self._group,
-            client_suffix="health-usage",
-            auto_offset_reset="latest",
-        )
-        await self._consumer.start()
-        self._task = asyncio.create_task(self._run(), name="health:usage")
-
-    async def _run(self) -> None:
-        assert self._consumer is not None
+    async def run(self) -> None:
+        consumer = self.consumer
         loop = asyncio.get_running_loop()
         last_flush = loop.time()
         while True:
-            batches = await self._consumer.getmany(timeout_ms=int(self._flush_s * 500) or 1)
+            batches = await consumer.getmany(timeout_ms=int(self._flush_s * 500) or 1)
             for records in batches.values():
                 for rec in records:
                     if rec.value is None:
@@ -132,18 +116,10 @@ class UsageConsumer:
                 await self._flush_and_commit()
 
     async def _flush_and_commit(self) -> None:
-        assert self._consumer is not None
         counts = self.collector.drain()
         try:
             if counts:
                 await self._flush(counts)
-            await self._consumer.commit()
+            await self.consumer.commit()
         except Exception as exc:
             log.warning("usage flush failed (%s); records will be re-read", type(exc).__name__)
-
-    async def stop(self) -> None:
-        await cancel(self._task)
-        self._task = None
-        if self._consumer is not None:
-            consumer, self._consumer = self._consumer, None
-            await stop_consumer(consumer)

@@ -229,7 +229,6 @@ class Runtime:
         ingestor = self.ingestor()
         self.consumer = UsageConsumer(self.settings, ingestor, tracing=self.tracing)
         await self.consumer.start()
-        self.consumer.start_background()
         self._spawn(self._lag_loop(), "lag-alert")
         return self.consumer
 

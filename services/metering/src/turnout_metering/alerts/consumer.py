@@ -13,21 +13,23 @@ import logging
 from collections.abc import Callable
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
-from turnout_common.broker import make_consumer, stop_consumer
+from turnout_common.consumer_loop import GroupConsumer
 from turnout_common.events import AlertEvent
 from turnout_common.settings import KafkaSettings
-from turnout_common.tasks import cancel
 from turnout_metering.alerts import repository
 from turnout_metering.alerts.webhooks import Target
 
 log = logging.getLogger(__name__)
 
 
-class AlertFanout:
+class AlertFanout(GroupConsumer):
+    """Reads turnout.alerts.v1 in a group and queues a delivery per alert and target."""
+
+    task_name = "metering:alert-fanout"
+
     def __init__(
         self,
         kafka: KafkaSettings,
@@ -37,31 +39,18 @@ class AlertFanout:
         global_targets: list[Target],
         on_enqueued: Callable[[], None],
     ) -> None:
-        self._kafka = kafka
-        self._topic = topic
-        self._group = group
+        super().__init__(
+            kafka, topic, group=group, client_suffix="metering-alerts", offset_reset="earliest"
+        )
         self._pool = pool
         self._global = global_targets
         self._on_enqueued = on_enqueued
-        self._consumer: AIOKafkaConsumer | None = None
-        self._task: asyncio.Task[None] | None = None
         self.seen = 0
 
-    async def start(self) -> None:
-        self._consumer = make_consumer(
-            self._kafka,
-            self._topic,
-            group_id=self._group,
-            client_suffix="metering-alerts",
-            auto_offset_reset="earliest",
-        )
-        await self._consumer.start()
-        self._task = asyncio.create_task(self._run(), name="metering:alert-fanout")
-
-    async def _run(self) -> None:
-        assert self._consumer is not None
+    async def run(self) -> None:
+        consumer = self.consumer
         while True:
-            batch = await self._consumer.getmany(timeout_ms=500, max_records=500)
+            batch = await consumer.getmany(timeout_ms=500, max_records=500)
             alerts: list[AlertEvent] = []
             for records in batch.values():
                 for rec in records:
@@ -80,11 +69,11 @@ class AlertFanout:
                 log.warning("alert fan-out failed (%s); reading the batch again", exc)
                 for tp, records in batch.items():
                     if records:
-                        self._consumer.seek(tp, records[0].offset)
+                        consumer.seek(tp, records[0].offset)
                 await asyncio.sleep(1.0)
                 continue
             try:
-                await self._consumer.commit(
+                await consumer.commit(
                     {tp: records[-1].offset + 1 for tp, records in batch.items() if records}
                 )
             except KafkaError as exc:
@@ -92,10 +81,3 @@ class AlertFanout:
             self.seen += len(alerts)
             if added:
                 self._on_enqueued()
-
-    async def stop(self) -> None:
-        await cancel(self._task)
-        self._task = None
-        if self._consumer is not None:
-            consumer, self._consumer = self._consumer, None
-            await stop_consumer(consumer)

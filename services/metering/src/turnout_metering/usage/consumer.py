@@ -16,13 +16,12 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
-from turnout_common.broker import make_consumer, stop_consumer
+from turnout_common.consumer_loop import GroupConsumer
 from turnout_common.events import UsageEvent
-from turnout_common.tasks import cancel
 from turnout_metering import metrics
 from turnout_metering.settings import MeteringSettings
 from turnout_metering.usage.dead_letters import DeadLetter, Origin, describe, is_data_error
@@ -132,7 +131,11 @@ async def parse_async(batch: Batch, chunk: int = 250) -> Parsed:
     return out
 
 
-class UsageConsumer:
+class UsageConsumer(GroupConsumer):
+    """Meters turnout.usage.v1 in the metering group (see the module docstring)."""
+
+    task_name = "metering-usage-consumer"
+
     def __init__(
         self,
         settings: MeteringSettings,
@@ -140,11 +143,17 @@ class UsageConsumer:
         *,
         tracing: MeteringTracing | None = None,
     ) -> None:
+        super().__init__(
+            settings.kafka,
+            settings.usage_topic,
+            group=settings.metering_group,
+            client_suffix="metering",
+            offset_reset="earliest",
+            max_poll_records=settings.metering_batch_max,
+        )
         self._settings = settings
         self._ingestor = ingestor
         self._tracing = tracing
-        self._consumer: AIOKafkaConsumer | None = None
-        self._task: asyncio.Task[None] | None = None
         self._positions: dict[TopicPartition, int] = {}
         self._committed: dict[TopicPartition, int] = {}
         self.progress_at = time.monotonic()
@@ -152,20 +161,8 @@ class UsageConsumer:
         self.running = False
         self.batches = 0
 
-    async def start(self) -> None:
-        s = self._settings
-        self._consumer = make_consumer(
-            s.kafka,
-            s.usage_topic,
-            group_id=s.metering_group,
-            client_suffix="metering",
-            auto_offset_reset="earliest",
-            max_poll_records=s.metering_batch_max,
-        )
-        await self._consumer.start()
-
     async def poll(self) -> Batch:
-        assert self._consumer is not None, "start() first"
+        assert self._consumer is not None, "open() first"
         s = self._settings
         batch: Batch = await self._consumer.getmany(
             timeout_ms=s.metering_poll_timeout_ms, max_records=s.metering_batch_max
@@ -334,15 +331,3 @@ class UsageConsumer:
         self.batches += 1
         self.lag()
         return True
-
-    def start_background(self) -> asyncio.Task[None]:
-        self._task = asyncio.create_task(self.run(), name="metering-usage-consumer")
-        return self._task
-
-    async def stop(self) -> None:
-        """Stop at once; an uncommitted batch is simply delivered again later."""
-        await cancel(self._task)
-        self._task = None
-        if self._consumer is not None:
-            consumer, self._consumer = self._consumer, None
-            await stop_consumer(consumer)
