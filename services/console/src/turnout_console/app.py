@@ -26,6 +26,7 @@ from turnout_console.api import (
     models,
     my_keys,
     my_provider_keys,
+    oidc,
     provider_actions,
     providers,
     routes,
@@ -37,6 +38,7 @@ from turnout_console.api import (
 )
 from turnout_console.client import ApiClient
 from turnout_console.deps import Parts, SignInRequired
+from turnout_console.oidc import FlowSigner
 from turnout_console.security import SecurityHeaders
 from turnout_console.sessions import SessionStore
 from turnout_console.settings import ConsoleSettings
@@ -73,6 +75,7 @@ def create_app(
         openapi_url=None,
     )
     app.state.parts = parts
+    app.state.oidc_signer = FlowSigner()
 
     async def on_sign_in(request: Request, _: Exception) -> Response:
         if _is_htmx(request):
@@ -96,6 +99,7 @@ def create_app(
     app.add_exception_handler(TurnoutError, on_error)
     app.include_router(ops_router({}))
     app.include_router(auth.router)
+    app.include_router(oidc.router)
     app.include_router(providers.router)
     app.include_router(provider_actions.router)
     app.include_router(users.router)

@@ -42,11 +42,19 @@ class SessionStore:
         self._sessions: dict[str, Session] = {}
 
     def create(
-        self, role: Role, credential: str, label: str, user_id: str | None = None
+        self,
+        role: Role,
+        credential: str,
+        label: str,
+        user_id: str | None = None,
+        not_after: float | None = None,
     ) -> Session:
+        """``not_after`` (epoch seconds, e.g. an OIDC token's ``exp``) caps the session's life."""
         self._sweep()
         sid = secrets.token_urlsafe(32)
         expires = self.clock() + self.ttl_s
+        if not_after is not None:
+            expires = min(expires, not_after)
         session = Session(sid, role, SecretStr(credential), label, expires, user_id)
         self._sessions[sid] = session
         return session

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from turnout_common.settings import CommonSettings
@@ -19,3 +19,13 @@ class ConsoleSettings(CommonSettings):
     health_url: str = "http://127.0.0.1:8082"
     console_session_ttl_s: float = Field(8 * 3600.0, gt=0)
     console_api_timeout_s: float = Field(15.0, gt=0)
+    console_public_url: str | None = None
+    """The console's own URL as browsers reach it; the OIDC redirect URI is built from it."""
+    console_oidc_client_id: str | None = None
+    console_oidc_client_secret: SecretStr | None = None
+    oidc_issuer: str | None = None
+    """``TURNOUT_OIDC_ISSUER`` (shared with the services): discovery is fetched from it only."""
+
+    @property
+    def console_oidc_enabled(self) -> bool:
+        return bool(self.console_oidc_client_id and self.oidc_issuer and self.console_public_url)

@@ -24,7 +24,9 @@ async def login_page(request: Request, parts: PartsDep, expired: int = 0) -> Res
     token = secrets.token_urlsafe(32)
     note = "Your session has ended; sign in again." if expired else None
     resp = parts.templates.TemplateResponse(
-        request, "login.html", {"csrf": token, "note": note, "error": None}
+        request,
+        "login.html",
+        {"csrf": token, "note": note, "error": None, "sso": parts.settings.console_oidc_enabled},
     )
     resp.set_cookie(
         LOGIN_CSRF, token, httponly=True, samesite="strict", secure=_secure(request), path="/login"

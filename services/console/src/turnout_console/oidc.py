@@ -1,0 +1,178 @@
+"""OIDC sign-in (authorization code + PKCE): discovery from the configured issuer only, the
+PKCE pair, the signed flow cookie, and the token exchange. The routes are in ``api/oidc.py``."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+
+from turnout_console.settings import ConsoleSettings
+
+FLOW_COOKIE = "turnout_console_oidc"
+FLOW_TTL_S = 600
+CALLBACK_PATH = "/auth/oidc/callback"
+
+
+class OidcError(Exception):
+    """A step of the flow failed; ``str(exc)`` is safe to show (no secret, no token)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Flow:
+    state: str
+    nonce: str
+    verifier: str
+    issued_at: float
+
+    @property
+    def challenge(self) -> str:
+        digest = hashlib.sha256(self.verifier.encode("ascii")).digest()
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+    @classmethod
+    def new(cls) -> Flow:
+        return cls(
+            secrets.token_urlsafe(24),
+            secrets.token_urlsafe(24),
+            secrets.token_urlsafe(48),
+            time.time(),
+        )
+
+
+class FlowSigner:
+    """Signs the flow cookie with a per-process key (the sessions are per-process too)."""
+
+    def __init__(self, key: bytes | None = None) -> None:
+        self.key = key or secrets.token_bytes(32)
+
+    def dump(self, flow: Flow) -> str:
+        body = base64.urlsafe_b64encode(
+            json.dumps([flow.state, flow.nonce, flow.verifier, flow.issued_at]).encode()
+        ).decode()
+        return body + "." + self._mac(body)
+
+    def load(self, value: str | None) -> Flow | None:
+        """The flow, or None when missing, tampered with or older than :data:`FLOW_TTL_S`."""
+        if not value or "." not in value:
+            return None
+        body, mac = value.rsplit(".", 1)
+        if not hmac.compare_digest(mac, self._mac(body)):
+            return None
+        try:
+            state, nonce, verifier, issued = json.loads(base64.urlsafe_b64decode(body))
+            flow = Flow(str(state), str(nonce), str(verifier), float(issued))
+        except (ValueError, TypeError):
+            return None
+        return flow if time.time() - flow.issued_at <= FLOW_TTL_S else None
+
+    def _mac(self, body: str) -> str:
+        return hmac.new(self.key, body.encode(), hashlib.sha256).hexdigest()
+
+
+class OidcClient:
+    """The console as an OIDC client of ``TURNOUT_OIDC_ISSUER`` (endpoints discovered once)."""
+
+    def __init__(self, settings: ConsoleSettings) -> None:
+        assert settings.oidc_issuer and settings.console_oidc_client_id
+        assert settings.console_public_url
+        self.issuer = settings.oidc_issuer.rstrip("/")
+        self.client_id = settings.console_oidc_client_id
+        self.secret = settings.console_oidc_client_secret
+        self.redirect_uri = settings.console_public_url.rstrip("/") + CALLBACK_PATH
+        self.timeout = aiohttp.ClientTimeout(total=settings.console_api_timeout_s)
+        self._endpoints: dict[str, str] | None = None
+
+    async def endpoints(self) -> dict[str, str]:
+        if self._endpoints is None:
+            doc = await self._get_json(self.issuer + "/.well-known/openid-configuration")
+            if str(doc.get("issuer", "")).rstrip("/") != self.issuer:
+                raise OidcError("the identity provider's discovery names another issuer")
+            try:
+                self._endpoints = {
+                    "authorize": str(doc["authorization_endpoint"]),
+                    "token": str(doc["token_endpoint"]),
+                }
+            except KeyError as exc:
+                raise OidcError("the identity provider's discovery lacks an endpoint") from exc
+        return self._endpoints
+
+    async def authorize_url(self, flow: Flow) -> str:
+        query = urlencode(
+            {
+                "response_type": "code",
+                "client_id": self.client_id,
+                "redirect_uri": self.redirect_uri,
+                "scope": "openid profile email",
+                "state": flow.state,
+                "nonce": flow.nonce,
+                "code_challenge": flow.challenge,
+                "code_challenge_method": "S256",
+            }
+        )
+        base = (await self.endpoints())["authorize"]
+        return base + ("&" if "?" in base else "?") + query
+
+    async def exchange(self, code: str, flow: Flow) -> str:
+        """The access token for ``code`` (refused unless the provider answers 200 with one)."""
+        form = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": self.redirect_uri,
+            "client_id": self.client_id,
+            "code_verifier": flow.verifier,
+        }
+        if self.secret is not None:
+            form["client_secret"] = self.secret.get_secret_value()
+        url = (await self.endpoints())["token"]
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=self.timeout) as http,
+                http.post(url, data=form, headers={"Accept": "application/json"}) as resp,
+            ):
+                if resp.status != 200:
+                    raise OidcError(
+                        f"the identity provider refused the sign-in (HTTP {resp.status})"
+                    )
+                doc = await resp.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise OidcError(f"the identity provider did not answer ({type(exc).__name__})") from exc
+        token = doc.get("access_token") if isinstance(doc, dict) else None
+        if not isinstance(token, str) or not token:
+            raise OidcError("the identity provider returned no access token")
+        return token
+
+    async def _get_json(self, url: str) -> dict[str, Any]:
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=self.timeout) as http,
+                http.get(url) as resp,
+            ):
+                if resp.status != 200:
+                    raise OidcError(
+                        f"the identity provider's discovery failed (HTTP {resp.status})"
+                    )
+                doc = await resp.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise OidcError(f"the identity provider did not answer ({type(exc).__name__})") from exc
+        if not isinstance(doc, dict):
+            raise OidcError("the identity provider's discovery is not a JSON object")
+        return doc
+
+
+def token_expiry(token: str) -> float | None:
+    """The ``exp`` of a JWT (already verified by the service that accepted it), or None."""
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        return float(claims["exp"])
+    except (IndexError, ValueError, KeyError, TypeError):
+        return None
