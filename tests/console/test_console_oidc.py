@@ -16,7 +16,7 @@ import pytest
 
 from turnout_common.devinfra import free_port
 from turnout_common.testing.oidc import OidcProvider
-from turnout_console.oidc import token_expiry
+from turnout_console.oidc import token_expiry, token_label
 from turnout_console.sessions import SessionStore
 
 CLIENT_ID = "turnout-console"
@@ -87,7 +87,7 @@ def test_sso_sign_in_opens_an_admin_session(sso: OidcProvider, sso_system: Any) 
         assert console.get("/").headers["location"] == "/providers"
         providers = console.get("/providers")
         assert providers.status_code == 200 and "Providers" in providers.text
-        assert "admin (SSO)" in providers.text
+        assert "sso-user (SSO)" in providers.text
     assert sso.token(["admin"]).split(".")[0] not in sso_system.log()
 
 
@@ -163,3 +163,5 @@ def test_an_sso_session_ends_no_later_than_the_token() -> None:
     assert store.create("admin", "t", "admin", None, 9_000.0).expires_at == 4_600.0
     assert token_expiry("a." + "eyJleHAiOiAxMjN9" + ".c") == 123.0
     assert token_expiry("not-a-jwt") is None
+    assert token_label("a." + "eyJzdWIiOiAiYm9iIn0" + ".c") == "bob (SSO)"
+    assert token_label("not-a-jwt") == "admin (SSO)"

@@ -168,11 +168,29 @@ class OidcClient:
         return doc
 
 
-def token_expiry(token: str) -> float | None:
-    """The ``exp`` of a JWT (already verified by the service that accepted it), or None."""
+def _claims(token: str) -> dict[str, Any]:
+    """A JWT's claims, unverified: only for a token a service has just accepted."""
     try:
         payload = token.split(".")[1]
         claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-        return float(claims["exp"])
-    except (IndexError, ValueError, KeyError, TypeError):
+    except (IndexError, ValueError):
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
+
+def token_expiry(token: str) -> float | None:
+    """The ``exp`` of a JWT (already verified by the service that accepted it), or None."""
+    try:
+        return float(_claims(token)["exp"])
+    except (KeyError, TypeError, ValueError):
         return None
+
+
+def token_label(token: str) -> str:
+    """Who signed in, for the page header: ``preferred_username``, ``email`` or ``sub``."""
+    claims = _claims(token)
+    for name in ("preferred_username", "email", "sub"):
+        value = claims.get(name)
+        if isinstance(value, str) and value:
+            return f"{value[:64]} (SSO)"
+    return "admin (SSO)"

@@ -11,7 +11,15 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from turnout_console.api.auth import LOGIN_CSRF, _secure, _set_session_cookie
 from turnout_console.deps import PartsDep
-from turnout_console.oidc import FLOW_COOKIE, FLOW_TTL_S, Flow, OidcClient, OidcError, token_expiry
+from turnout_console.oidc import (
+    FLOW_COOKIE,
+    FLOW_TTL_S,
+    Flow,
+    OidcClient,
+    OidcError,
+    token_expiry,
+    token_label,
+)
 
 router = APIRouter()
 log = logging.getLogger(__name__)
@@ -111,7 +119,7 @@ async def callback(
             "role, or paste a virtual key.",
             403,
         )
-    session = parts.store.create("admin", token, "admin (SSO)", None, token_expiry(token))
+    session = parts.store.create("admin", token, token_label(token), None, token_expiry(token))
     done = HTMLResponse(DONE)
     _set_session_cookie(done, request, parts.store, session.id)
     done.delete_cookie(FLOW_COOKIE, path="/auth/oidc")
