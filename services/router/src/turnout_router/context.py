@@ -117,11 +117,11 @@ class RequestContext:
         """What this request bills its caller, in nano-USD (the BYOK billing policy:
         :mod:`turnout_router.billing`)."""
         priced = self.priced()
-        if priced is None:
-            return 0
-        cand, caller = self.served, self.caller
-        fee = caller.byok_fee if caller is not None else 0
-        return billed_nano(priced[1], cand is not None and cand.byok, fee)
+        return 0 if priced is None or self.served is None else self._bill(self.served, priced[1])
+
+    def _bill(self, cand: Candidate, cost_nano: int) -> int:
+        fee = self.caller.byok_fee if self.caller is not None else 0
+        return billed_nano(cost_nano, cand.byok, fee)
 
     def money_headers(self, budgets: Budgets) -> list[tuple[str, str]]:
         """``x-turnout-cost-usd`` (exactly what metering records) and, for a caller with a
@@ -147,8 +147,7 @@ class RequestContext:
         the first candidate, the input-token estimate (priced), no output, marked estimated."""
         inp = self.inbound.prompt_tokens if self.inbound else 0
         usd, nano = cost_of(cand.deployment, inp, 0, 0)
-        fee = self.caller.byok_fee if self.caller is not None else 0
-        billed = nano_str(billed_nano(nano, cand.byok, fee))
+        billed = nano_str(self._bill(cand, nano))
         rec = self._record(cand, self.t0, inp, 0, 0, True, usd, billed)
         rec.status, rec.outcome, rec.error_code = 502, "router_crash", "router_crash"
         return rec
@@ -156,11 +155,11 @@ class RequestContext:
     def record(self, now: float) -> UsageRecord:
         """The request's usage record, priced (see :meth:`priced`)."""
         inp, out, cached, estimated = self.tokens()
-        priced = self.priced()
-        if priced is None:
+        priced, cand = self.priced(), self.served
+        if priced is None or cand is None:
             return self._record(None, now, inp, out, cached, estimated, "0", "0.000000000")
-        billed = nano_str(self.billed_nano())
-        return self._record(self.served, now, inp, out, cached, estimated, priced[0], billed)
+        billed = nano_str(self._bill(cand, priced[1]))
+        return self._record(cand, now, inp, out, cached, estimated, priced[0], billed)
 
     def _record(
         self,
