@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date, datetime
-from typing import Annotated, Literal
+from datetime import date
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from turnout_common.web import MAX_OFFSET
-from turnout_metering.api.usage import CSV_MAX, FilterDep, list_usage, summarize
+from turnout_metering.api.usage import FilterDep, ListingDep, list_usage, summarize
 from turnout_metering.deps import RuntimeDep
 from turnout_metering.schemas import GroupBy, UsagePage, UsageSummary
 
@@ -21,14 +20,10 @@ LAB = "lab"
 async def lab_history(
     runtime: RuntimeDep,
     f: FilterDep,
-    start: Annotated[datetime | None, Query(alias="from")] = None,
-    end: Annotated[datetime | None, Query(alias="to")] = None,
-    limit: Annotated[int, Query(ge=1, le=CSV_MAX)] = 100,
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
-    fmt: Annotated[Literal["json", "csv"], Query(alias="format")] = "json",
+    page: ListingDep,
 ) -> UsagePage | Response:
     """Testing-lab requests, newest first."""
-    return await list_usage(runtime, replace(f, source=LAB), start, end, limit, offset, fmt)
+    return await list_usage(runtime, replace(f, source=LAB), page)
 
 
 @router.get("/stats", response_model=UsageSummary)

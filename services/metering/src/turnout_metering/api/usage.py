@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated, Literal
 
@@ -78,16 +79,34 @@ class Retention(BaseModel):
     partitions: int
 
 
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """A listing's window and page: ``from``, ``to``, ``limit``, ``offset``, ``format``."""
+
+    start: datetime | None
+    end: datetime | None
+    limit: int
+    offset: int
+    fmt: Literal["json", "csv"]
+
+
+def listing(
+    start: Annotated[datetime | None, Query(alias="from")] = None,
+    end: Annotated[datetime | None, Query(alias="to")] = None,
+    limit: Annotated[int, Query(ge=1, le=CSV_MAX)] = 100,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    fmt: Annotated[Literal["json", "csv"], Query(alias="format")] = "json",
+) -> Listing:
+    return Listing(start, end, limit, offset, fmt)
+
+
+ListingDep = Annotated[Listing, Depends(listing)]
+
+
 async def list_usage(
-    runtime: RuntimeDep,
-    f: UsageFilter,
-    start: datetime | None,
-    end: datetime | None,
-    limit: int,
-    offset: int,
-    fmt: Literal["json", "csv"],
-    response: Response | None = None,
+    runtime: RuntimeDep, f: UsageFilter, page: Listing, response: Response | None = None
 ) -> UsagePage | Response:
+    start, end, limit, offset, fmt = page.start, page.end, page.limit, page.offset, page.fmt
     if start is not None and end is not None and end <= start:
         raise BadRequest("'to' must be after 'from'", param="to")
     if fmt == "json" and limit > 1000:
@@ -132,15 +151,11 @@ async def get_usage(
     runtime: RuntimeDep,
     f: FilterDep,
     response: Response,
-    start: Annotated[datetime | None, Query(alias="from")] = None,
-    end: Annotated[datetime | None, Query(alias="to")] = None,
-    limit: Annotated[int, Query(ge=1, le=CSV_MAX)] = 100,
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
-    fmt: Annotated[Literal["json", "csv"], Query(alias="format")] = "json",
+    page: ListingDep,
 ) -> UsagePage | Response:
     """Usage records, newest first. Users see only their own; ``format=csv`` exports.
     ``x-turnout-raw-since`` says how far back the raw rows go (retention)."""
-    return await list_usage(runtime, f, start, end, limit, offset, fmt, response)
+    return await list_usage(runtime, f, page, response)
 
 
 async def summarize(

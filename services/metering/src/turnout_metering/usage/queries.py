@@ -59,12 +59,17 @@ class UsageFilter:
     status: int | None = None
 
 
-def _where(f: UsageFilter, *, rollup: bool) -> tuple[list[str], list[Any]]:
+def _where(
+    f: UsageFilter, column: str, lo: Any = None, hi: Any = None, *, hi_op: str = "<"
+) -> tuple[str, list[Any]]:
+    """The filter's clauses and the window on ``column`` (``column >= lo``, ``column {hi_op} hi``,
+    each when given): ``(" WHERE ...", args)``, or ``("", [])`` when nothing filters. On the
+    rollups (``column`` is ``day``) ``status`` does not apply: they have no such column."""
     clauses: list[str] = []
     args: list[Any] = []
     for field in fields(f):
         value = getattr(f, field.name)
-        if value is None or (rollup and field.name == "status"):
+        if value is None or (column == "day" and field.name == "status"):
             continue
         args.append(value)
         if field.name == "provider":
@@ -73,7 +78,11 @@ def _where(f: UsageFilter, *, rollup: bool) -> tuple[list[str], list[Any]]:
             clauses.append(f"(provider = ${len(args)} OR provider_id = ${len(args)})")
         else:
             clauses.append(f"{field.name} = ${len(args)}")
-    return clauses, args
+    for bound, op in ((lo, ">="), (hi, hi_op)):
+        if bound is not None:
+            args.append(bound)
+            clauses.append(f"{column} {op} ${len(args)}")
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
 
 
 async def list_usage(
@@ -84,14 +93,7 @@ async def list_usage(
     limit: int,
     offset: int,
 ) -> tuple[list[asyncpg.Record], int]:
-    clauses, args = _where(f, rollup=False)
-    if start is not None:
-        args.append(start)
-        clauses.append(f"started_at >= ${len(args)}")
-    if end is not None:
-        args.append(end)
-        clauses.append(f"started_at < ${len(args)}")
-    where = " WHERE " + " AND ".join(clauses) if clauses else ""
+    where, args = _where(f, "started_at", start, end)
     total = await count_usage(conn, f, start, end)
     n = len(args)
     rows = await conn.fetch(
@@ -135,14 +137,7 @@ async def summary(
     its id if it never had one), or, without a provider id, under the name it was recorded
     with: a renamed provider is one group, named as it is now, and keys stay unique.
     """
-    clauses, args = _where(f, rollup=True)
-    if start is not None:
-        args.append(start)
-        clauses.append(f"day >= ${len(args)}")
-    if end is not None:
-        args.append(end)
-        clauses.append(f"day <= ${len(args)}")
-    where = " WHERE " + " AND ".join(clauses) if clauses else ""
+    where, args = _where(f, "day", start, end, hi_op="<=")
     group = GROUP_SQL[group_by]
     rollup = rollup_for(f, group_by)
     table = _NAMED.format(table=rollup) if group_by == "provider" else f"{rollup} usage_daily"
@@ -171,12 +166,7 @@ async def summary(
 async def _count_log(
     conn: asyncpg.Connection, f: UsageFilter, lo: datetime | None, hi: datetime | None
 ) -> int:
-    clauses, args = _where(f, rollup=False)
-    for bound, op in ((lo, ">="), (hi, "<")):
-        if bound is not None:
-            args.append(bound)
-            clauses.append(f"started_at {op} ${len(args)}")
-    where = " WHERE " + " AND ".join(clauses) if clauses else ""
+    where, args = _where(f, "started_at", lo, hi)
     return int(await conn.fetchval(f"SELECT count(*) FROM usage_log{where}", *args))
 
 
@@ -214,16 +204,9 @@ async def count_usage(
     if end is not None and last is not None and last <= first:  # no whole day inside
         return await _count_log(conn, f, start, end)
     total = await _count_log(conn, f, lo, first) if lo < first else 0
-    clauses, args = _where(f, rollup=True)
-    args.append(first.date())
-    clauses.append(f"day >= ${len(args)}")
-    if end is not None and last is not None:
-        args.append(last.date())
-        clauses.append(f"day < ${len(args)}")
-        if last < end:
-            total += await _count_log(conn, f, last, end)
+    if end is not None and last is not None and last < end:
+        total += await _count_log(conn, f, last, end)
+    where, args = _where(f, "day", first.date(), None if last is None else last.date())
     rollup = rollup_for(f, "day")
-    days = await conn.fetchval(
-        f"SELECT coalesce(sum(requests), 0) FROM {rollup} WHERE {' AND '.join(clauses)}", *args
-    )
+    days = await conn.fetchval(f"SELECT coalesce(sum(requests), 0) FROM {rollup}{where}", *args)
     return total + int(days)
