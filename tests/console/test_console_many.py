@@ -67,8 +67,12 @@ def test_pages_hold_every_row_once(crowded: Any, path: str, prefix: str) -> None
         seen += on_page
         assert ("Next" in r.text) == (page < 3), (path, page)
     assert sorted(seen) == [f"{prefix}-{i:02d}" for i in range(N)], (path, seen)
-    beyond = admin.get(path, params={"page": 4})  # past the end: an empty page, not an error
-    assert beyond.status_code == 200 and not _names(beyond.text, prefix), path
+    last = sorted(set(_names(r.text, prefix)))
+    for past in (4, 999):  # past the end: the last page, not an empty one
+        beyond = admin.get(path, params={"page": past})
+        assert beyond.status_code == 200, (path, past)
+        assert sorted(set(_names(beyond.text, prefix))) == last, (path, past)
+        assert "· page 3 of 3" in beyond.text and "Next" not in beyond.text, (path, past)
 
 
 def test_the_other_lists_render_with_many_rows(crowded: Any) -> None:
@@ -78,5 +82,9 @@ def test_the_other_lists_render_with_many_rows(crowded: Any) -> None:
         assert r.status_code == 200, (path, r.text[:300])
     audit = admin.get("/audit").text
     assert "crowd-" in audit  # 69 creations: more than a page
+    pages = re.search(r"· page 1 of (\d+)", audit)
+    assert pages and int(pages.group(1)) > 1, audit[:300]
+    beyond = admin.get("/audit", params={"page": 999}).text  # past the end: the last page
+    assert f"· page {pages.group(1)} of {pages.group(1)}" in beyond and "crowd-" in beyond
     routes = admin.get("/routes").text
     assert "crowd-model-22" in routes  # every chat model is offered for the chat route

@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from turnout_common.provider_kinds import KINDS as PROVIDER_KINDS
 
 if TYPE_CHECKING:
+    from turnout_console.client import ApiResult, Service
     from turnout_console.deps import Parts
 
 KINDS = ("openai_compatible", *(k for k in PROVIDER_KINDS if k != "openai_compatible"))
@@ -21,6 +22,37 @@ validates, this fills the select, the generic kind first)."""
 def page_window(page: int, total: int, size: int) -> dict[str, Any]:
     pages = max(1, -(-total // size))
     return {"page": min(page, pages), "pages": pages}
+
+
+async def fetch_page(
+    parts: Parts,
+    service: Service,
+    path: str,
+    credential: str,
+    params: dict[str, Any],
+    page: int,
+    size: int,
+) -> tuple[ApiResult, dict[str, Any]]:
+    """One page of a list API (``{data, total}``) and its window: ``rows``, ``total``,
+    ``page``, ``pages``. A page past the end (``?page=999``, or the last row of the last page
+    deleted meanwhile) is the last page, asked for again, not an empty table."""
+
+    async def get(page: int) -> ApiResult:
+        offset = (page - 1) * size
+        return await parts.client.call(
+            service, "GET", path, credential, params={**params, "limit": size, "offset": offset}
+        )
+
+    result = await get(page)
+    if result.ok:
+        last = page_window(page, int(result.data.get("total", 0)), size)["page"]
+        if last < page:
+            page = last
+            result = await get(page)
+    if not result.ok:
+        return result, {"rows": [], "total": 0, "page": page, "pages": 1}
+    total = int(result.data.get("total", 0))
+    return result, {"rows": result.data["data"], "total": total, **page_window(page, total, size)}
 
 
 def toast(

@@ -12,7 +12,7 @@ from fastapi.responses import Response
 
 from turnout_common.errors import ValidationFailed
 from turnout_console.deps import AdminCsrfDep, AdminDep, PartsDep
-from turnout_console.views import page_window, safe_segment, toast
+from turnout_console.views import fetch_page, safe_segment, toast
 
 router = APIRouter(prefix="/users")
 PAGE = 10
@@ -38,22 +38,13 @@ async def users_page(
     page: Annotated[int, Query(ge=1, le=100_000_000)] = 1,
 ) -> Response:
     cred = session.credential.get_secret_value()
-    result = await parts.client.call(
-        "config", "GET", "/api/v1/users", cred, params={"limit": PAGE, "offset": (page - 1) * PAGE}
-    )
+    result, window = await fetch_page(parts, "config", "/api/v1/users", cred, {}, page, PAGE)
     ctx: dict[str, Any] = {
         "session": session,
-        "rows": [],
-        "total": 0,
-        "page": page,
-        "pages": 1,
+        **window,
         "error": None if result.ok else result.message,
     }
-    ctx["credits"] = {}
-    if result.ok:
-        total = int(result.data["total"])
-        ctx.update(rows=result.data["data"], total=total, **page_window(page, total, PAGE))
-        ctx["credits"] = await _credits(parts, cred, [u["id"] for u in ctx["rows"]])
+    ctx["credits"] = await _credits(parts, cred, [u["id"] for u in ctx["rows"]])
     name = "partials/users_table.html" if request.headers.get("hx-request") else "users.html"
     return parts.templates.TemplateResponse(request, name, ctx)
 

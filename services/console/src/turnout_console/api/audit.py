@@ -11,7 +11,7 @@ from fastapi.responses import Response
 
 from turnout_console.api.usage import DayQ, ToQ, day_param
 from turnout_console.deps import AdminDep, PartsDep
-from turnout_console.views import page_window
+from turnout_console.views import fetch_page
 
 router = APIRouter(prefix="/audit")
 PAGE = 20
@@ -43,31 +43,21 @@ async def audit_page(
         "since": f"{since.isoformat()}T00:00:00Z" if since else None,
         "until": f"{until.isoformat()}T23:59:59.999999Z" if until else None,
     }
-    result = await parts.client.call(
+    params = {k: filters[k] for k in ("actor", "entity", "action")}
+    result, rows = await fetch_page(
+        parts,
         "config",
-        "GET",
         "/api/v1/audit",
         session.credential.get_secret_value(),
-        params={
-            "actor": filters["actor"],
-            "entity": filters["entity"],
-            "action": filters["action"],
-            **window,
-            "limit": PAGE,
-            "offset": (page - 1) * PAGE,
-        },
+        {**params, **window},
+        page,
+        PAGE,
     )
     ctx: dict[str, Any] = {
         "session": session,
         "filters": filters,
         "query": urlencode({k: v for k, v in filters.items() if v}),
-        "rows": [],
-        "total": 0,
-        "page": page,
-        "pages": 1,
+        **rows,
         "error": None if result.ok else result.message,
     }
-    if result.ok:
-        total = int(result.data["total"])
-        ctx.update(rows=result.data["data"], total=total, **page_window(page, total, PAGE))
     return parts.templates.TemplateResponse(request, "audit.html", ctx)

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from turnout_console.deps import PartsDep, SessionDep
-from turnout_console.views import page_window
+from turnout_console.views import fetch_page
 
 router = APIRouter(prefix="/catalog")
 PAGE = 10
@@ -41,27 +41,23 @@ async def catalog_page(
         "deprecated": deprecated,
         "sort": sort,
     }
-    result = await parts.client.call(
+    result, window = await fetch_page(
+        parts,
         "config",
-        "GET",
         "/api/v1/catalog",
         session.credential.get_secret_value(),
-        params={**filters, "limit": PAGE, "offset": (page - 1) * PAGE},
+        filters,
+        page,
+        PAGE,
     )
     ctx: dict[str, Any] = {
         "session": session,
         "filters": filters,
         "query": urlencode({k: v for k, v in filters.items() if v}),
-        "rows": [],
-        "total": 0,
-        "page": page,
-        "pages": 1,
+        **window,
         "error": None,
         "missing": result.status in (404, 405),
     }
-    if result.ok:
-        total = int(result.data["total"])
-        ctx.update(rows=result.data["data"], total=total, **page_window(page, total, PAGE))
-    elif not ctx["missing"]:
+    if not result.ok and not ctx["missing"]:
         ctx["error"] = result.message
     return parts.templates.TemplateResponse(request, "catalog.html", ctx)

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
 
 from turnout_console.deps import AdminCsrfDep, AdminDep, PartsDep
-from turnout_console.views import page_window, safe_segment, toast
+from turnout_console.views import fetch_page, safe_segment, toast
 
 router = APIRouter(prefix="/health")
 PAGE = 20
@@ -37,22 +37,14 @@ async def _strip(parts: PartsDep, cred: str, provider_id: str) -> list[dict[str,
 
 async def _table(parts: PartsDep, cred: str, page: int, status: str) -> dict[str, Any]:
     """A page of the list by name, filtered and paged by the health-worker."""
-    result = await parts.client.call(
-        "health",
-        "GET",
-        "/api/v1/health/providers",
-        cred,
-        params={"limit": PAGE, "offset": (page - 1) * PAGE, "status": status or None},
+    result, window = await fetch_page(
+        parts, "health", "/api/v1/health/providers", cred, {"status": status or None}, page, PAGE
     )
-    base = {"page": page, "pages": 1, "total": 0, "rows": [], "status": status}
-    if not result.ok:
-        return {**base, "error": result.message}
-    total = int(result.data["total"])
-    shown = result.data["data"][:PAGE]
+    shown = window["rows"] = window["rows"][:PAGE]
     strips = await asyncio.gather(*(_strip(parts, cred, r["provider_id"]) for r in shown))
     for row, strip in zip(shown, strips, strict=True):
         row["strip"] = strip
-    return {**base, "rows": shown, "total": total, "error": None, **page_window(page, total, PAGE)}
+    return {**window, "status": status, "error": None if result.ok else result.message}
 
 
 PageQ = Annotated[int, Query(ge=1, le=100_000)]

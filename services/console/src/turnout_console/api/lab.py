@@ -19,7 +19,7 @@ from turnout_common.errors import ValidationFailed
 from turnout_console.deps import CsrfDep, PartsDep, SessionDep
 from turnout_console.lab_stream import relay
 from turnout_console.sessions import Session
-from turnout_console.views import page_window, safe_segment
+from turnout_console.views import fetch_page, safe_segment
 
 router = APIRouter(prefix="/lab")
 PAGE = 10
@@ -59,22 +59,10 @@ async def _models(parts: PartsDep, session: Session) -> list[str]:
 
 
 async def _history(parts: PartsDep, cred: str, page: int) -> dict[str, Any]:
-    result = await parts.client.call(
-        "metering",
-        "GET",
-        "/api/v1/lab/history",
-        cred,
-        params={"limit": PAGE, "offset": (page - 1) * PAGE},
+    result, window = await fetch_page(
+        parts, "metering", "/api/v1/lab/history", cred, {}, page, PAGE
     )
-    if not result.ok:
-        return {"rows": [], "error": result.message, "page": page, "pages": 1, "total": 0}
-    total = int(result.data.get("total", 0))
-    return {
-        "rows": result.data["data"],
-        "error": None,
-        "total": total,
-        **page_window(page, total, PAGE),
-    }
+    return {**window, "error": None if result.ok else result.message}
 
 
 async def _stats(parts: PartsDep, cred: str) -> dict[str, Any]:

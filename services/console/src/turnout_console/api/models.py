@@ -10,7 +10,7 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
 
 from turnout_console.deps import AdminCsrfDep, AdminDep, PartsDep
-from turnout_console.views import page_window, safe_segment, toast
+from turnout_console.views import fetch_page, safe_segment, toast
 
 router = APIRouter(prefix="/models")
 PAGE = 10
@@ -18,19 +18,8 @@ SortQ = Annotated[str, Query(pattern="^-?(name|price|context_length)$")]
 
 
 async def _table(parts: PartsDep, cred: str, filters: dict[str, Any], page: int) -> dict[str, Any]:
-    params = {**filters, "limit": PAGE, "offset": (page - 1) * PAGE}
-    result = await parts.client.call("config", "GET", "/api/v1/models", cred, params=params)
-    base = {"filters": filters, "page": page, "pages": 1, "total": 0, "rows": []}
-    if not result.ok:
-        return {**base, "error": result.message}
-    total = int(result.data.get("total", 0))
-    return {
-        **base,
-        "rows": result.data["data"],
-        "error": None,
-        "total": total,
-        **page_window(page, total, PAGE),
-    }
+    result, window = await fetch_page(parts, "config", "/api/v1/models", cred, filters, page, PAGE)
+    return {"filters": filters, **window, "error": None if result.ok else result.message}
 
 
 async def _providers(parts: PartsDep, cred: str) -> list[dict[str, Any]]:

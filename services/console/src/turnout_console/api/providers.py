@@ -13,7 +13,7 @@ from fastapi.responses import Response
 from turnout_common.web import MAX_OFFSET
 from turnout_console.client import ApiResult
 from turnout_console.deps import AdminCsrfDep, AdminDep, PartsDep
-from turnout_console.views import KINDS, page_window, safe_segment, toast
+from turnout_console.views import KINDS, fetch_page, safe_segment, toast
 
 router = APIRouter(prefix="/providers")
 PAGE = 10
@@ -37,23 +37,16 @@ async def _table(
     search = search.strip()
     state = {"sort": sort, "search": search, "columns": SORTABLE}
     state["query"] = urlencode({"sort": sort, "search": search})
-    result = await parts.client.call(
+    result, window = await fetch_page(
+        parts,
         "config",
-        "GET",
         "/api/v1/providers",
         credential,
-        params={"limit": PAGE, "offset": (page - 1) * PAGE, "sort": sort, "search": search},
+        {"sort": sort, "search": search},
+        page,
+        PAGE,
     )
-    if not result.ok:
-        return {**state, "rows": [], "error": result.message, "page": page, "pages": 1, "total": 0}
-    total = int(result.data.get("total", 0))
-    return {
-        **state,
-        "rows": result.data["data"],
-        "error": None,
-        "total": total,
-        **page_window(page, total, PAGE),
-    }
+    return {**state, **window, "error": None if result.ok else result.message}
 
 
 @router.get("")

@@ -12,7 +12,7 @@ from fastapi.responses import Response
 
 from turnout_common.errors import ValidationFailed
 from turnout_console.deps import AdminDep, PartsDep
-from turnout_console.views import page_window, toast
+from turnout_console.views import fetch_page, toast
 
 router = APIRouter(prefix="/usage")
 PAGE = 20
@@ -73,19 +73,12 @@ async def usage_page(
         "from": f["from"] and f["from"] + "T00:00:00Z",
         "to": f["to"] and f["to"] + "T23:59:59.999999Z",
     }
-    days, groups, records = await asyncio.gather(  # at once: three independent reads
+    days, groups, (records, window) = await asyncio.gather(  # at once: independent reads
         call("metering", "GET", "/api/v1/usage/summary", cred, params={**f, "group_by": "day"}),
         call("metering", "GET", "/api/v1/usage/summary", cred, params={**f, "group_by": group_by}),
-        call(
-            "metering",
-            "GET",
-            "/api/v1/usage",
-            cred,
-            params={**rec_f, "limit": PAGE, "offset": (page - 1) * PAGE},
-        ),
+        fetch_page(parts, "metering", "/api/v1/usage", cred, rec_f, page, PAGE),
     )
     error = next((r.message for r in (days, groups, records) if not r.ok), None)
-    total = int(records.data["total"]) if records.ok else 0
     series = [
         {
             "day": r["key"],
@@ -105,10 +98,11 @@ async def usage_page(
             "series": sorted(series, key=lambda s: str(s["day"])),
             "groups": groups.data["data"] if groups.ok else [],
             "totals": groups.data["totals"] if groups.ok else None,
-            "records": records.data["data"] if records.ok else [],
-            "total": total,
+            "records": window["rows"],
+            "total": window["total"],
             "query": request.url.query,
-            **page_window(page, total, PAGE),
+            "page": window["page"],
+            "pages": window["pages"],
         },
     )
 
