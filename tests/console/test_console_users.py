@@ -40,7 +40,11 @@ def test_tiers_settings_and_credits(page: Any, system: Any, shot: Any) -> None:
     page.get_by_role("row").filter(has=page.get_by_label(f"Rank of {tier}")).get_by_role(
         "button", name="Save"
     ).click()
-    expect(page.get_by_role("status").filter(has_text=f"Tier {tier} saved.")).to_be_visible()
+    # this save's own toast: "Add tier"'s "Tier … saved." may still be shown (toasts last 6 s),
+    # so a locator by its text matches one or two toasts, the old one even before this save
+    # answered. Toasts are appended and leave in order, and the error toast came after the old
+    # one: the last toast reads "saved" only once this save's answer arrived.
+    expect(page.locator("#toasts > .toast").last).to_have_text(f"Tier {tier} saved.")
     got = {t["name"]: t for t in httpx.get(cfg + "/tiers", headers=admin).json()["data"]}
     assert got[tier]["rpm_limit"] == 90 and got[tier]["monthly_credits_usd"] == "12.5"
     assert got[tier]["lab_monthly_quota"] == 25  # kept through the edit (a PUT of every field)
