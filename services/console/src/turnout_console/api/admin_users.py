@@ -11,8 +11,11 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
 
 from turnout_common.errors import ValidationFailed
-from turnout_console.deps import AdminCsrfDep, AdminDep, PartsDep
-from turnout_console.views import fetch_page, safe_segment, toast
+from turnout_console.api.context import AdminAct
+from turnout_console.api.my_keys import create_key, revoke_key
+from turnout_console.api.user_settings import CHANGED
+from turnout_console.deps import AdminDep, PartsDep
+from turnout_console.views import fetch_page, safe_segment
 
 router = APIRouter(prefix="/users")
 PAGE = 10
@@ -63,9 +66,7 @@ def _money(value: str, field: str, *, required: bool = False) -> str | None:
 
 @router.post("")
 async def create_user(
-    request: Request,
-    parts: PartsDep,
-    session: AdminCsrfDep,
+    ctx: AdminAct,
     user_id: Annotated[str, Form(min_length=1, max_length=64)],
     tier: Annotated[str, Form(min_length=1, max_length=64)] = "free",
     budget: Annotated[str, Form(max_length=40)] = "",
@@ -75,13 +76,13 @@ async def create_user(
         "tier": tier.strip(),
         "monthly_budget_usd": _money(budget, "budget"),
     }
-    result = await parts.client.call(
-        "config", "POST", "/api/v1/users", session.credential.get_secret_value(), json=body
-    )
-    if not result.ok:
-        return toast(parts, request, "error", result.message, status=result.status or 502)
-    return toast(
-        parts, request, "success", f"User {result.data['id']} created.", trigger="users-changed"
+    return await ctx.act(
+        "config",
+        "POST",
+        "/api/v1/users",
+        lambda u: f"User {u['id']} created.",
+        json=body,
+        trigger="users-changed",
     )
 
 
@@ -114,66 +115,28 @@ async def user_page(request: Request, parts: PartsDep, session: AdminDep, user_i
 
 
 @router.post("/{user_id}/keys")
-async def create_key(
-    request: Request,
-    parts: PartsDep,
-    session: AdminCsrfDep,
+async def new_key(
+    ctx: AdminAct,
     user_id: str,
     name: Annotated[str, Form(min_length=1, max_length=100)] = "default",
 ) -> Response:
-    result = await parts.client.call(
-        "config",
-        "POST",
-        "/api/v1/keys",
-        session.credential.get_secret_value(),
-        json={"user_id": safe_segment(user_id), "name": name},
-    )
-    if not result.ok:
-        return toast(parts, request, "error", result.message, status=result.status or 502)
-    # the secret goes into this one answer and nowhere else (never a log, never a later page)
-    return parts.templates.TemplateResponse(
-        request,
-        "partials/key_created.html",
-        {"key": result.data},
-        headers={"HX-Trigger": "user-changed"},
-    )
+    return await create_key(ctx, safe_segment(user_id), name, CHANGED)
 
 
 @router.post("/{user_id}/keys/{key_id}/revoke")
-async def revoke_key(
-    request: Request, parts: PartsDep, session: AdminCsrfDep, user_id: str, key_id: str
-) -> Response:
+async def revoke(ctx: AdminAct, user_id: str, key_id: str) -> Response:
     safe_segment(user_id)
-    result = await parts.client.call(
-        "config",
-        "DELETE",
-        f"/api/v1/keys/{safe_segment(key_id)}",
-        session.credential.get_secret_value(),
-    )
-    if not result.ok:
-        return toast(parts, request, "error", result.message, status=result.status or 502)
-    return toast(parts, request, "success", "Key revoked.", trigger="user-changed")
+    return await revoke_key(ctx, key_id, CHANGED)
 
 
 @router.post("/{user_id}/grant")
 async def grant(
-    request: Request,
-    parts: PartsDep,
-    session: AdminCsrfDep,
+    ctx: AdminAct,
     user_id: str,
     amount: Annotated[str, Form(max_length=40)],
     reason: Annotated[str, Form(min_length=1, max_length=200)] = "granted in the console",
 ) -> Response:
     body = {"amount_usd": _money(amount, "amount", required=True), "reason": reason}
-    result = await parts.client.call(
-        "metering",
-        "POST",
-        f"/api/v1/credits/{safe_segment(user_id)}/grant",
-        session.credential.get_secret_value(),
-        json=body,
-    )
-    if not result.ok:
-        return toast(parts, request, "error", result.message, status=result.status or 502)
-    return toast(
-        parts, request, "success", f"Granted ${body['amount_usd']}.", trigger="user-changed"
-    )
+    path = f"/api/v1/credits/{safe_segment(user_id)}/grant"
+    done = f"Granted ${body['amount_usd']}."
+    return await ctx.act("metering", "POST", path, done, json=body, trigger=CHANGED)

@@ -12,10 +12,12 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
 
-from turnout_console.deps import AdminCsrfDep, AdminDep, PartsDep
-from turnout_console.views import fetch_page, safe_segment, toast
+from turnout_console.api.context import AdminAct
+from turnout_console.deps import AdminDep, PartsDep
+from turnout_console.views import fetch_page, safe_segment
 
 router = APIRouter(prefix="/health")
+CHANGED = "health-changed"
 PAGE = 20
 STRIP = 30
 """Probes in a provider's history strip, newest last."""
@@ -72,9 +74,7 @@ async def override_form(
 
 @router.post("/{provider_id}/override")
 async def set_override(
-    request: Request,
-    parts: PartsDep,
-    session: AdminCsrfDep,
+    ctx: AdminAct,
     provider_id: str,
     status: Annotated[Literal["up", "down"], Form()],
     reason: Annotated[str, Form(min_length=1, max_length=500)],
@@ -83,46 +83,26 @@ async def set_override(
     body: dict[str, Any] = {"status": status, "reason": reason.strip()}
     if hours:
         body["expires_at"] = (datetime.now(UTC) + timedelta(hours=hours)).isoformat()
-    result = await parts.client.call(
-        "health",
-        "PUT",
-        f"/api/v1/health/providers/{safe_segment(provider_id)}/override",
-        session.credential.get_secret_value(),
-        json=body,
-    )
-    if not result.ok:
-        return toast(parts, request, "error", result.message, status=result.status or 502)
-    return toast(parts, request, "success", f"Forced {status}.", trigger="health-changed")
+    path = f"{_one(provider_id)}/override"
+    return await ctx.act("health", "PUT", path, f"Forced {status}.", json=body, trigger=CHANGED)
 
 
 @router.post("/{provider_id}/override/clear")
-async def clear_override(
-    request: Request, parts: PartsDep, session: AdminCsrfDep, provider_id: str
-) -> Response:
-    result = await parts.client.call(
-        "health",
-        "DELETE",
-        f"/api/v1/health/providers/{safe_segment(provider_id)}/override",
-        session.credential.get_secret_value(),
-    )
-    if not result.ok:
-        return toast(parts, request, "error", result.message, status=result.status or 502)
-    return toast(parts, request, "success", "Override cleared.", trigger="health-changed")
+async def clear_override(ctx: AdminAct, provider_id: str) -> Response:
+    path = f"{_one(provider_id)}/override"
+    return await ctx.act("health", "DELETE", path, "Override cleared.", trigger=CHANGED)
 
 
 @router.post("/{provider_id}/check")
-async def check_now(
-    request: Request, parts: PartsDep, session: AdminCsrfDep, provider_id: str
-) -> Response:
-    result = await parts.client.call(
-        "health",
-        "POST",
-        f"/api/v1/health/providers/{safe_segment(provider_id)}/check",
-        session.credential.get_secret_value(),
-    )
-    if not result.ok:
-        return toast(parts, request, "error", result.message, status=result.status or 502)
-    d = result.data
+async def check_now(ctx: AdminAct, provider_id: str) -> Response:
+    path = f"{_one(provider_id)}/check"
+    return await ctx.act("health", "POST", path, _checked, trigger=CHANGED)
+
+
+def _one(provider_id: str) -> str:
+    return f"/api/v1/health/providers/{safe_segment(provider_id)}"
+
+
+def _checked(d: dict[str, Any]) -> str:
     ms = f" in {float(d['latency_ms']):.0f} ms" if d.get("latency_ms") is not None else ""
-    msg = f"Probe: {d.get('probe_status')}{ms} ({d.get('probe_reason')}); now {d.get('status')}."
-    return toast(parts, request, "success", msg, trigger="health-changed")
+    return f"Probe: {d.get('probe_status')}{ms} ({d.get('probe_reason')}); now {d.get('status')}."

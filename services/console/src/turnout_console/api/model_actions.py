@@ -5,39 +5,26 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form
 from fastapi.responses import Response
 
-from turnout_console.api.models import _price
-from turnout_console.deps import AdminCsrfDep, AdminDep, PartsDep
-from turnout_console.views import safe_segment, toast
+from turnout_console.api.context import AdminAct, AdminView
+from turnout_console.api.models import CHANGED, _price
+from turnout_console.views import safe_segment
 
 router = APIRouter(prefix="/models")
 PURPOSES = ("chat", "completion", "embeddings", "reranking")
 
 
 @router.get("/{model_id}/edit")
-async def edit_form(
-    request: Request, parts: PartsDep, session: AdminDep, model_id: str
-) -> Response:
-    result = await parts.client.call(
-        "config",
-        "GET",
-        f"/api/v1/models/{safe_segment(model_id)}",
-        session.credential.get_secret_value(),
-    )
-    if not result.ok:
-        return toast(parts, request, "error", result.message, status=result.status or 502)
-    return parts.templates.TemplateResponse(
-        request, "partials/model_edit.html", {"m": result.data, "purposes": PURPOSES}
-    )
+async def edit_form(ctx: AdminView, model_id: str) -> Response:
+    path = f"/api/v1/models/{safe_segment(model_id)}"
+    return await ctx.dialog("config", path, "partials/model_edit.html", "m", purposes=PURPOSES)
 
 
 @router.post("/{model_id}")
 async def update_model(
-    request: Request,
-    parts: PartsDep,
-    session: AdminCsrfDep,
+    ctx: AdminAct,
     model_id: str,
     name: Annotated[str, Form(min_length=1, max_length=200)],
     purposes: Annotated[list[Literal["chat", "completion", "embeddings", "reranking"]], Form()],
@@ -61,14 +48,12 @@ async def update_model(
     }
     if context_window:
         body["context_window"] = context_window
-    result = await parts.client.call(
+    path = f"/api/v1/models/{safe_segment(model_id)}"
+    return await ctx.act(
         "config",
         "PATCH",
-        f"/api/v1/models/{safe_segment(model_id)}",
-        session.credential.get_secret_value(),
+        path,
+        lambda m: f"Model {m['name']} saved.",
         json=body,
+        trigger=CHANGED,
     )
-    if not result.ok:
-        return toast(parts, request, "error", result.message, status=result.status or 502)
-    msg = f"Model {result.data['name']} saved."
-    return toast(parts, request, "success", msg, trigger="models-changed")

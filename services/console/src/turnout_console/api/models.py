@@ -9,10 +9,13 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
 
-from turnout_console.deps import AdminCsrfDep, AdminDep, PartsDep
-from turnout_console.views import fetch_page, safe_segment, toast
+from turnout_console.api.context import AdminAct
+from turnout_console.deps import AdminDep, PartsDep
+from turnout_console.views import fetch_page, safe_segment
 
 router = APIRouter(prefix="/models")
+CHANGED = "models-changed"
+"""The event the models table refreshes on."""
 PAGE = 10
 SortQ = Annotated[str, Query(pattern="^-?(name|price|context_length)$")]
 
@@ -101,9 +104,7 @@ def _price(value: str, field: str) -> str:
 
 @router.post("")
 async def create_model(
-    request: Request,
-    parts: PartsDep,
-    session: AdminCsrfDep,
+    ctx: AdminAct,
     provider: Annotated[str, Form(min_length=1, max_length=200)],
     upstream_model: Annotated[str, Form(min_length=1, max_length=300)],
     name: Annotated[str, Form(max_length=200)] = "",
@@ -123,35 +124,27 @@ async def create_model(
         body["name"] = name.strip()
     if context_window:
         body["context_window"] = context_window
-    result = await parts.client.call(
-        "config", "POST", "/api/v1/models", session.credential.get_secret_value(), json=body
-    )
-    if not result.ok:
-        return toast(parts, request, "error", result.message, status=result.status or 502)
-    return toast(
-        parts, request, "success", f"Model {result.data['name']} added.", trigger="models-changed"
+    return await ctx.act(
+        "config",
+        "POST",
+        "/api/v1/models",
+        lambda m: f"Model {m['name']} added.",
+        json=body,
+        trigger=CHANGED,
     )
 
 
 @router.post("/{model_id}/enabled")
 async def set_enabled(
-    request: Request,
-    parts: PartsDep,
-    session: AdminCsrfDep,
-    model_id: str,
-    enabled: Annotated[Literal["true", "false"], Form()],
+    ctx: AdminAct, model_id: str, enabled: Annotated[Literal["true", "false"], Form()]
 ) -> Response:
     path = f"/api/v1/models/{safe_segment(model_id)}"
-    result = await parts.client.call(
+    state = "enabled" if enabled == "true" else "disabled"
+    return await ctx.act(
         "config",
         "PATCH",
         path,
-        session.credential.get_secret_value(),
+        lambda m: f"Model {m['name']} {state}.",
         json={"enabled": enabled == "true"},
-    )
-    if not result.ok:
-        return toast(parts, request, "error", result.message, status=result.status or 502)
-    state = "enabled" if enabled == "true" else "disabled"
-    return toast(
-        parts, request, "success", f"Model {result.data['name']} {state}.", trigger="models-changed"
+        trigger=CHANGED,
     )

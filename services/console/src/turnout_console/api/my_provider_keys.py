@@ -6,85 +6,58 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form
 from fastapi.responses import Response
 
-from turnout_console.deps import CsrfDep, PartsDep, SessionDep
+from turnout_console.api.context import Ctx, UserAct, UserView
+from turnout_console.api.provider_actions import probe_toast
 from turnout_console.sessions import Session
-from turnout_console.views import safe_segment, toast
+from turnout_console.views import safe_segment
 
 router = APIRouter(prefix="/me/provider-keys")
+CHANGED = "byok-changed"
 
 
 def _base(session: Session) -> str:
     return f"/api/v1/users/{safe_segment(session.user_id or '-')}/provider-keys"
 
 
-async def _context(parts: PartsDep, session: Session) -> dict[str, Any]:
-    cred = session.credential.get_secret_value()
-    opened = await parts.client.call("config", "GET", "/api/v1/byok/providers", cred)
+async def _context(ctx: Ctx) -> dict[str, Any]:
+    opened = await ctx.get("config", "/api/v1/byok/providers")
     if opened.status in (404, 405):
         return {"missing": True, "rows": [], "error": None}
     if not opened.ok:
         return {"missing": False, "rows": [], "error": opened.message}
-    mine = await parts.client.call("config", "GET", _base(session), cred)
+    mine = await ctx.get("config", _base(ctx.session))
     hints = {k["provider_id"]: k for k in mine.data["data"]} if mine.ok else {}
     rows = [{**p, "key": hints.get(p["provider_id"])} for p in opened.data["data"]]
     return {"missing": False, "rows": rows, "error": None if mine.ok else mine.message}
 
 
 @router.get("")
-async def page(request: Request, parts: PartsDep, session: SessionDep) -> Response:
-    ctx = await _context(parts, session)
-    name = "partials/byok_table.html" if request.headers.get("hx-request") else "provider_keys.html"
-    return parts.templates.TemplateResponse(request, name, {"session": session, **ctx})
+async def page(ctx: UserView) -> Response:
+    return ctx.page("provider_keys.html", "partials/byok_table.html", await _context(ctx))
 
 
 @router.post("/{provider}")
 async def save(
-    request: Request,
-    parts: PartsDep,
-    session: CsrfDep,
-    provider: str,
-    api_key: Annotated[str, Form(min_length=1, max_length=4096)],
+    ctx: UserAct, provider: str, api_key: Annotated[str, Form(min_length=1, max_length=4096)]
 ) -> Response:
-    result = await parts.client.call(
-        "config",
-        "PUT",
-        f"{_base(session)}/{safe_segment(provider)}",
-        session.credential.get_secret_value(),
-        json={"api_key": api_key},
-    )
-    if not result.ok:
-        return toast(parts, request, "error", result.message, status=result.status or 502)
-    msg = f"Key for {result.data.get('provider_name')} saved ({result.data.get('api_key_hint')})."
-    return toast(parts, request, "success", msg, trigger="byok-changed")
+    path = f"{_base(ctx.session)}/{safe_segment(provider)}"
+    return await ctx.act("config", "PUT", path, _saved, json={"api_key": api_key}, trigger=CHANGED)
+
+
+def _saved(key: dict[str, Any]) -> str:
+    return f"Key for {key.get('provider_name')} saved ({key.get('api_key_hint')})."
 
 
 @router.post("/{provider}/test")
-async def test(request: Request, parts: PartsDep, session: CsrfDep, provider: str) -> Response:
-    result = await parts.client.call(
-        "config",
-        "POST",
-        f"{_base(session)}/{safe_segment(provider)}/test",
-        session.credential.get_secret_value(),
-    )
-    if not result.ok:
-        return toast(parts, request, "error", result.message, status=result.status or 502)
-    d = result.data
-    kind = "success" if d.get("ok") else "error"
-    msg = f"{d.get('provider')}: {d.get('status')} in {float(d.get('latency_ms', 0)):.0f} ms"
-    return toast(parts, request, kind, msg if d.get("ok") else f"{msg}: {d.get('message')}")
+async def test(ctx: UserAct, provider: str) -> Response:
+    result = await ctx.call("config", "POST", f"{_base(ctx.session)}/{safe_segment(provider)}/test")
+    return probe_toast(ctx, result, count_models=False)
 
 
 @router.post("/{provider}/delete")
-async def remove(request: Request, parts: PartsDep, session: CsrfDep, provider: str) -> Response:
-    result = await parts.client.call(
-        "config",
-        "DELETE",
-        f"{_base(session)}/{safe_segment(provider)}",
-        session.credential.get_secret_value(),
-    )
-    if not result.ok:
-        return toast(parts, request, "error", result.message, status=result.status or 502)
-    return toast(parts, request, "success", "Key removed.", trigger="byok-changed")
+async def remove(ctx: UserAct, provider: str) -> Response:
+    path = f"{_base(ctx.session)}/{safe_segment(provider)}"
+    return await ctx.act("config", "DELETE", path, "Key removed.", trigger=CHANGED)

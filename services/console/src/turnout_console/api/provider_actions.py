@@ -5,37 +5,27 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form
 from fastapi.responses import Response
 
-from turnout_console.api.providers import outcome
-from turnout_console.deps import AdminCsrfDep, AdminDep, PartsDep
-from turnout_console.views import KINDS, safe_segment, toast
+from turnout_console.api.context import AdminAct, AdminView, Ctx
+from turnout_console.api.providers import CHANGED, provider_body
+from turnout_console.client import ApiResult
+from turnout_console.views import KINDS, safe_segment
 
 router = APIRouter(prefix="/providers")
 
 
 @router.get("/{ref}/edit")
-async def edit_form(request: Request, parts: PartsDep, session: AdminDep, ref: str) -> Response:
+async def edit_form(ctx: AdminView, ref: str) -> Response:
     """The edit dialog's form, filled from config-api (which never returns the key)."""
-    result = await parts.client.call(
-        "config",
-        "GET",
-        f"/api/v1/providers/{safe_segment(ref)}",
-        session.credential.get_secret_value(),
-    )
-    if not result.ok:
-        return toast(parts, request, "error", result.message, status=result.status or 502)
-    return parts.templates.TemplateResponse(
-        request, "partials/provider_edit.html", {"p": result.data, "kinds": KINDS}
-    )
+    path = f"/api/v1/providers/{safe_segment(ref)}"
+    return await ctx.dialog("config", path, "partials/provider_edit.html", "p", kinds=KINDS)
 
 
 @router.post("/{ref}")
 async def update_provider(
-    request: Request,
-    parts: PartsDep,
-    session: AdminCsrfDep,
+    ctx: AdminAct,
     ref: str,
     name: Annotated[str, Form(min_length=1, max_length=200)],
     kind: Annotated[str, Form(max_length=40)],
@@ -44,58 +34,44 @@ async def update_provider(
     enabled: Annotated[str, Form(max_length=5)] = "",
 ) -> Response:
     """A PATCH of what the form shows; the key only when one was typed (it replaces the old)."""
-    body: dict[str, Any] = {"name": name.strip(), "kind": kind, "enabled": enabled == "on"}
-    if base_url.strip():
-        body["base_url"] = base_url.strip()
-    if api_key:
-        body["api_key"] = api_key
-    result = await parts.client.call(
-        "config",
-        "PATCH",
-        f"/api/v1/providers/{safe_segment(ref)}",
-        session.credential.get_secret_value(),
-        json=body,
-    )
-    replaced = " Its key was replaced." if api_key and result.ok else ""
-    return outcome(request, parts, result, f"Provider {name.strip()} saved.{replaced}")
+    body = provider_body(name, kind, base_url, api_key) | {"enabled": enabled == "on"}
+    replaced = " Its key was replaced." if api_key else ""
+    path = f"/api/v1/providers/{safe_segment(ref)}"
+    done = f"Provider {name.strip()} saved.{replaced}"
+    return await ctx.act("config", "PATCH", path, done, json=body, trigger=CHANGED)
 
 
 @router.post("/{ref}/test")
-async def test_provider(
-    request: Request, parts: PartsDep, session: AdminCsrfDep, ref: str
-) -> Response:
-    result = await parts.client.call(
-        "config",
-        "POST",
-        f"/api/v1/providers/{safe_segment(ref)}/test",
-        session.credential.get_secret_value(),
-    )
-    if not result.ok:
-        return toast(parts, request, "error", result.message, status=result.status or 502)
-    d = result.data
-    kind = "success" if d.get("ok") else "error"
-    found = d.get("models")
-    extra = f", {len(found)} models found" if isinstance(found, list) else ""
-    why = "" if d.get("ok") else f": {d.get('message')}"
-    msg = f"{d.get('provider')}: {d.get('status')} in {float(d.get('latency_ms', 0)):.0f} ms"
-    return toast(parts, request, kind, msg + extra + why)
+async def test_provider(ctx: AdminAct, ref: str) -> Response:
+    result = await ctx.call("config", "POST", f"/api/v1/providers/{safe_segment(ref)}/test")
+    return probe_toast(ctx, result, count_models=True)
 
 
 @router.post("/{ref}/discover")
-async def discover(request: Request, parts: PartsDep, session: AdminCsrfDep, ref: str) -> Response:
-    result = await parts.client.call(
-        "config",
-        "POST",
-        f"/api/v1/providers/{safe_segment(ref)}/discover",
-        session.credential.get_secret_value(),
-    )
-    if not result.ok:
-        return toast(parts, request, "error", result.message, status=result.status or 502)
-    d = result.data
+async def discover(ctx: AdminAct, ref: str) -> Response:
+    path = f"/api/v1/providers/{safe_segment(ref)}/discover"
+    return await ctx.act("config", "POST", path, _discovered, trigger=CHANGED)
+
+
+def _discovered(d: dict[str, Any]) -> str:
     added, priced, unpriced = (len(d.get(k, [])) for k in ("added", "priced", "disabled_unpriced"))
-    msg = (
+    return (
         f"{d.get('provider')}: {d.get('discovered')} models found, {added} added "
         f"({priced} priced from the price table, {unpriced} disabled until priced), "
         f"{len(d.get('already_present', []))} already in the catalog."
     )
-    return toast(parts, request, "success", msg, trigger="providers-changed")
+
+
+def probe_toast(ctx: Ctx, result: ApiResult, *, count_models: bool) -> Response:
+    """A provider test's answer as a toast: status and latency, the models it listed (when
+    ``count_models``) and, when the test failed, why (an error toast)."""
+    if not result.ok:
+        return ctx.failed(result)
+    d = result.data
+    msg = f"{d.get('provider')}: {d.get('status')} in {float(d.get('latency_ms', 0)):.0f} ms"
+    found = d.get("models")
+    if count_models and isinstance(found, list):
+        msg += f", {len(found)} models found"
+    if not d.get("ok"):
+        return ctx.toast("error", f"{msg}: {d.get('message')}")
+    return ctx.toast("success", msg)

@@ -11,9 +11,9 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
 
 from turnout_common.web import MAX_OFFSET
-from turnout_console.client import ApiResult
-from turnout_console.deps import AdminCsrfDep, AdminDep, PartsDep
-from turnout_console.views import KINDS, fetch_page, safe_segment, toast
+from turnout_console.api.context import AdminAct
+from turnout_console.deps import AdminDep, PartsDep
+from turnout_console.views import KINDS, fetch_page, safe_segment
 
 router = APIRouter(prefix="/providers")
 PAGE = 10
@@ -81,41 +81,35 @@ async def providers_table(
     )
 
 
-def outcome(request: Request, parts: PartsDep, result: ApiResult, done: str) -> Response:
-    if result.ok:
-        return toast(parts, request, "success", done, trigger="providers-changed")
-    return toast(parts, request, "error", result.message, status=result.status or 502)
+CHANGED = "providers-changed"
+"""The event the providers table refreshes on."""
 
 
-@router.post("")
-async def create_provider(
-    request: Request,
-    parts: PartsDep,
-    session: AdminCsrfDep,
-    name: Annotated[str, Form(min_length=1, max_length=200)],
-    kind: Annotated[str, Form(max_length=40)],
-    base_url: Annotated[str, Form(max_length=2000)] = "",
-    api_key: Annotated[str, Form(max_length=4096)] = "",
-) -> Response:
+def provider_body(name: str, kind: str, base_url: str, api_key: str) -> dict[str, Any]:
+    """The create and edit forms' fields as config-api takes them: a blank URL is the kind's
+    default, a blank key leaves the stored one."""
     body: dict[str, Any] = {"name": name.strip(), "kind": kind}
     if base_url.strip():
         body["base_url"] = base_url.strip()
     if api_key:
         body["api_key"] = api_key
-    result = await parts.client.call(
-        "config", "POST", "/api/v1/providers", session.credential.get_secret_value(), json=body
-    )
-    return outcome(request, parts, result, f"Provider {name.strip()} created.")
+    return body
+
+
+@router.post("")
+async def create_provider(
+    ctx: AdminAct,
+    name: Annotated[str, Form(min_length=1, max_length=200)],
+    kind: Annotated[str, Form(max_length=40)],
+    base_url: Annotated[str, Form(max_length=2000)] = "",
+    api_key: Annotated[str, Form(max_length=4096)] = "",
+) -> Response:
+    body = provider_body(name, kind, base_url, api_key)
+    done = f"Provider {name.strip()} created."
+    return await ctx.act("config", "POST", "/api/v1/providers", done, json=body, trigger=CHANGED)
 
 
 @router.post("/{ref}/delete")
-async def delete_provider(
-    request: Request, parts: PartsDep, session: AdminCsrfDep, ref: str
-) -> Response:
-    result = await parts.client.call(
-        "config",
-        "DELETE",
-        f"/api/v1/providers/{safe_segment(ref)}",
-        session.credential.get_secret_value(),
-    )
-    return outcome(request, parts, result, "Provider deleted.")
+async def delete_provider(ctx: AdminAct, ref: str) -> Response:
+    path = f"/api/v1/providers/{safe_segment(ref)}"
+    return await ctx.act("config", "DELETE", path, "Provider deleted.", trigger=CHANGED)

@@ -9,8 +9,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
-from turnout_console.deps import AdminCsrfDep, AdminDep, PartsDep
-from turnout_console.views import toast
+from turnout_console.api.context import AdminAct
+from turnout_console.deps import AdminDep, PartsDep
 
 router = APIRouter(prefix="/routes")
 PURPOSES = ("chat", "embeddings", "reranking")
@@ -75,22 +75,13 @@ async def routes_page(request: Request, parts: PartsDep, session: AdminDep) -> R
 
 @router.post("/{purpose}")
 async def save_route(
-    request: Request,
-    parts: PartsDep,
-    session: AdminCsrfDep,
+    ctx: AdminAct,
     purpose: Literal["chat", "embeddings", "reranking"],
     model: Annotated[str, Form(min_length=1, max_length=200)],
     fallbacks: Annotated[list[str] | None, Form(max_length=20)] = None,
 ) -> Response:
     chain = [f for f in (fallbacks or []) if f and f != model]
-    result = await parts.client.call(
-        "config",
-        "PUT",
-        f"/api/v1/routes/{purpose}",
-        session.credential.get_secret_value(),
-        json={"model": model, "fallbacks": chain},
-    )
-    if not result.ok:
-        return toast(parts, request, "error", result.message, status=result.status or 502)
     tail = f" (fallbacks: {', '.join(chain)})" if chain else ""
-    return toast(parts, request, "success", f"{purpose} now routes to {model}{tail}.")
+    body = {"model": model, "fallbacks": chain}
+    done = f"{purpose} now routes to {model}{tail}."
+    return await ctx.act("config", "PUT", f"/api/v1/routes/{purpose}", done, json=body)

@@ -5,57 +5,47 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form
 from fastapi.responses import Response
 
 from turnout_common.errors import ValidationFailed
-from turnout_console.client import ApiResult
-from turnout_console.deps import AdminCsrfDep, AdminDep, PartsDep
-from turnout_console.views import safe_segment, toast
+from turnout_console.api.context import AdminAct, AdminView, Ctx
+from turnout_console.views import safe_segment
 
 router = APIRouter(prefix="/rules")
+BASE = "/api/v1/routing-rules"
+CHANGED = "rules-changed"
 PRIORITY_MIN, PRIORITY_MAX = -1_000_000, 1_000_000
 
 
-async def _rules(parts: PartsDep, cred: str) -> tuple[list[dict[str, Any]], str | None]:
-    result = await parts.client.call("config", "GET", "/api/v1/routing-rules", cred)
+async def _rules(ctx: Ctx) -> tuple[list[dict[str, Any]], str | None]:
+    result = await ctx.get("config", BASE)
     if not result.ok:
         return [], result.message
     return result.data["data"], None
 
 
 @router.get("")
-async def rules_page(request: Request, parts: PartsDep, session: AdminDep) -> Response:
-    rules, error = await _rules(parts, session.credential.get_secret_value())
-    return parts.templates.TemplateResponse(
-        request, "rules.html", {"session": session, "rules": rules, "error": error}
-    )
+async def rules_page(ctx: AdminView) -> Response:
+    rules, error = await _rules(ctx)
+    return ctx.render("rules.html", {"session": ctx.session, "rules": rules, "error": error})
 
 
 @router.get("/table")
-async def rules_table(request: Request, parts: PartsDep, session: AdminDep) -> Response:
-    rules, error = await _rules(parts, session.credential.get_secret_value())
-    return parts.templates.TemplateResponse(
-        request, "partials/rules_table.html", {"rules": rules, "error": error}
-    )
+async def rules_table(ctx: AdminView) -> Response:
+    rules, error = await _rules(ctx)
+    return ctx.render("partials/rules_table.html", {"rules": rules, "error": error})
 
 
 @router.get("/new")
-async def new_form(request: Request, parts: PartsDep, _: AdminDep) -> Response:
-    return parts.templates.TemplateResponse(request, "partials/rule_form.html", {"r": None})
+async def new_form(ctx: AdminView) -> Response:
+    return ctx.render("partials/rule_form.html", {"r": None})
 
 
 @router.get("/{ref}/edit")
-async def edit_form(request: Request, parts: PartsDep, session: AdminDep, ref: str) -> Response:
-    result = await parts.client.call(
-        "config",
-        "GET",
-        f"/api/v1/routing-rules/{safe_segment(ref)}",
-        session.credential.get_secret_value(),
-    )
-    if not result.ok:
-        return toast(parts, request, "error", result.message, status=result.status or 502)
-    return parts.templates.TemplateResponse(request, "partials/rule_form.html", {"r": result.data})
+async def edit_form(ctx: AdminView, ref: str) -> Response:
+    path = f"/api/v1/routing-rules/{safe_segment(ref)}"
+    return await ctx.dialog("config", path, "partials/rule_form.html", "r")
 
 
 Opt = Annotated[str, Form(max_length=200)]
@@ -103,17 +93,9 @@ def _body(
     }
 
 
-def _outcome(request: Request, parts: PartsDep, result: ApiResult, done: str) -> Response:
-    if result.ok:
-        return toast(parts, request, "success", done, trigger="rules-changed")
-    return toast(parts, request, "error", result.message, status=result.status or 502)
-
-
 @router.post("")
 async def save_rule(
-    request: Request,
-    parts: PartsDep,
-    session: AdminCsrfDep,
+    ctx: AdminAct,
     name: Annotated[str, Form(min_length=1, max_length=200)],
     targets: Annotated[str, Form(min_length=1, max_length=4000)],
     rule_id: Annotated[str, Form(max_length=200)] = "",
@@ -133,61 +115,39 @@ async def save_rule(
         name, priority, weight, enabled, power_level, tier, task_type, model,
         min_tokens, max_tokens, requires_byok, targets,
     )  # fmt: skip
-    cred = session.credential.get_secret_value()
     if rule_id:
         path = f"/api/v1/routing-rules/{safe_segment(rule_id)}"
-        result = await parts.client.call("config", "PATCH", path, cred, json=body)
-        return _outcome(request, parts, result, f"Rule {body['name']} saved.")
-    result = await parts.client.call("config", "POST", "/api/v1/routing-rules", cred, json=body)
-    return _outcome(request, parts, result, f"Rule {body['name']} created.")
+        done = f"Rule {body['name']} saved."
+        return await ctx.act("config", "PATCH", path, done, json=body, trigger=CHANGED)
+    done = f"Rule {body['name']} created."
+    return await ctx.act("config", "POST", BASE, done, json=body, trigger=CHANGED)
 
 
 @router.post("/{ref}/delete")
-async def delete_rule(
-    request: Request, parts: PartsDep, session: AdminCsrfDep, ref: str
-) -> Response:
-    result = await parts.client.call(
-        "config",
-        "DELETE",
-        f"/api/v1/routing-rules/{safe_segment(ref)}",
-        session.credential.get_secret_value(),
-    )
-    return _outcome(request, parts, result, "Rule deleted.")
+async def delete_rule(ctx: AdminAct, ref: str) -> Response:
+    path = f"/api/v1/routing-rules/{safe_segment(ref)}"
+    return await ctx.act("config", "DELETE", path, "Rule deleted.", trigger=CHANGED)
 
 
 @router.post("/{ref}/move")
 async def move_rule(
-    request: Request,
-    parts: PartsDep,
-    session: AdminCsrfDep,
+    ctx: AdminAct,
     ref: str,
     direction: Annotated[Literal["up", "down"], Form()],
 ) -> Response:
     """Swap priorities with the neighbour above (``up``) or below; when both share a
     priority, the moved rule goes one past it. Lower priority runs first."""
-    cred = session.credential.get_secret_value()
-    rules, error = await _rules(parts, cred)
+    rules, error = await _rules(ctx)
     if error:
-        return toast(parts, request, "error", error, status=502)
+        return ctx.toast("error", error, status=502)
     at = next((i for i, r in enumerate(rules) if r["id"] == ref), None)
     if at is None:
-        return toast(
-            parts,
-            request,
-            "error",
-            "That rule is gone; the list is refreshed.",
-            status=404,
-            trigger="rules-changed",
-        )
+        gone = "That rule is gone; the list is refreshed."
+        return ctx.toast("error", gone, status=404, trigger=CHANGED)
     other = at - 1 if direction == "up" else at + 1
     if not 0 <= other < len(rules):
-        return toast(
-            parts,
-            request,
-            "error",
-            f"{rules[at]['name']} is already {'first' if direction == 'up' else 'last'}.",
-            status=409,
-        )
+        edge = "first" if direction == "up" else "last"
+        return ctx.toast("error", f"{rules[at]['name']} is already {edge}.", status=409)
     me, them = rules[at], rules[other]
     mine, theirs = them["priority"], me["priority"]
     if mine == theirs:
@@ -197,7 +157,7 @@ async def move_rule(
         if rule["priority"] == prio:
             continue
         path = f"/api/v1/routing-rules/{safe_segment(rule['id'])}"
-        result = await parts.client.call("config", "PATCH", path, cred, json={"priority": prio})
+        result = await ctx.call("config", "PATCH", path, json={"priority": prio})
         if not result.ok:
-            return _outcome(request, parts, result, "")
-    return _outcome(request, parts, ApiResult(200, None), f"{me['name']} moved {direction}.")
+            return ctx.failed(result)
+    return ctx.toast("success", f"{me['name']} moved {direction}.", trigger=CHANGED)

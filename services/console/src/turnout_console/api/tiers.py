@@ -4,32 +4,27 @@ every field; the form sends every field, so a PUT keeps what it shows)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form
 from fastapi.responses import Response
 
 from turnout_common.errors import ValidationFailed
-from turnout_console.deps import AdminCsrfDep, AdminDep, PartsDep
-from turnout_console.views import safe_segment, toast
+from turnout_console.api.context import AdminAct, AdminView
+from turnout_console.views import safe_segment
 
 router = APIRouter(prefix="/tiers")
 Num = Annotated[str, Form(max_length=40)]
 
 
-async def _context(parts: PartsDep, cred: str) -> dict[str, Any]:
-    result = await parts.client.call("config", "GET", "/api/v1/tiers", cred)
-    return {
+@router.get("")
+async def tiers_page(ctx: AdminView) -> Response:
+    result = await ctx.get("config", "/api/v1/tiers")
+    tiers = {
         "tiers": result.data["data"] if result.ok else [],
         "error": None if result.ok else result.message,
     }
-
-
-@router.get("")
-async def tiers_page(request: Request, parts: PartsDep, session: AdminDep) -> Response:
-    ctx = await _context(parts, session.credential.get_secret_value())
-    name = "partials/tiers_table.html" if request.headers.get("hx-request") else "tiers.html"
-    return parts.templates.TemplateResponse(request, name, {"session": session, **ctx})
+    return ctx.page("tiers.html", "partials/tiers_table.html", tiers)
 
 
 def _int(value: str, field: str) -> int | None:
@@ -43,9 +38,7 @@ def _int(value: str, field: str) -> int | None:
 
 @router.post("")
 async def save_tier(
-    request: Request,
-    parts: PartsDep,
-    session: AdminCsrfDep,
+    ctx: AdminAct,
     name: Annotated[str, Form(min_length=1, max_length=64)],
     rank: Num = "0",
     monthly_credits_usd: Num = "0",
@@ -65,13 +58,6 @@ async def save_tier(
         "lab_monthly_quota": _int(lab_monthly_quota, "lab_monthly_quota"),
         "byok_fee_pct": byok_fee_pct.strip() or "0",
     }
-    result = await parts.client.call(
-        "config",
-        "PUT",
-        f"/api/v1/tiers/{safe_segment(name.strip())}",
-        session.credential.get_secret_value(),
-        json=body,
-    )
-    if not result.ok:
-        return toast(parts, request, "error", result.message, status=result.status or 502)
-    return toast(parts, request, "success", f"Tier {name.strip()} saved.", trigger="tiers-changed")
+    path = f"/api/v1/tiers/{safe_segment(name.strip())}"
+    done = f"Tier {name.strip()} saved."
+    return await ctx.act("config", "PUT", path, done, json=body, trigger="tiers-changed")

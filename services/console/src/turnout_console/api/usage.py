@@ -11,8 +11,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from turnout_common.errors import ValidationFailed
+from turnout_console.api.context import AdminView
 from turnout_console.deps import AdminDep, PartsDep
-from turnout_console.views import fetch_page, toast
+from turnout_console.views import fetch_page
 
 router = APIRouter(prefix="/usage")
 PAGE = 20
@@ -109,9 +110,7 @@ async def usage_page(
 
 @router.get("/export.csv")
 async def usage_csv(
-    request: Request,
-    parts: PartsDep,
-    session: AdminDep,
+    ctx: AdminView,
     user_id: Str = None,
     model: Str = None,
     provider: Str = None,
@@ -121,15 +120,9 @@ async def usage_csv(
     f = _filters(user_id, model, provider, start, end)
     f["from"] = f["from"] and f["from"] + "T00:00:00Z"
     f["to"] = f["to"] and f["to"] + "T23:59:59.999999Z"
-    result = await parts.client.call(
-        "metering",
-        "GET",
-        "/api/v1/usage",
-        session.credential.get_secret_value(),
-        params={**f, "format": "csv", "limit": 100_000},
-    )
+    result = await ctx.get("metering", "/api/v1/usage", **f, format="csv", limit=100_000)
     if not result.ok:
-        return toast(parts, request, "error", result.message, status=result.status or 502)
+        return ctx.failed(result)
     return Response(
         str(result.data),
         media_type="text/csv; charset=utf-8",

@@ -6,14 +6,16 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form
 from fastapi.responses import Response
 
 from turnout_common.errors import ValidationFailed
-from turnout_console.deps import AdminCsrfDep, PartsDep
-from turnout_console.views import safe_segment, toast
+from turnout_console.api.context import AdminAct
+from turnout_console.views import safe_segment
 
 router = APIRouter(prefix="/users")
+CHANGED = "user-changed"
+"""The event one user's page refreshes on."""
 
 
 def _amount(value: str, field: str, *, signed: bool) -> str | None:
@@ -36,9 +38,7 @@ def _amount(value: str, field: str, *, signed: bool) -> str | None:
 
 @router.post("/{user_id}/settings")
 async def save_settings(
-    request: Request,
-    parts: PartsDep,
-    session: AdminCsrfDep,
+    ctx: AdminAct,
     user_id: str,
     tier: Annotated[str, Form(min_length=1, max_length=64)],
     budget: Annotated[str, Form(max_length=40)] = "",
@@ -50,23 +50,15 @@ async def save_settings(
         "monthly_budget_usd": _amount(budget, "budget", signed=False),
         "enabled": enabled == "on",
     }
-    result = await parts.client.call(
-        "config",
-        "PATCH",
-        f"/api/v1/users/{safe_segment(user_id)}",
-        session.credential.get_secret_value(),
-        json=body,
+    path = f"/api/v1/users/{safe_segment(user_id)}"
+    return await ctx.act(
+        "config", "PATCH", path, f"User {user_id} saved.", json=body, trigger=CHANGED
     )
-    if not result.ok:
-        return toast(parts, request, "error", result.message, status=result.status or 502)
-    return toast(parts, request, "success", f"User {user_id} saved.", trigger="user-changed")
 
 
 @router.post("/{user_id}/adjust")
 async def adjust(
-    request: Request,
-    parts: PartsDep,
-    session: AdminCsrfDep,
+    ctx: AdminAct,
     user_id: str,
     amount: Annotated[str, Form(max_length=40)],
     reason: Annotated[str, Form(min_length=1, max_length=500)],
@@ -74,14 +66,6 @@ async def adjust(
     body = {"amount_usd": _amount(amount, "amount", signed=True), "reason": reason}
     if body["amount_usd"] is None:
         raise ValidationFailed("amount: a non-zero amount in USD", param="amount")
-    result = await parts.client.call(
-        "metering",
-        "POST",
-        f"/api/v1/credits/{safe_segment(user_id)}/adjust",
-        session.credential.get_secret_value(),
-        json=body,
-    )
-    if not result.ok:
-        return toast(parts, request, "error", result.message, status=result.status or 502)
-    msg = f"Balance adjusted by ${body['amount_usd']}."
-    return toast(parts, request, "success", msg, trigger="user-changed")
+    path = f"/api/v1/credits/{safe_segment(user_id)}/adjust"
+    done = f"Balance adjusted by ${body['amount_usd']}."
+    return await ctx.act("metering", "POST", path, done, json=body, trigger=CHANGED)
