@@ -17,11 +17,14 @@ from turnout_common.migrations import migrate
 from turnout_metering.app import create_app
 from turnout_metering.main import migrations
 from turnout_metering.runtime import Runtime
+from turnout_metering.usage import queries
 from turnout_metering.usage.erasure import erase, pseudonym
 from turnout_metering.usage.partitions import Partitions
+from turnout_metering.usage.queries import UsageFilter
 from turnout_metering.usage.repository import write_batch
 
 from .conftest import ADMIN, BOB_KEY, usage
+from .test_rollups import FROM_DAILY, MODELS
 
 ADMIN_H = {"Authorization": f"Bearer {ADMIN}"}
 
@@ -78,9 +81,9 @@ def traffic(n: int, start: datetime) -> list[Any]:
 
 
 async def holders(conn: asyncpg.Connection, *values: str) -> int:
-    """Rows of the log or the rollup that still hold any of ``values`` in any column."""
+    """Rows of the log or the rollups that still hold any of ``values`` in any column."""
     found = 0
-    for table in ("usage_log", "usage_daily"):
+    for table in ("usage_log", "usage_daily", "usage_daily_models"):
         found += await conn.fetchval(
             f"SELECT count(*) FROM {table} t WHERE EXISTS ("
             " SELECT 1 FROM jsonb_each_text(to_jsonb(t)) e WHERE e.value = ANY($1::text[]))",
@@ -119,6 +122,8 @@ async def test_erasure_replaces_the_personal_data_and_keeps_every_total(
     # bob is untouched
     assert await conn.fetchval("SELECT count(*) FROM usage_log WHERE user_id = 'bob'") == 48
 
+    await rollups_agree(conn)
+
     # later usage of the same user, erased again: same pseudonyms, merged rollup rows
     await meter(conn, traffic(2, DAY + timedelta(hours=1, minutes=30)))
     before = await totals(conn)
@@ -127,6 +132,44 @@ async def test_erasure_replaces_the_personal_data_and_keeps_every_total(
     assert await totals(conn) == before
     assert await holders(conn, *personal) == 0
     assert await conn.fetchval("SELECT count(*) FROM usage_erasures") == 2
+    await rollups_agree(conn)
+
+
+async def rollups_agree(conn: asyncpg.Connection) -> None:
+    """usage_daily_models is still usage_daily summed without users and keys (the erased
+    user's share moved to the pseudonyms' rows), so a count by source from it is exact."""
+    assert [dict(r) for r in await conn.fetch(MODELS)] == [
+        dict(r) for r in await conn.fetch(FROM_DAILY)
+    ]
+    sources = [r[0] for r in await conn.fetch("SELECT DISTINCT source FROM usage_log")]
+    assert len(sources) >= 3  # api, and the pseudonyms of alice's api and alice-laptop
+    for source in [*sources, "alice-laptop"]:
+        exact = await conn.fetchval("SELECT count(*) FROM usage_log WHERE source = $1", source)
+        assert await queries.count_usage(conn, UsageFilter(source=source), None, None) == exact
+
+
+async def test_erasures_before_0013_leave_no_source_in_the_models_rollup(
+    database_url: str,
+) -> None:
+    """Migration 0013 fills usage_daily_models again when erasures (by 0009's function, which
+    left it alone) came before it."""
+    c = await asyncpg.connect(database_url)
+    schema = f"metering_erase_{uuid.uuid4().hex[:8]}"
+    try:
+        before_0013 = [m for m in migrations() if m.version < 13]
+        await migrate(c, schema, before_0013)
+        await c.execute(f"SET search_path TO {schema}, public")
+        await meter(c, traffic(30, DAY))
+        await erase(c, "alice", [], actor="admin:ops")
+        assert await c.fetchval(
+            "SELECT count(*) FROM usage_daily_models WHERE source = 'alice-laptop'"
+        )
+        await migrate(c, schema, migrations())
+        assert await holders(c, "alice-laptop") == 0
+        await rollups_agree(c)
+    finally:
+        await c.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        await c.close()
 
 
 async def test_only_the_privileged_function_may_change_rows_and_only_personal_ones(
