@@ -101,6 +101,15 @@ def _wait_routable(router_url: str, key: str, revision: int, timeout: float) -> 
     return False
 
 
+DEMO_MODELS = (
+    {"upstream_model": "sim-chat", "name": "demo-chat", "purposes": ["chat", "completion"],
+     "input_price_per_mtok": 0.10, "output_price_per_mtok": 0.20},
+    {"upstream_model": "sim-embed", "name": "demo-embed", "purposes": ["embeddings"],
+     "input_price_per_mtok": 0.02, "output_price_per_mtok": 0},
+)  # fmt: skip
+"""The simulator's two models, as ``POST /models`` bodies (with its provider, 8k context)."""
+
+
 def start_demo(info: dict[str, str], state_dir: Path) -> dict[str, str]:
     server = _start_simulator()
     base_url = server.url + "/v1"
@@ -113,36 +122,9 @@ def start_demo(info: dict[str, str], state_dir: Path) -> dict[str, str]:
     }
     if _call(cfg, tok, "POST", "/providers", provider) is None:
         _call(cfg, tok, "PATCH", "/providers/simulator", {"base_url": base_url})
-    _call(
-        cfg,
-        tok,
-        "POST",
-        "/models",
-        {
-            "provider": "simulator",
-            "upstream_model": "sim-chat",
-            "name": "demo-chat",
-            "purposes": ["chat", "completion"],
-            "context_window": 8192,
-            "input_price_per_mtok": 0.10,
-            "output_price_per_mtok": 0.20,
-        },
-    )
-    _call(
-        cfg,
-        tok,
-        "POST",
-        "/models",
-        {
-            "provider": "simulator",
-            "upstream_model": "sim-embed",
-            "name": "demo-embed",
-            "purposes": ["embeddings"],
-            "context_window": 8192,
-            "input_price_per_mtok": 0.02,
-            "output_price_per_mtok": 0,
-        },
-    )
+    for model in DEMO_MODELS:
+        body = {"provider": "simulator", "context_window": 8192, **model}
+        _call(cfg, tok, "POST", "/models", body)
     status, routes = _request(cfg + "/api/v1/routes", tok)
     if status == 200 and not any(r.get("purpose") == "chat" for r in routes["data"]):
         _call(cfg, tok, "PUT", "/routes/chat", {"model": "demo-chat", "fallbacks": []})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from fastapi import APIRouter, FastAPI, Request, Response
@@ -10,6 +11,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from turnout_common.apidocs import install_api_docs
+from turnout_common.asgi import ApiMiddleware
 from turnout_common.errors import TurnoutError, ValidationFailed
 from turnout_common.metrics import HttpMetricsMiddleware
 from turnout_common.settings import CommonSettings
@@ -95,6 +98,37 @@ def install_tracing(app: FastAPI, tracing: ServiceTracing | None) -> None:
         from turnout_common.tracing import TracingMiddleware
 
         app.add_middleware(TracingMiddleware, tracing=tracing)
+
+
+def service_app(
+    title: str,
+    description: str,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]],
+    *,
+    service: str,
+    tracing: ServiceTracing | None,
+    version: str = "0.1.0",
+) -> FastAPI:
+    """An admin-plane service's app, before its routers: the API reference from local assets
+    (:func:`~turnout_common.apidocs.install_api_docs`; FastAPI's own docs and request spans
+    stay off), errors in OpenAI's shape, HTTP metrics as ``service``, a SERVER span per request
+    when ``tracing`` is on, and ``ApiMiddleware`` outermost (request ids, control characters
+    refused, curl-style JSON bodies)."""
+    app = FastAPI(
+        title=title,
+        version=version,
+        lifespan=lifespan,
+        telemetry=FASTAPI_TELEMETRY,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    install_api_docs(app, description)
+    install_error_handlers(app)
+    install_http_metrics(app, service)
+    install_tracing(app, tracing)
+    app.add_middleware(ApiMiddleware)
+    return app
 
 
 def ops_router(

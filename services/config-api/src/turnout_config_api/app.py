@@ -11,8 +11,6 @@ import httpx
 from fastapi import FastAPI, Request
 
 from turnout_common import db
-from turnout_common.apidocs import install_api_docs
-from turnout_common.asgi import ApiMiddleware
 from turnout_common.crypto import KeyRing
 from turnout_common.logs import setup_logging
 from turnout_common.migrations import migrate_dsn
@@ -20,13 +18,7 @@ from turnout_common.oidc import OidcVerifier
 from turnout_common.outbox import OutboxRelay
 from turnout_common.outbox_api import outbox_router
 from turnout_common.tasks import cancel
-from turnout_common.web import (
-    FASTAPI_TELEMETRY,
-    install_error_handlers,
-    install_http_metrics,
-    install_tracing,
-    ops_router,
-)
+from turnout_common.web import ops_router, service_app
 from turnout_config_api.api import admin, byok, catalog, keys, models, providers, routing, users
 from turnout_config_api.changes import SCHEMA
 from turnout_config_api.db_errors import install_db_error_handlers
@@ -116,21 +108,15 @@ def create_app(
             if tracing is not None:
                 tracing.shutdown()
 
-    app = FastAPI(
-        title="turnout-config-api",
+    app = service_app(
+        "turnout-config-api",
+        DESCRIPTION,
+        lifespan,
+        service="config-api",
+        tracing=tracing,
         version="1",
-        lifespan=lifespan,
-        openapi_url=None,  # /openapi.json and /api/v1/openapi.json: install_api_docs below
-        docs_url=None,
-        redoc_url=None,
-        telemetry=FASTAPI_TELEMETRY,  # request spans: install_tracing's, when tracing is on
     )
-    install_error_handlers(app)
-    install_api_docs(app, DESCRIPTION)
     install_db_error_handlers(app)
-    install_http_metrics(app, "config-api")
-    install_tracing(app, tracing)
-    app.add_middleware(ApiMiddleware)
 
     def checks() -> dict[str, Callable[[], Awaitable[bool]]]:
         state: AppState | None = getattr(app.state, "config_api", None)

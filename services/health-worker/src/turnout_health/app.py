@@ -11,8 +11,6 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from fastapi import FastAPI
 
-from turnout_common.apidocs import install_api_docs
-from turnout_common.asgi import ApiMiddleware
 from turnout_common.broker import Producer, ensure_topics
 from turnout_common.crypto import KeyRing
 from turnout_common.db import create_pool, ping
@@ -26,14 +24,7 @@ from turnout_common.outbox_api import outbox_router
 from turnout_common.settings import CommonSettings
 from turnout_common.tasks import cancel
 from turnout_common.topics import ALERTS, CONFIG, HEALTH, USAGE
-from turnout_common.web import (
-    FASTAPI_TELEMETRY,
-    ReadinessCheck,
-    install_error_handlers,
-    install_http_metrics,
-    install_tracing,
-    ops_router,
-)
+from turnout_common.web import ReadinessCheck, ops_router, service_app
 from turnout_health import api, override_api, repository
 from turnout_health.deps import AppState, require_admin
 from turnout_health.leader import LeaderLease
@@ -80,23 +71,14 @@ def create_app(
             await _start(app, stack, settings, health, checks, verifier, tracing)
             yield
 
-    app = FastAPI(
-        title="turnout-health-worker",
-        lifespan=lifespan,
-        telemetry=FASTAPI_TELEMETRY,
-        docs_url=None,
-        redoc_url=None,
-        openapi_url=None,
-    )
-    install_api_docs(
-        app,
+    app = service_app(
+        "turnout-health-worker",
         "Turnout's provider health: every provider's status, circuit, latency and probe "
         "history, from active probes and the router's passive signals (admins only).",
+        lifespan,
+        service="health-worker",
+        tracing=tracing,
     )
-    install_error_handlers(app)
-    install_http_metrics(app, "health-worker")
-    install_tracing(app, tracing)
-    app.add_middleware(ApiMiddleware)  # outermost: request ids, control characters refused
 
     def current_checks() -> Mapping[str, ReadinessCheck]:
         return checks

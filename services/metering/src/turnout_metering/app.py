@@ -8,17 +8,8 @@ from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
-from turnout_common.apidocs import install_api_docs
-from turnout_common.asgi import ApiMiddleware
 from turnout_common.outbox_api import outbox_router
-from turnout_common.web import (
-    FASTAPI_TELEMETRY,
-    ReadinessCheck,
-    install_error_handlers,
-    install_http_metrics,
-    install_tracing,
-    ops_router,
-)
+from turnout_common.web import ReadinessCheck, ops_router, service_app
 from turnout_metering.api import alerts, credits, dead_letters, erasures, lab, usage
 from turnout_metering.clock import Clock
 from turnout_metering.deps import require_admin
@@ -69,26 +60,16 @@ def create_app(
             if owned:
                 await rt.stop()
 
-    app = FastAPI(
-        title="turnout-metering",
-        version="0.1.0",
-        lifespan=lifespan,
-        telemetry=FASTAPI_TELEMETRY,
-        docs_url=None,
-        redoc_url=None,
-        openapi_url=None,
-    )
-    install_api_docs(
-        app,
+    app = service_app(
+        "turnout-metering",
         "Turnout's usage ledger: usage rows (filters, pagination, CSV), summaries, credits "
         "and budgets, prepaid grants and adjustments, the lab history, records set aside "
         "(dead letters) and the outbox. Admins see everything; a virtual key its own user.",
+        lifespan,
+        service="metering",
+        tracing=rt.tracing,  # a SERVER span per request when the runtime traces
     )
     app.state.runtime = rt
-    install_error_handlers(app)
-    install_http_metrics(app, "metering")
-    install_tracing(app, rt.tracing)  # a SERVER span per request when the runtime traces
-    app.add_middleware(ApiMiddleware)  # outermost: request ids, curl-style JSON bodies
     app.include_router(ops_router(_checks(rt)))
     app.include_router(usage.router)
     app.include_router(credits.router)

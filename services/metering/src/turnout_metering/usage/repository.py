@@ -47,10 +47,40 @@ _NEW_COLUMNS = (
     " outcome, input_tokens, output_tokens, cached_tokens, cost_usd,"
     " coalesce(billed_usd, cost_usd) AS billed_usd, latency_ms"
 )
-# The rollup's key (migration 0002 rebuilds the rows it had from usage_log with the same
+# The rollups' keys (migration 0002 rebuilt usage_daily's rows from usage_log with the same
 # aggregate): a provider's id and the name it was recorded under are both kept.
-_DIMS = "day, user_id, key_id, model, provider_id, provider, source, outcome"
-_MODEL_DIMS = "day, model, provider_id, provider, source, outcome"  # usage_daily_models
+_DIMS = ("day", "user_id", "key_id", "model", "provider_id", "provider", "source", "outcome")
+# usage_daily_models: the same without users and keys (summaries of all usage)
+_MODEL_DIMS = ("day", "model", "provider_id", "provider", "source", "outcome")
+_SUMS = (
+    "requests", "errors", "input_tokens", "output_tokens", "cached_tokens", "cost_usd",
+    "billed_usd", "latency_sum_ms",
+)  # fmt: skip
+
+
+def _rollup(table: str, dims: tuple[str, ...]) -> str:
+    """``INSERT`` the rows of ``ins`` into a daily rollup keyed by ``dims``: a key it already
+    has adds to its row (the sums, and the latency histograms bucket by bucket)."""
+    keys = ", ".join(dims)
+    by = ", ".join(str(i) for i in range(1, len(dims) + 1))
+    values = ", ".join(
+        "(started_at AT TIME ZONE 'UTC')::date" if d == "day"
+        else d if d in ("source", "outcome")
+        else f"coalesce({d}, '')"
+        for d in dims
+    )  # fmt: skip
+    adds = "".join(f"\n        {c} = d.{c} + EXCLUDED.{c}," for c in _SUMS)
+    return f"""
+    INSERT INTO {table} AS d ({keys}, {", ".join(_SUMS)}, lat_hist)
+    SELECT {values}, count(*), count(*) FILTER (WHERE outcome <> 'success'), sum(input_tokens),
+           sum(output_tokens), sum(cached_tokens), sum(cost_usd), sum(billed_usd),
+           sum(latency_ms), {histogram_sql("b")}
+    FROM (SELECT *, {bucket_index_sql("latency_ms")} AS b FROM ins) n
+    GROUP BY {by} ORDER BY {by}
+    ON CONFLICT ({keys}) DO UPDATE SET{adds}
+        lat_hist = (SELECT array_agg(x + y ORDER BY i)
+                    FROM unnest(d.lat_hist, EXCLUDED.lat_hist) WITH ORDINALITY AS t(x, y, i))"""
+
 
 # One statement, one snapshot: every derived table is fed from ``ins``, the rows that were
 # actually inserted (a duplicate request id inserts nothing, so it changes nothing).
@@ -61,51 +91,8 @@ WITH ins AS (
     FROM usage_in ORDER BY request_id, seq
     ON CONFLICT (request_id, started_at) DO NOTHING
     RETURNING {_NEW_COLUMNS}
-), rollup AS (
-    INSERT INTO usage_daily AS d ({_DIMS}, requests, errors, input_tokens, output_tokens,
-                                  cached_tokens, cost_usd, billed_usd, latency_sum_ms, lat_hist)
-    SELECT (started_at AT TIME ZONE 'UTC')::date, coalesce(user_id, ''), coalesce(key_id, ''),
-           coalesce(model, ''), coalesce(provider_id, ''), coalesce(provider, ''), source,
-           outcome, count(*), count(*) FILTER (WHERE outcome <> 'success'), sum(input_tokens),
-           sum(output_tokens), sum(cached_tokens), sum(cost_usd), sum(billed_usd),
-           sum(latency_ms),
-           {histogram_sql("b")}
-    FROM (SELECT *, {bucket_index_sql("latency_ms")} AS b FROM ins) n
-    GROUP BY 1, 2, 3, 4, 5, 6, 7, 8 ORDER BY 1, 2, 3, 4, 5, 6, 7, 8
-    ON CONFLICT ({_DIMS}) DO UPDATE SET
-        requests = d.requests + EXCLUDED.requests,
-        errors = d.errors + EXCLUDED.errors,
-        input_tokens = d.input_tokens + EXCLUDED.input_tokens,
-        output_tokens = d.output_tokens + EXCLUDED.output_tokens,
-        cached_tokens = d.cached_tokens + EXCLUDED.cached_tokens,
-        cost_usd = d.cost_usd + EXCLUDED.cost_usd,
-        billed_usd = d.billed_usd + EXCLUDED.billed_usd,
-        latency_sum_ms = d.latency_sum_ms + EXCLUDED.latency_sum_ms,
-        lat_hist = (SELECT array_agg(x + y ORDER BY i)
-                    FROM unnest(d.lat_hist, EXCLUDED.lat_hist) WITH ORDINALITY AS t(x, y, i))
-), models AS (  -- the same without users and keys (summaries of all usage)
-    INSERT INTO usage_daily_models AS d ({_MODEL_DIMS}, requests, errors, input_tokens,
-                                         output_tokens, cached_tokens, cost_usd, billed_usd,
-                                         latency_sum_ms, lat_hist)
-    SELECT (started_at AT TIME ZONE 'UTC')::date, coalesce(model, ''),
-           coalesce(provider_id, ''), coalesce(provider, ''), source, outcome, count(*),
-           count(*) FILTER (WHERE outcome <> 'success'), sum(input_tokens),
-           sum(output_tokens), sum(cached_tokens), sum(cost_usd), sum(billed_usd),
-           sum(latency_ms),
-           {histogram_sql("b")}
-    FROM (SELECT *, {bucket_index_sql("latency_ms")} AS b FROM ins) n
-    GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6
-    ON CONFLICT ({_MODEL_DIMS}) DO UPDATE SET
-        requests = d.requests + EXCLUDED.requests,
-        errors = d.errors + EXCLUDED.errors,
-        input_tokens = d.input_tokens + EXCLUDED.input_tokens,
-        output_tokens = d.output_tokens + EXCLUDED.output_tokens,
-        cached_tokens = d.cached_tokens + EXCLUDED.cached_tokens,
-        cost_usd = d.cost_usd + EXCLUDED.cost_usd,
-        billed_usd = d.billed_usd + EXCLUDED.billed_usd,
-        latency_sum_ms = d.latency_sum_ms + EXCLUDED.latency_sum_ms,
-        lat_hist = (SELECT array_agg(x + y ORDER BY i)
-                    FROM unnest(d.lat_hist, EXCLUDED.lat_hist) WITH ORDINALITY AS t(x, y, i))
+), rollup AS ({_rollup("usage_daily", _DIMS)}
+), models AS ({_rollup("usage_daily_models", _MODEL_DIMS)}
 ), named AS (  -- per provider id, the name of its latest record (ties: the greatest name)
     INSERT INTO provider_names AS p (provider_id, name, seen_at)
     SELECT DISTINCT ON (provider_id) provider_id, provider, started_at FROM ins
