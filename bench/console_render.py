@@ -33,7 +33,7 @@ import httpx
 
 from turnout_common.crypto import generate_key
 from turnout_common.devinfra import free_port
-from turnout_metering.usage.latency import BUCKETS, bucket_index_sql, histogram_sql
+from turnout_metering.usage.latency import bucket_index_sql, histogram_sql, summed_histogram_sql
 
 ROOT = Path(__file__).resolve().parents[1]
 N = int(os.environ.get("N", "10000"))
@@ -134,7 +134,7 @@ INSERT INTO metering.usage_daily_models (day, model, provider_id, provider, sour
 SELECT day, model, provider_id, provider, source, outcome, sum(requests), sum(errors),
        sum(input_tokens), sum(output_tokens), sum(cached_tokens), sum(cost_usd),
        sum(billed_usd), sum(latency_sum_ms),
-       ARRAY[{", ".join(f"sum(lat_hist[{i + 1}])" for i in range(BUCKETS))}]::bigint[]
+       {summed_histogram_sql()}
 FROM metering.usage_daily
 GROUP BY day, model, provider_id, provider, source, outcome
 """

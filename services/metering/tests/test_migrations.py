@@ -196,10 +196,10 @@ async def test_rebuild_gives_rollup_rows_their_provider_ids(schemas: Schemas) ->
     assert names == {"prov-p": "beta", "q1": "shared", "q2": "shared"}
 
     # after the migration: by id, every name the provider had; by the old name, its records
-    data, totals = by_id
+    data, totals, _ = by_id
     assert [(g["key"], g["requests"]) for g in data] == [("beta", 58)]
     assert totals["requests"] == 58
-    data, totals = by_old
+    data, totals, _ = by_old
     assert [(g["key"], g["requests"]) for g in data] == [("2026-03-09", 23), ("2026-03-10", 5)]
     assert totals["requests"] == 28
 

@@ -83,10 +83,22 @@ async def test_models_rollup_equals_usage_daily_summed(conn: asyncpg.Connection)
     assert rollup_for(UsageFilter(), "model") == "usage_daily_models"
     assert rollup_for(UsageFilter(user_id="u1"), "model") == "usage_daily"
     assert rollup_for(UsageFilter(), "key") == "usage_daily"
-    data, totals = await queries.summary(conn, UsageFilter(), "model", None, None)
+    data, totals, groups = await queries.summary(conn, UsageFilter(), "model", None, None)
     by_key = await queries.summary(conn, UsageFilter(), "key", None, None)
     assert totals == by_key[1]
     assert [(g["key"], g["requests"]) for g in data] == [("m0", 133), ("m1", 133), ("m2", 133)]
+    assert groups == 3 and totals["requests"] == 399
+
+    # the costliest first, cut to a limit: the same groups, the totals of all of them
+    top, top_totals, groups = await queries.summary(
+        conn, UsageFilter(), "model", None, None, sort="-cost", limit=2
+    )
+    costliest = sorted(data, key=lambda g: g["cost_usd"], reverse=True)[:2]
+    assert top == costliest and top_totals == totals and groups == 3
+    most = await queries.summary(conn, UsageFilter(), "source", None, None, sort="-requests")
+    assert [g["requests"] for g in most[0]] == sorted(
+        (g["requests"] for g in most[0]), reverse=True
+    )
 
 
 async def test_list_counts_from_the_rollup_are_exact(conn: asyncpg.Connection) -> None:

@@ -83,6 +83,7 @@ class UsageSummary(BaseModel):
     end: date | None
     data: list[SummaryRow]
     totals: SummaryRow
+    groups: int = Field(description="how many groups in all (more than data when limit cut it)")
 
 
 class KeyCredit(BaseModel):

@@ -158,17 +158,35 @@ async def get_usage(
     return await list_usage(runtime, f, page, response)
 
 
+SummarySort = Literal["key", "-requests", "-cost"]
+
+
 async def summarize(
-    runtime: RuntimeDep, f: UsageFilter, group_by: GroupBy, start: date | None, end: date | None
+    runtime: RuntimeDep,
+    f: UsageFilter,
+    group_by: GroupBy,
+    start: date | None,
+    end: date | None,
+    sort: SummarySort = "key",
+    limit: int | None = None,
 ) -> UsageSummary:
     if f.status is not None:
         raise BadRequest("summaries filter by outcome, not status", param="status")
     if start is not None and end is not None and end < start:
         raise BadRequest("'to' must not be before 'from'", param="to")
     async with runtime.pool.acquire() as conn:
-        data, totals = await queries.summary(conn, f, group_by, start, end)
+        data, totals, groups = await queries.summary(
+            conn, f, group_by, start, end, sort=sort, limit=limit
+        )
     return UsageSummary.model_validate(
-        {"group_by": group_by, "start": start, "end": end, "data": data, "totals": totals}
+        {
+            "group_by": group_by,
+            "start": start,
+            "end": end,
+            "data": data,
+            "totals": totals,
+            "groups": groups,
+        }
     )
 
 
@@ -179,11 +197,19 @@ async def get_summary(
     group_by: GroupBy = "model",
     start: Annotated[date | None, Query(alias="from", description="UTC day, inclusive")] = None,
     end: Annotated[date | None, Query(alias="to", description="UTC day, inclusive")] = None,
+    sort: Annotated[
+        SummarySort, Query(description="key (the default), or the most requests / cost first")
+    ] = "key",
+    limit: Annotated[
+        int | None, Query(ge=1, le=10_000, description="at most this many groups (sorted)")
+    ] = None,
 ) -> UsageSummary:
     """Requests, tokens, cost and latency percentiles per group, from the daily rollups.
+    ``totals`` always covers every group; ``groups`` says how many there are (more than
+    ``data`` holds when ``limit`` cut the list: e.g. ``sort=-cost&limit=25``, the top 25).
 
     ``group_by=provider``: one row per provider, keyed by the latest name its usage was
     recorded under (a renamed provider is one row, under its new name; its id if it never had
     a name); usage recorded without a provider id counts under the name it was recorded with.
     """
-    return await summarize(runtime, f, group_by, start, end)
+    return await summarize(runtime, f, group_by, start, end, sort, limit)

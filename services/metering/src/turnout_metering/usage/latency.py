@@ -44,9 +44,8 @@ def percentile(hist: Sequence[int], q: float) -> float | None:
     return float(BOUNDS[-1])
 
 
-def sum_histograms(hists: Sequence[Sequence[int]]) -> list[int]:
-    out = [0] * BUCKETS
-    for hist in hists:
-        for i, count in enumerate(hist):
-            out[i] += count
-    return out
+def summed_histogram_sql(column: str = "lat_hist") -> str:
+    """SQL for the bucket-by-bucket sum of the histograms in ``column`` (an aggregate): one
+    histogram for a group of rollup rows, added up in PostgreSQL, not fetched one by one."""
+    parts = [f"sum({column}[{i + 1}])" for i in range(BUCKETS)]
+    return "ARRAY[" + ", ".join(parts) + "]::bigint[]"

@@ -8,7 +8,7 @@ from typing import Any
 
 import asyncpg
 
-from turnout_metering.usage.latency import percentile, sum_histograms
+from turnout_metering.usage.latency import percentile, summed_histogram_sql
 
 LIST_COLUMNS = (
     "request_id, started_at, user_id, key_id, purpose, source, requested_model, model,"
@@ -106,10 +106,25 @@ async def list_usage(
     return list(rows), int(total)
 
 
-def _summary_row(key: str | None, r: asyncpg.Record, hist: list[int]) -> dict[str, Any]:
+SUMS = (
+    "sum(requests) AS requests, sum(errors) AS errors, sum(input_tokens) AS input_tokens,"
+    " sum(output_tokens) AS output_tokens, sum(cached_tokens) AS cached_tokens,"
+    " sum(cost_usd) AS cost_usd, sum(billed_usd) AS billed_usd,"
+    f" sum(latency_sum_ms) AS latency_sum_ms, {summed_histogram_sql()} AS hist"
+)
+"""A summary row's sums over rollup rows, its latency histogram added up bucket by bucket."""
+SUMMARY_SORT = {
+    "key": "1 NULLS LAST",
+    "-requests": "sum(requests) DESC, 1 NULLS LAST",
+    "-cost": "sum(cost_usd) DESC, 1 NULLS LAST",
+}
+
+
+def _summary_row(r: asyncpg.Record) -> dict[str, Any]:
     requests = int(r["requests"] or 0)
+    hist = [n or 0 for n in r["hist"]]  # NULL sums: no rollup row matched
     return {
-        "key": key,
+        "key": r.get("k"),
         "requests": requests,
         "errors": int(r["errors"] or 0),
         "input_tokens": int(r["input_tokens"] or 0),
@@ -129,9 +144,14 @@ async def summary(
     group_by: str,
     start: date | None,
     end: date | None,
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    *,
+    sort: str = "key",
+    limit: int | None = None,
+) -> tuple[list[dict[str, Any]], dict[str, Any], int]:
     """Aggregates from the daily rollup (whole UTC days, ``start``..``end`` inclusive):
-    ``usage_daily``, or ``usage_daily_models`` when no user or key is involved.
+    ``usage_daily``, or ``usage_daily_models`` when no user or key is involved. Answers the
+    groups (ordered by ``sort``, the first ``limit`` of them), the totals of every group, and
+    how many groups there are.
 
     Grouped by provider, each row counts under its provider's latest name (``provider_names``;
     its id if it never had one), or, without a provider id, under the name it was recorded
@@ -142,25 +162,15 @@ async def summary(
     rollup = rollup_for(f, group_by)
     table = _NAMED.format(table=rollup) if group_by == "provider" else f"{rollup} usage_daily"
     rows = await conn.fetch(
-        f"SELECT NULLIF({group}, '') AS k, sum(requests) AS requests, sum(errors) AS errors,"
-        " sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,"
-        " sum(cached_tokens) AS cached_tokens, sum(cost_usd) AS cost_usd,"
-        " sum(billed_usd) AS billed_usd,"
-        " sum(latency_sum_ms) AS latency_sum_ms, array_agg(lat_hist) AS hists"
-        f" FROM {table}{where} GROUP BY 1 ORDER BY 1 NULLS LAST",
+        f"SELECT NULLIF({group}, '') AS k, {SUMS}, count(*) OVER () AS groups"
+        f" FROM {table}{where} GROUP BY 1 ORDER BY {SUMMARY_SORT[sort]}"
+        f" LIMIT ${len(args) + 1}",
         *args,
+        limit,
     )
-    data = [_summary_row(r["k"], r, sum_histograms(r["hists"])) for r in rows]
-    total = await conn.fetchrow(
-        "SELECT sum(requests) AS requests, sum(errors) AS errors,"
-        " sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,"
-        " sum(cached_tokens) AS cached_tokens, sum(cost_usd) AS cost_usd,"
-        " sum(billed_usd) AS billed_usd,"
-        f" sum(latency_sum_ms) AS latency_sum_ms FROM {rollup}{where}",
-        *args,
-    )
-    all_hists = sum_histograms([sum_histograms(r["hists"]) for r in rows])
-    return data, _summary_row(None, total, all_hists)
+    total = await conn.fetchrow(f"SELECT {SUMS} FROM {rollup}{where}", *args)
+    groups = int(rows[0]["groups"]) if rows else 0
+    return [_summary_row(r) for r in rows], _summary_row(total), groups
 
 
 async def _count_log(
