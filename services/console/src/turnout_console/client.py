@@ -24,6 +24,13 @@ class ApiResult:
         return 200 <= self.status < 300
 
     @property
+    def rows(self) -> list[Any]:
+        """A list answer's ``data`` ([] when the call failed or answered something else)."""
+        if self.ok and isinstance(self.data, dict):
+            return list(self.data.get("data", []))
+        return []
+
+    @property
     def message(self) -> str:
         """The service's error message (OpenAI error shape), or a plain status line."""
         if isinstance(self.data, dict):

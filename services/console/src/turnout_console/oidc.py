@@ -133,39 +133,33 @@ class OidcClient:
         if self.secret is not None:
             form["client_secret"] = self.secret.get_secret_value()
         url = (await self.endpoints())["token"]
-        try:
-            async with (
-                aiohttp.ClientSession(timeout=self.timeout) as http,
-                http.post(url, data=form, headers={"Accept": "application/json"}) as resp,
-            ):
-                if resp.status != 200:
-                    raise OidcError(
-                        f"the identity provider refused the sign-in (HTTP {resp.status})"
-                    )
-                doc = await resp.json(content_type=None)
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            raise OidcError(f"the identity provider did not answer ({type(exc).__name__})") from exc
+        refused = "the identity provider refused the sign-in"
+        doc = await self._json(
+            "POST", url, refused, data=form, headers={"Accept": "application/json"}
+        )
         token = doc.get("access_token") if isinstance(doc, dict) else None
         if not isinstance(token, str) or not token:
             raise OidcError("the identity provider returned no access token")
         return token
 
     async def _get_json(self, url: str) -> dict[str, Any]:
-        try:
-            async with (
-                aiohttp.ClientSession(timeout=self.timeout) as http,
-                http.get(url) as resp,
-            ):
-                if resp.status != 200:
-                    raise OidcError(
-                        f"the identity provider's discovery failed (HTTP {resp.status})"
-                    )
-                doc = await resp.json(content_type=None)
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            raise OidcError(f"the identity provider did not answer ({type(exc).__name__})") from exc
+        doc = await self._json("GET", url, "the identity provider's discovery failed")
         if not isinstance(doc, dict):
             raise OidcError("the identity provider's discovery is not a JSON object")
         return doc
+
+    async def _json(self, method: str, url: str, refused: str, **send: Any) -> Any:
+        """The provider's JSON answer; anything but a 200 is "{refused} (HTTP n)"."""
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=self.timeout) as http,
+                http.request(method, url, **send) as resp,
+            ):
+                if resp.status != 200:
+                    raise OidcError(f"{refused} (HTTP {resp.status})")
+                return await resp.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise OidcError(f"the identity provider did not answer ({type(exc).__name__})") from exc
 
 
 def _claims(token: str) -> dict[str, Any]:

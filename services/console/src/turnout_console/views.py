@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 from fastapi import Request
 from fastapi.responses import Response
@@ -53,6 +54,11 @@ async def fetch_page(
         return result, {"rows": [], "total": 0, "page": page, "pages": 1}
     total = int(result.data.get("total", 0))
     return result, {"rows": result.data["data"], "total": total, **page_window(page, total, size)}
+
+
+def filter_state(filters: dict[str, Any]) -> dict[str, Any]:
+    """A page's filters and the query string that keeps them (the pager's links)."""
+    return {"filters": filters, "query": urlencode({k: v for k, v in filters.items() if v})}
 
 
 def toast(

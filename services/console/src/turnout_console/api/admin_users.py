@@ -4,64 +4,42 @@ once), revoke, credits and grants."""
 from __future__ import annotations
 
 import asyncio
-from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Form, Query
 from fastapi.responses import Response
 
-from turnout_common.errors import ValidationFailed
-from turnout_console.api.context import AdminAct
+from turnout_console.api.context import AdminAct, AdminView, Ctx
 from turnout_console.api.my_keys import create_key, revoke_key
 from turnout_console.api.user_settings import CHANGED
-from turnout_console.deps import AdminDep, PartsDep
-from turnout_console.views import fetch_page, safe_segment
+from turnout_console.forms import decimal_text
+from turnout_console.views import safe_segment
 
 router = APIRouter(prefix="/users")
 PAGE = 10
 
 
-async def _credits(parts: PartsDep, cred: str, ids: list[str]) -> dict[str, Any]:
+async def _credits(ctx: Ctx, ids: list[str]) -> dict[str, Any]:
     """This month's spend and remaining credit of each user on the page (one call each, at
     once: a page is 10 users)."""
-    results = await asyncio.gather(
-        *(
-            parts.client.call("metering", "GET", f"/api/v1/credits/{safe_segment(u)}", cred)
-            for u in ids
-        )
-    )
+    paths = [f"/api/v1/credits/{safe_segment(u)}" for u in ids]
+    results = await asyncio.gather(*(ctx.get("metering", p) for p in paths))
     return {u: r.data for u, r in zip(ids, results, strict=True) if r.ok}
 
 
 @router.get("")
 async def users_page(
-    request: Request,
-    parts: PartsDep,
-    session: AdminDep,
-    page: Annotated[int, Query(ge=1, le=100_000_000)] = 1,
+    ctx: AdminView, page: Annotated[int, Query(ge=1, le=100_000_000)] = 1
 ) -> Response:
-    cred = session.credential.get_secret_value()
-    result, window = await fetch_page(parts, "config", "/api/v1/users", cred, {}, page, PAGE)
-    ctx: dict[str, Any] = {
-        "session": session,
-        **window,
-        "error": None if result.ok else result.message,
-    }
-    ctx["credits"] = await _credits(parts, cred, [u["id"] for u in ctx["rows"]])
-    name = "partials/users_table.html" if request.headers.get("hx-request") else "users.html"
-    return parts.templates.TemplateResponse(request, name, ctx)
+    _, window = await ctx.paged("config", "/api/v1/users", {}, page, PAGE)
+    credits = await _credits(ctx, [u["id"] for u in window["rows"]])
+    return ctx.page("users.html", "partials/users_table.html", {**window, "credits": credits})
 
 
 def _money(value: str, field: str, *, required: bool = False) -> str | None:
     if not value.strip() and not required:
         return None
-    try:
-        number = Decimal(value.strip())
-    except InvalidOperation:
-        number = Decimal(-1)
-    if not number.is_finite() or number <= 0:
-        raise ValidationFailed(f"{field}: an amount in USD above 0", param=field)
-    return str(number)
+    return decimal_text(value, field, "an amount in USD above 0", lambda n: n > 0)
 
 
 @router.post("")
@@ -86,17 +64,12 @@ async def create_user(
     )
 
 
-async def _user_context(parts: PartsDep, cred: str, user_id: str) -> dict[str, Any]:
-    call = parts.client.call
-    user = await call("config", "GET", f"/api/v1/users/{user_id}", cred)
-    keys = await call(
-        "config", "GET", "/api/v1/keys", cred, params={"user_id": user_id, "limit": 500}
-    )
-    credits = await call("metering", "GET", f"/api/v1/credits/{user_id}", cred)
-    ledger = await call(
-        "metering", "GET", f"/api/v1/credits/{user_id}/ledger", cred, params={"limit": 20}
-    )
-    tiers = await call("config", "GET", "/api/v1/tiers", cred)
+async def _user_context(ctx: Ctx, user_id: str) -> dict[str, Any]:
+    user = await ctx.get("config", f"/api/v1/users/{user_id}")
+    keys = await ctx.get("config", "/api/v1/keys", user_id=user_id, limit=500)
+    credits = await ctx.get("metering", f"/api/v1/credits/{user_id}")
+    ledger = await ctx.get("metering", f"/api/v1/credits/{user_id}/ledger", limit=20)
+    tiers = await ctx.get("config", "/api/v1/tiers")
     return {
         "tiers": tiers.data["data"] if tiers.ok else [],
         "user": user.data if user.ok else None,
@@ -108,10 +81,9 @@ async def _user_context(parts: PartsDep, cred: str, user_id: str) -> dict[str, A
 
 
 @router.get("/{user_id}")
-async def user_page(request: Request, parts: PartsDep, session: AdminDep, user_id: str) -> Response:
-    ctx = await _user_context(parts, session.credential.get_secret_value(), safe_segment(user_id))
-    name = "partials/user_detail.html" if request.headers.get("hx-request") else "user.html"
-    return parts.templates.TemplateResponse(request, name, {"session": session, **ctx})
+async def user_page(ctx: AdminView, user_id: str) -> Response:
+    context = await _user_context(ctx, safe_segment(user_id))
+    return ctx.page("user.html", "partials/user_detail.html", context)
 
 
 @router.post("/{user_id}/keys")

@@ -4,14 +4,13 @@ sort and 10 a page, all done by config-api's ``GET /catalog``; a cost calculator
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
-from urllib.parse import urlencode
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from turnout_console.deps import PartsDep, SessionDep
-from turnout_console.views import fetch_page
+from turnout_console.api.context import UserView
+from turnout_console.views import filter_state
 
 router = APIRouter(prefix="/catalog")
 PAGE = 10
@@ -24,9 +23,7 @@ BoolQ = Annotated[Literal["", "true", "false"], Query()]
 
 @router.get("")
 async def catalog_page(
-    request: Request,
-    parts: PartsDep,
-    session: SessionDep,
+    ctx: UserView,
     search: Str = "",
     purpose: PurposeQ = "",
     capability: CapQ = "",
@@ -41,23 +38,9 @@ async def catalog_page(
         "deprecated": deprecated,
         "sort": sort,
     }
-    result, window = await fetch_page(
-        parts,
-        "config",
-        "/api/v1/catalog",
-        session.credential.get_secret_value(),
-        filters,
-        page,
-        PAGE,
-    )
-    ctx: dict[str, Any] = {
-        "session": session,
-        "filters": filters,
-        "query": urlencode({k: v for k, v in filters.items() if v}),
-        **window,
-        "error": None,
-        "missing": result.status in (404, 405),
-    }
-    if not result.ok and not ctx["missing"]:
-        ctx["error"] = result.message
-    return parts.templates.TemplateResponse(request, "catalog.html", ctx)
+    result, window = await ctx.paged("config", "/api/v1/catalog", filters, page, PAGE)
+    missing = result.status in (404, 405)
+    if missing:  # not an error: the page says the gateway does not offer it
+        window["error"] = None
+    context = {"session": ctx.session, **filter_state(filters), **window, "missing": missing}
+    return ctx.render("catalog.html", context)

@@ -14,7 +14,7 @@ from fastapi.responses import Response
 from turnout_console.client import ApiResult, Service
 from turnout_console.deps import AdminCsrfDep, AdminDep, CsrfDep, Parts, PartsDep, SessionDep
 from turnout_console.sessions import Session
-from turnout_console.views import toast
+from turnout_console.views import fetch_page, toast
 
 Done = str | Callable[[Any], str]
 """A success message, or how to word it from the service's answer."""
@@ -31,22 +31,26 @@ class Ctx:
         """An htmx request (it gets a partial, not the whole page)."""
         return bool(self.request.headers.get("hx-request"))
 
-    async def call(
-        self,
-        service: Service,
-        method: str,
-        path: str,
-        *,
-        params: dict[str, Any] | None = None,
-        json: Any = None,
-    ) -> ApiResult:
-        credential = self.session.credential.get_secret_value()
-        return await self.parts.client.call(
-            service, method, path, credential, params=params, json=json
-        )
+    @property
+    def credential(self) -> str:
+        return self.session.credential.get_secret_value()
+
+    async def call(self, service: Service, method: str, path: str, **send: Any) -> ApiResult:
+        """``send``: ``params`` and ``json``, as :meth:`ApiClient.call` takes them."""
+        return await self.parts.client.call(service, method, path, self.credential, **send)
 
     async def get(self, service: Service, path: str, **params: Any) -> ApiResult:
         return await self.call(service, "GET", path, params=params or None)
+
+    async def paged(
+        self, service: Service, path: str, params: dict[str, Any], page: int, size: int
+    ) -> tuple[ApiResult, dict[str, Any]]:
+        """:func:`~turnout_console.views.fetch_page` as the signed-in person; the window
+        also carries ``error`` (the service's message, or None)."""
+        result, window = await fetch_page(
+            self.parts, service, path, self.credential, params, page, size
+        )
+        return result, {**window, "error": None if result.ok else result.message}
 
     def render(
         self, template: str, context: dict[str, Any], *, headers: dict[str, str] | None = None

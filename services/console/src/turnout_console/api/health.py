@@ -9,12 +9,11 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Form, Query
 from fastapi.responses import Response
 
-from turnout_console.api.context import AdminAct
-from turnout_console.deps import AdminDep, PartsDep
-from turnout_console.views import fetch_page, safe_segment
+from turnout_console.api.context import AdminAct, AdminView, Ctx
+from turnout_console.views import safe_segment
 
 router = APIRouter(prefix="/health")
 CHANGED = "health-changed"
@@ -25,51 +24,34 @@ STRIP = 30
 StatusQ = Annotated[Literal["", "healthy", "degraded", "down", "unknown"], Query()]
 
 
-async def _strip(parts: PartsDep, cred: str, provider_id: str) -> list[dict[str, Any]]:
-    result = await parts.client.call(
-        "health",
-        "GET",
-        f"/api/v1/health/providers/{safe_segment(provider_id)}/history",
-        cred,
-        params={"limit": STRIP},
-    )
-    rows = result.data.get("data", []) if result.ok and isinstance(result.data, dict) else []
-    return list(reversed(rows))
+async def _strip(ctx: Ctx, provider_id: str) -> list[dict[str, Any]]:
+    result = await ctx.get("health", f"{_one(provider_id)}/history", limit=STRIP)
+    return list(reversed(result.rows))
 
 
-async def _table(parts: PartsDep, cred: str, page: int, status: str) -> dict[str, Any]:
+async def _table(ctx: Ctx, page: int, status: str) -> dict[str, Any]:
     """A page of the list by name, filtered and paged by the health-worker."""
-    result, window = await fetch_page(
-        parts, "health", "/api/v1/health/providers", cred, {"status": status or None}, page, PAGE
-    )
+    asked = {"status": status or None}
+    _, window = await ctx.paged("health", "/api/v1/health/providers", asked, page, PAGE)
     shown = window["rows"] = window["rows"][:PAGE]
-    strips = await asyncio.gather(*(_strip(parts, cred, r["provider_id"]) for r in shown))
+    strips = await asyncio.gather(*(_strip(ctx, r["provider_id"]) for r in shown))
     for row, strip in zip(shown, strips, strict=True):
         row["strip"] = strip
-    return {**window, "status": status, "error": None if result.ok else result.message}
+    return {**window, "status": status}
 
 
 PageQ = Annotated[int, Query(ge=1, le=100_000)]
 
 
 @router.get("")
-async def health_page(
-    request: Request, parts: PartsDep, session: AdminDep, page: PageQ = 1, status: StatusQ = ""
-) -> Response:
-    table = await _table(parts, session.credential.get_secret_value(), page, status)
-    name = "partials/health_table.html" if request.headers.get("hx-request") else "health.html"
-    return parts.templates.TemplateResponse(request, name, {"session": session, **table})
+async def health_page(ctx: AdminView, page: PageQ = 1, status: StatusQ = "") -> Response:
+    return ctx.page("health.html", "partials/health_table.html", await _table(ctx, page, status))
 
 
 @router.get("/{provider_id}/override")
-async def override_form(
-    request: Request, parts: PartsDep, _: AdminDep, provider_id: str, name: str = ""
-) -> Response:
-    return parts.templates.TemplateResponse(
-        request,
-        "partials/override_form.html",
-        {"provider_id": safe_segment(provider_id), "name": name[:200]},
-    )
+async def override_form(ctx: AdminView, provider_id: str, name: str = "") -> Response:
+    context = {"provider_id": safe_segment(provider_id), "name": name[:200]}
+    return ctx.render("partials/override_form.html", context)
 
 
 @router.post("/{provider_id}/override")

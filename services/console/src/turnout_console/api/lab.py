@@ -12,14 +12,13 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Form, Query
 from fastapi.responses import Response, StreamingResponse
 
 from turnout_common.errors import ValidationFailed
-from turnout_console.deps import CsrfDep, PartsDep, SessionDep
+from turnout_console.api.context import Ctx, UserAct, UserView
 from turnout_console.lab_stream import relay
-from turnout_console.sessions import Session
-from turnout_console.views import fetch_page, safe_segment
+from turnout_console.views import safe_segment
 
 router = APIRouter(prefix="/lab")
 PAGE = 10
@@ -27,10 +26,10 @@ MAX_POLLS = 20
 PICKER_MAX = 200
 
 
-async def _templates(parts: PartsDep, cred: str) -> tuple[list[dict[str, Any]] | None, str]:
-    result = await parts.client.call("config", "GET", "/api/v1/lab/templates", cred)
+async def _templates(ctx: Ctx) -> tuple[list[dict[str, Any]] | None, str]:
+    result = await ctx.get("config", "/api/v1/lab/templates")
     if result.ok and isinstance(result.data, dict):
-        return result.data.get("data", []), ""
+        return result.rows, ""
     if result.status in (401, 403):
         return None, (
             "The gateway does not offer the lab templates to a virtual key yet (its "
@@ -39,36 +38,25 @@ async def _templates(parts: PartsDep, cred: str) -> tuple[list[dict[str, Any]] |
     return None, f"The templates could not be loaded: {result.message}"
 
 
-async def _models(parts: PartsDep, session: Session) -> list[str]:
+async def _models(ctx: Ctx) -> list[str]:
     """Chat models the picker suggests (any name can be typed): the router's list for a
     key, the catalog's chat models for an admin."""
-    cred = session.credential.get_secret_value()
-    if session.role == "user":
-        result = await parts.client.call("router", "GET", "/v1/models", cred)
-        rows = result.data.get("data", []) if result.ok and isinstance(result.data, dict) else []
-        return sorted({str(r.get("id")) for r in rows if r.get("id")})[:PICKER_MAX]
-    result = await parts.client.call(
-        "config",
-        "GET",
-        "/api/v1/models",
-        cred,
-        params={"purpose": "chat", "sort": "name", "limit": PICKER_MAX},
+    if ctx.session.role == "user":
+        result = await ctx.get("router", "/v1/models")
+        return sorted({str(r.get("id")) for r in result.rows if r.get("id")})[:PICKER_MAX]
+    result = await ctx.get(
+        "config", "/api/v1/models", purpose="chat", sort="name", limit=PICKER_MAX
     )
-    rows = result.data.get("data", []) if result.ok and isinstance(result.data, dict) else []
-    return sorted({str(r["name"]) for r in rows if r.get("name")})
+    return sorted({str(r["name"]) for r in result.rows if r.get("name")})
 
 
-async def _history(parts: PartsDep, cred: str, page: int) -> dict[str, Any]:
-    result, window = await fetch_page(
-        parts, "metering", "/api/v1/lab/history", cred, {}, page, PAGE
-    )
-    return {**window, "error": None if result.ok else result.message}
+async def _history(ctx: Ctx, page: int) -> dict[str, Any]:
+    _, window = await ctx.paged("metering", "/api/v1/lab/history", {}, page, PAGE)
+    return window
 
 
-async def _stats(parts: PartsDep, cred: str) -> dict[str, Any]:
-    result = await parts.client.call(
-        "metering", "GET", "/api/v1/lab/stats", cred, params={"group_by": "model"}
-    )
+async def _stats(ctx: Ctx) -> dict[str, Any]:
+    result = await ctx.get("metering", "/api/v1/lab/stats", group_by="model")
     if not result.ok:
         return {"stats": [], "totals": None, "stats_error": result.message}
     return {"stats": result.data["data"], "totals": result.data["totals"], "stats_error": None}
@@ -78,19 +66,14 @@ PageQ = Annotated[int, Query(ge=1, le=100_000)]
 
 
 @router.get("")
-async def lab_page(request: Request, parts: PartsDep, session: SessionDep) -> Response:
-    cred = session.credential.get_secret_value()
+async def lab_page(ctx: UserView) -> Response:
     (templates, templates_note), models, history, stats = await asyncio.gather(
-        _templates(parts, cred),
-        _models(parts, session),
-        _history(parts, cred, 1),
-        _stats(parts, cred),
+        _templates(ctx), _models(ctx), _history(ctx, 1), _stats(ctx)
     )
-    return parts.templates.TemplateResponse(
-        request,
+    return ctx.render(
         "lab.html",
         {
-            "session": session,
+            "session": ctx.session,
             "lab_templates": templates,
             "templates_note": templates_note,
             "models": models,
@@ -101,21 +84,15 @@ async def lab_page(request: Request, parts: PartsDep, session: SessionDep) -> Re
 
 
 @router.get("/history")
-async def lab_history(
-    request: Request, parts: PartsDep, session: SessionDep, page: PageQ = 1
-) -> Response:
-    cred = session.credential.get_secret_value()
-    history, stats = await asyncio.gather(_history(parts, cred, page), _stats(parts, cred))
-    return parts.templates.TemplateResponse(
-        request, "partials/lab_history.html", {"session": session, "history": history, **stats}
-    )
+async def lab_history(ctx: UserView, page: PageQ = 1) -> Response:
+    history, stats = await asyncio.gather(_history(ctx, page), _stats(ctx))
+    context = {"session": ctx.session, "history": history, **stats}
+    return ctx.render("partials/lab_history.html", context)
 
 
 @router.get("/result/{request_id}")
 async def lab_result(
-    request: Request,
-    parts: PartsDep,
-    session: SessionDep,
+    ctx: UserView,
     request_id: str,
     model: Annotated[str, Query(max_length=200)] = "",
     poll: Annotated[int, Query(ge=0, le=MAX_POLLS)] = 0,
@@ -123,17 +100,9 @@ async def lab_result(
     """The run's usage record once metering has it (the page polls this about once a
     second): its exact cost, as billed. Once found, the history and stats refresh."""
     rid = safe_segment(request_id)
-    result = await parts.client.call(
-        "metering",
-        "GET",
-        "/api/v1/lab/history",
-        session.credential.get_secret_value(),
-        params={"model": model or None, "limit": 50},
-    )
-    rows = result.data.get("data", []) if result.ok and isinstance(result.data, dict) else []
-    record = next((r for r in rows if r.get("request_id") == rid), None)
-    return parts.templates.TemplateResponse(
-        request,
+    result = await ctx.get("metering", "/api/v1/lab/history", model=model or None, limit=50)
+    record = next((r for r in result.rows if r.get("request_id") == rid), None)
+    return ctx.render(
         "partials/lab_result.html",
         {
             "record": record,
@@ -152,8 +121,7 @@ Text = Annotated[str, Form(max_length=32_000)]
 
 @router.post("/run")
 async def lab_run(
-    parts: PartsDep,
-    session: CsrfDep,
+    ctx: UserAct,
     prompt: Annotated[str, Form(min_length=1, max_length=32_000)],
     model: Annotated[str, Form(min_length=1, max_length=200)] = "auto",
     system: Text = "",
@@ -164,14 +132,14 @@ async def lab_run(
     key: Annotated[str, Form(max_length=4096)] = "",
 ) -> Response:
     """Streams the answer (text/event-stream); see :mod:`turnout_console.lab_stream`."""
-    if session.role == "admin":
+    if ctx.session.role == "admin":
         if not key.strip():
             raise ValidationFailed(
                 "key: the router takes virtual keys only; paste the key to send as", param="key"
             )
         credential = key.strip()
     else:
-        credential = session.credential.get_secret_value()
+        credential = ctx.credential
     messages = [{"role": "system", "content": system}] if system.strip() else []
     messages.append({"role": "user", "content": prompt})
     body = {
@@ -188,7 +156,7 @@ async def lab_run(
     if template:
         headers["x-task-type"] = safe_segment(template)
     return StreamingResponse(
-        relay(parts.client, credential, body, headers),
+        relay(ctx.parts.client, credential, body, headers),
         media_type="text/event-stream",
         headers={"cache-control": "no-store", "x-accel-buffering": "no"},
     )

@@ -9,7 +9,8 @@ from fastapi import APIRouter, Form
 from fastapi.responses import Response
 
 from turnout_console.api.context import AdminAct, AdminView
-from turnout_console.api.models import CHANGED, _price
+from turnout_console.api.models import CHANGED
+from turnout_console.forms import price
 from turnout_console.views import safe_segment
 
 router = APIRouter(prefix="/models")
@@ -39,8 +40,8 @@ async def update_model(
     body: dict[str, Any] = {
         "name": name.strip(),
         "purposes": purposes,
-        "input_price_per_mtok": _price(input_price, "input_price"),
-        "output_price_per_mtok": _price(output_price, "output_price"),
+        "input_price_per_mtok": price(input_price, "input_price"),
+        "output_price_per_mtok": price(output_price, "output_price"),
         "power_level": power_level or None,
         "fallbacks": [f.strip() for f in fallbacks.split(",") if f.strip()],
         "enabled": enabled == "on",

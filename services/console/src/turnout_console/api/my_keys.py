@@ -17,7 +17,7 @@ router = APIRouter(prefix="/me/keys")
 async def own_keys(ctx: Ctx) -> list[dict[str, Any]] | None:
     """The caller's keys (None when config-api does not list them)."""
     keys = await ctx.get("config", "/api/v1/keys", limit=100)
-    return keys.data.get("data", []) if keys.ok and isinstance(keys.data, dict) else None
+    return keys.rows if keys.ok and isinstance(keys.data, dict) else None
 
 
 async def create_key(ctx: Ctx, user_id: str, name: str, trigger: str) -> Response:

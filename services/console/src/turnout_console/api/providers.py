@@ -7,13 +7,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, Query
 from fastapi.responses import Response
 
 from turnout_common.web import MAX_OFFSET
-from turnout_console.api.context import AdminAct
-from turnout_console.deps import AdminDep, PartsDep
-from turnout_console.views import KINDS, fetch_page, safe_segment
+from turnout_console.api.context import AdminAct, AdminView
+from turnout_console.views import KINDS, safe_segment
 
 router = APIRouter(prefix="/providers")
 PAGE = 10
@@ -32,53 +31,28 @@ SearchQ = Annotated[str, Query(max_length=200)]
 
 
 async def _table(
-    parts: PartsDep, credential: str, page: int, sort: str, search: str
+    ctx: AdminView, page: PageQ = 1, sort: SortQ = "priority", search: SearchQ = ""
 ) -> dict[str, Any]:
+    """The page of the table the query asks for (the whole page and the partial show it)."""
     search = search.strip()
-    state = {"sort": sort, "search": search, "columns": SORTABLE}
-    state["query"] = urlencode({"sort": sort, "search": search})
-    result, window = await fetch_page(
-        parts,
-        "config",
-        "/api/v1/providers",
-        credential,
-        {"sort": sort, "search": search},
-        page,
-        PAGE,
-    )
-    return {**state, **window, "error": None if result.ok else result.message}
+    asked = {"sort": sort, "search": search}
+    _, window = await ctx.paged("config", "/api/v1/providers", asked, page, PAGE)
+    return {**asked, "columns": SORTABLE, "query": urlencode(asked), **window}
+
+
+TableDep = Annotated[dict[str, Any], Depends(_table)]
 
 
 @router.get("")
-async def providers_page(
-    request: Request,
-    parts: PartsDep,
-    session: AdminDep,
-    page: PageQ = 1,
-    sort: SortQ = "priority",
-    search: SearchQ = "",
-) -> Response:
-    table = await _table(parts, session.credential.get_secret_value(), page, sort, search)
-    return parts.templates.TemplateResponse(
-        request, "providers.html", {"session": session, "kinds": KINDS, **table}
-    )
+async def providers_page(ctx: AdminView, table: TableDep) -> Response:
+    return ctx.render("providers.html", {"session": ctx.session, "kinds": KINDS, **table})
 
 
 @router.get("/table")
-async def providers_table(
-    request: Request,
-    parts: PartsDep,
-    session: AdminDep,
-    page: PageQ = 1,
-    sort: SortQ = "priority",
-    search: SearchQ = "",
-) -> Response:
-    table = await _table(parts, session.credential.get_secret_value(), page, sort, search)
+async def providers_table(ctx: AdminView, table: TableDep) -> Response:
     # the address bar follows the table, so a reload or a shared link shows the same rows
     where = f"/providers?page={table['page']}&{table['query']}"
-    return parts.templates.TemplateResponse(
-        request, "partials/providers_table.html", table, headers={"HX-Replace-Url": where}
-    )
+    return ctx.render("partials/providers_table.html", table, headers={"HX-Replace-Url": where})
 
 
 CHANGED = "providers-changed"

@@ -6,11 +6,10 @@ import asyncio
 from collections import defaultdict
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form
 from fastapi.responses import Response
 
-from turnout_console.api.context import AdminAct
-from turnout_console.deps import AdminDep, PartsDep
+from turnout_console.api.context import AdminAct, AdminView
 
 router = APIRouter(prefix="/routes")
 PURPOSES = ("chat", "embeddings", "reranking")
@@ -24,25 +23,14 @@ def _status(provider: dict[str, Any]) -> str:
 
 
 @router.get("")
-async def routes_page(request: Request, parts: PartsDep, session: AdminDep) -> Response:
-    cred = session.credential.get_secret_value()
-    call = parts.client.call
+async def routes_page(ctx: AdminView) -> Response:
     per_purpose = {"limit": CHOICES, "enabled": "true"}
     routes, providers, *lists = await asyncio.gather(  # at once: independent reads
-        call("config", "GET", "/api/v1/routes", cred),
+        ctx.get("config", "/api/v1/routes"),
         # only enabled providers' health matters for a choice (and 10,000 disabled ones
         # should not make the page slow)
-        call(
-            "config",
-            "GET",
-            "/api/v1/providers",
-            cred,
-            params={"limit": 500, "enabled_only": "true"},
-        ),
-        *(
-            call("config", "GET", "/api/v1/models", cred, params={**per_purpose, "purpose": p})
-            for p in PURPOSES
-        ),
+        ctx.get("config", "/api/v1/providers", limit=500, enabled_only="true"),
+        *(ctx.get("config", "/api/v1/models", **per_purpose, purpose=p) for p in PURPOSES),
     )
     health = {p["id"]: _status(p) for p in providers.data["data"]} if providers.ok else {}
     current = {r["purpose"]: r for r in routes.data["data"]} if routes.ok else {}
@@ -68,9 +56,7 @@ async def routes_page(request: Request, parts: PartsDep, session: AdminDep) -> R
             }
         )
     error = next((r.message for r in (routes, providers, *lists) if not r.ok), None)
-    return parts.templates.TemplateResponse(
-        request, "routes.html", {"session": session, "cards": cards, "error": error}
-    )
+    return ctx.render("routes.html", {"session": ctx.session, "cards": cards, "error": error})
 
 
 @router.post("/{purpose}")

@@ -8,8 +8,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Form
 from fastapi.responses import Response
 
-from turnout_common.errors import ValidationFailed
 from turnout_console.api.context import AdminAct, AdminView, Ctx
+from turnout_console.forms import whole_number
 from turnout_console.views import safe_segment
 
 router = APIRouter(prefix="/rules")
@@ -51,15 +51,6 @@ async def edit_form(ctx: AdminView, ref: str) -> Response:
 Opt = Annotated[str, Form(max_length=200)]
 
 
-def _optional_int(value: str, name: str) -> int | None:
-    if not value.strip():
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise ValidationFailed(f"{name}: a whole number", param=name) from None
-
-
 def _body(
     name: str,
     priority: str,
@@ -79,15 +70,15 @@ def _body(
     names = [t.strip() for t in targets.replace("\n", ",").split(",") if t.strip()]
     return {
         "name": name.strip(),
-        "priority": _optional_int(priority, "priority") or 0,
-        "weight": _optional_int(weight, "weight") if weight.strip() else 1,
+        "priority": whole_number(priority, "priority") or 0,
+        "weight": whole_number(weight, "weight") if weight.strip() else 1,
         "enabled": enabled == "on",
         "power_level": power_level or None,
         "tier": tier.strip() or None,
         "task_type": task_type.strip() or None,
         "model": model.strip() or None,
-        "min_tokens": _optional_int(min_tokens, "min_tokens"),
-        "max_tokens": _optional_int(max_tokens, "max_tokens"),
+        "min_tokens": whole_number(min_tokens, "min_tokens"),
+        "max_tokens": whole_number(max_tokens, "max_tokens"),
         "requires_byok": requires_byok == "on",
         "targets": names,
     }

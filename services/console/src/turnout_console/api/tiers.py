@@ -9,8 +9,8 @@ from typing import Annotated
 from fastapi import APIRouter, Form
 from fastapi.responses import Response
 
-from turnout_common.errors import ValidationFailed
 from turnout_console.api.context import AdminAct, AdminView
+from turnout_console.forms import whole_number
 from turnout_console.views import safe_segment
 
 router = APIRouter(prefix="/tiers")
@@ -27,15 +27,6 @@ async def tiers_page(ctx: AdminView) -> Response:
     return ctx.page("tiers.html", "partials/tiers_table.html", tiers)
 
 
-def _int(value: str, field: str) -> int | None:
-    if not value.strip():
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise ValidationFailed(f"{field}: a whole number", param=field) from None
-
-
 @router.post("")
 async def save_tier(
     ctx: AdminAct,
@@ -50,12 +41,12 @@ async def save_tier(
 ) -> Response:
     """A PUT: the tier gets exactly these values (blank limits: none)."""
     body = {
-        "rank": _int(rank, "rank") or 0,
+        "rank": whole_number(rank, "rank") or 0,
         "monthly_credits_usd": monthly_credits_usd.strip() or "0",
-        "rpm_limit": _int(rpm_limit, "rpm_limit"),
-        "tpm_limit": _int(tpm_limit, "tpm_limit"),
-        "max_keys": _int(max_keys, "max_keys"),
-        "lab_monthly_quota": _int(lab_monthly_quota, "lab_monthly_quota"),
+        "rpm_limit": whole_number(rpm_limit, "rpm_limit"),
+        "tpm_limit": whole_number(tpm_limit, "tpm_limit"),
+        "max_keys": whole_number(max_keys, "max_keys"),
+        "lab_monthly_quota": whole_number(lab_monthly_quota, "lab_monthly_quota"),
         "byok_fee_pct": byok_fee_pct.strip() or "0",
     }
     path = f"/api/v1/tiers/{safe_segment(name.strip())}"

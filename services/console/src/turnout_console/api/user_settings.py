@@ -3,7 +3,6 @@ signed adjustments of the prepaid balance (metering). Grants are in admin_users.
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
 from typing import Annotated
 
 from fastapi import APIRouter, Form
@@ -11,6 +10,7 @@ from fastapi.responses import Response
 
 from turnout_common.errors import ValidationFailed
 from turnout_console.api.context import AdminAct
+from turnout_console.forms import decimal_text
 from turnout_console.views import safe_segment
 
 router = APIRouter(prefix="/users")
@@ -19,21 +19,13 @@ CHANGED = "user-changed"
 
 
 def _amount(value: str, field: str, *, signed: bool) -> str | None:
-    """A USD amount as text (config-api and metering take decimals as strings)."""
+    """A USD amount (blank: None): non-zero when ``signed``, else 0 or more."""
     if not value.strip():
         return None
-    try:
-        number = Decimal(value.strip())
-    except InvalidOperation:
-        number = Decimal("NaN")
-    if not number.is_finite() or (number == 0 if signed else number < 0):
-        want = (
-            "a non-zero amount in USD (negative takes credit away)"
-            if signed
-            else "an amount in USD, 0 or more"
-        )
-        raise ValidationFailed(f"{field}: {want}", param=field)
-    return str(number)
+    if signed:
+        want = "a non-zero amount in USD (negative takes credit away)"
+        return decimal_text(value, field, want, lambda n: n != 0)
+    return decimal_text(value, field, "an amount in USD, 0 or more", lambda n: n >= 0)
 
 
 @router.post("/{user_id}/settings")

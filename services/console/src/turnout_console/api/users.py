@@ -2,27 +2,25 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import Response
 
-from turnout_console.deps import PartsDep, SessionDep
+from turnout_console.api.context import UserView
+from turnout_console.api.my_keys import own_keys
 
 router = APIRouter()
 
 
 @router.get("/me")
-async def my_page(request: Request, parts: PartsDep, session: SessionDep) -> Response:
-    cred = session.credential.get_secret_value()
-    usage = await parts.client.call("metering", "GET", "/api/v1/usage", cred, params={"limit": 20})
-    keys = await parts.client.call("config", "GET", "/api/v1/keys", cred, params={"limit": 100})
-    rows = usage.data.get("data", []) if usage.ok and isinstance(usage.data, dict) else []
-    return parts.templates.TemplateResponse(
-        request,
+async def my_page(ctx: UserView) -> Response:
+    usage = await ctx.get("metering", "/api/v1/usage", limit=20)
+    keys = await own_keys(ctx)
+    return ctx.render(
         "me.html",
         {
-            "session": session,
-            "usage": rows,
+            "session": ctx.session,
+            "usage": usage.rows,
             "usage_error": None if usage.ok else usage.message,
-            "keys": keys.data.get("data", []) if keys.ok and isinstance(keys.data, dict) else None,
+            "keys": keys,
         },
     )
