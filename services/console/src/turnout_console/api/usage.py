@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
@@ -14,6 +15,9 @@ from turnout_console.forms import DayQ, ToQ, day_param, day_range
 
 router = APIRouter(prefix="/usage")
 PAGE = 20
+GROUPS = 25
+"""Groups in the table, the costliest first (10,000 users make 10,000 groups; the totals
+still count them all, and the page says how many there are)."""
 Str = Annotated[str | None, Query(max_length=200)]
 GroupQ = Annotated[Literal["model", "provider", "user", "source"], Query()]
 
@@ -53,7 +57,14 @@ async def usage_page(
 ) -> Response:
     days, groups, (records, window) = await asyncio.gather(  # at once: independent reads
         ctx.get("metering", "/api/v1/usage/summary", **f, group_by="day"),
-        ctx.get("metering", "/api/v1/usage/summary", **f, group_by=group_by),
+        ctx.get(
+            "metering",
+            "/api/v1/usage/summary",
+            **f,
+            group_by=group_by,
+            sort="-cost",
+            limit=GROUPS,
+        ),
         ctx.paged("metering", "/api/v1/usage", _records(f), page, PAGE),
     )
     error = next((r.message for r in (days, groups, records) if not r.ok), None)
@@ -75,9 +86,10 @@ async def usage_page(
             "series": sorted(series, key=lambda s: str(s["day"])),
             "groups": groups.data["data"] if groups.ok else [],
             "totals": groups.data["totals"] if groups.ok else None,
+            "groups_total": int(groups.data.get("groups", 0)) if groups.ok else 0,
             "records": window["rows"],
             "total": window["total"],
-            "query": ctx.request.url.query,
+            "query": urlencode({k: v for k, v in {**f, "group_by": group_by}.items() if v}),
             "page": window["page"],
             "pages": window["pages"],
         },
