@@ -62,6 +62,10 @@ def test_history_strip_check_and_override(
     expect(page.get_by_role("status").filter(has_text="Forced down.")).to_be_visible()
     expect(dialog).not_to_be_visible()
     expect(found).to_contain_text("forced down")
+    # the override leads (what the router sees), the probes' own reading follows
+    expect(found.locator(".badge")).to_have_text("forced down")
+    expect(found.locator(".badge")).to_have_class("badge badge-down")
+    expect(found).to_contain_text("probes: healthy")
     expect(found).to_contain_text("maintenance <b>window</b>")  # text, not markup
     shot(page, "health")
     health = httpx.get(system.url("health") + "/api/v1/health/providers", headers=admin).json()
@@ -71,3 +75,4 @@ def test_history_strip_check_and_override(
     found.get_by_role("button", name=f"Clear the override of {name}").click()
     expect(page.get_by_role("status").filter(has_text="Override cleared.")).to_be_visible()
     expect(found).not_to_contain_text("forced down")
+    expect(found.locator(".badge")).to_have_text("healthy")

@@ -1,7 +1,8 @@
 """OIDC sign-in (authorization code + PKCE) against a real local identity provider
 (``OidcProvider``: discovery, authorize, token, JWKS over HTTP) and a whole system whose
-config-api trusts that provider's JWTs: start → callback → signed in, a wrong state, a
-denied sign-in, a non-admin refused, and the SSO button clicked in a real Chromium."""
+config-api trusts that provider's JWTs: start → callback → signed in, a wrong state, an ID
+token with another nonce, a denied sign-in, a non-admin refused, and the SSO button clicked
+in a real Chromium."""
 
 from __future__ import annotations
 
@@ -51,6 +52,7 @@ def _reset(sso: OidcProvider) -> Iterator[None]:
     yield
     sso.next_roles = ["admin"]
     sso.deny = False
+    sso.id_nonce = None
 
 
 def _to_provider(console: httpx.Client) -> tuple[str, dict[str, str]]:
@@ -103,6 +105,23 @@ def test_a_wrong_state_is_refused(sso: OidcProvider, sso_system: Any) -> None:
         # the code alone, without the flow cookie of the browser that started, is refused too
         with httpx.Client(base_url=sso_system.url("console")) as other:
             assert other.get(back, follow_redirects=False).status_code == 400
+
+
+def test_an_id_token_with_another_nonce_is_refused(sso: OidcProvider, sso_system: Any) -> None:
+    """The ID token must carry the nonce this browser's authorization request sent: one
+    minted for another sign-in (replayed, or injected with a stolen code) opens no session."""
+    sso.id_nonce = "the-nonce-of-another-sign-in"
+    with httpx.Client(base_url=sso_system.url("console"), follow_redirects=False) as console:
+        location, query = _to_provider(console)
+        assert query["nonce"] != sso.id_nonce
+        refused = console.get(_back_from_provider(location))
+        assert refused.status_code == 401, refused.text
+        assert "nonce mismatch" in refused.text and "Sign in with SSO" in refused.text
+        assert console.get("/providers").status_code == 303  # no session
+    sso.id_nonce = None
+    with httpx.Client(base_url=sso_system.url("console"), follow_redirects=False) as console:
+        location, _ = _to_provider(console)  # the right nonce: signed in
+        assert console.get(_back_from_provider(location)).status_code == 200
 
 
 def test_a_non_admin_is_refused_with_a_clear_page(sso: OidcProvider, sso_system: Any) -> None:

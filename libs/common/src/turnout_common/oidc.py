@@ -100,14 +100,18 @@ class OidcVerifier:
         )
         return claims
 
-    async def verify(self, token: str) -> Principal:
-        """The caller a valid JWT names; ``AuthenticationFailed`` (401) for any other."""
+    async def claims(self, token: str) -> dict[str, Any]:
+        """A valid JWT's claims; ``AuthenticationFailed`` (401) for any other token."""
         try:
-            claims = await asyncio.to_thread(self._decode, token)
+            return await asyncio.to_thread(self._decode, token)
         except (jwt.PyJWTError, OSError) as exc:
             raise AuthenticationFailed(
                 f"invalid OIDC token: {exc.__class__.__name__}", code="invalid_token"
             ) from exc
+
+    async def verify(self, token: str) -> Principal:
+        """The caller a valid JWT names; ``AuthenticationFailed`` (401) for any other."""
+        claims = await self.claims(token)
         roles = _claim(claims, self.role_claim)
         if isinstance(roles, str):
             roles = roles.replace(",", " ").split()

@@ -15,6 +15,8 @@ from urllib.parse import urlencode
 
 import aiohttp
 
+from turnout_common.errors import AuthenticationFailed
+from turnout_common.oidc import OidcVerifier
 from turnout_console.settings import ConsoleSettings
 
 FLOW_COOKIE = "turnout_console_oidc"
@@ -24,6 +26,16 @@ CALLBACK_PATH = "/auth/oidc/callback"
 
 class OidcError(Exception):
     """A step of the flow failed; ``str(exc)`` is safe to show (no secret, no token)."""
+
+    status = 502
+    """The provider failed or could not be reached (a gateway's failure)."""
+
+
+class IdTokenRefused(OidcError):
+    """The provider answered, but its ID token does not prove this sign-in (a bad signature,
+    another audience, expired, or the nonce of another authorization request)."""
+
+    status = 401
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +102,7 @@ class OidcClient:
         self.redirect_uri = settings.console_public_url.rstrip("/") + CALLBACK_PATH
         self.timeout = aiohttp.ClientTimeout(total=settings.console_api_timeout_s)
         self._endpoints: dict[str, str] | None = None
+        self._verifier: OidcVerifier | None = None
 
     async def endpoints(self) -> dict[str, str]:
         if self._endpoints is None:
@@ -98,8 +111,10 @@ class OidcClient:
                 raise OidcError("the identity provider's discovery names another issuer")
             try:
                 self._endpoints = {
+                    "issuer": str(doc["issuer"]),
                     "authorize": str(doc["authorization_endpoint"]),
                     "token": str(doc["token_endpoint"]),
+                    "jwks": str(doc["jwks_uri"]),
                 }
             except KeyError as exc:
                 raise OidcError("the identity provider's discovery lacks an endpoint") from exc
@@ -122,7 +137,8 @@ class OidcClient:
         return base + ("&" if "?" in base else "?") + query
 
     async def exchange(self, code: str, flow: Flow) -> str:
-        """The access token for ``code`` (refused unless the provider answers 200 with one)."""
+        """The access token for ``code``: refused unless the provider answers 200 with one
+        and with an ID token for this client carrying this flow's nonce."""
         form = {
             "grant_type": "authorization_code",
             "code": code,
@@ -140,7 +156,26 @@ class OidcClient:
         token = doc.get("access_token") if isinstance(doc, dict) else None
         if not isinstance(token, str) or not token:
             raise OidcError("the identity provider returned no access token")
+        await self._check_id_token(doc.get("id_token"), flow)
         return token
+
+    async def _check_id_token(self, id_token: object, flow: Flow) -> None:
+        """The ID token is signed by the issuer (its JWKS), for this client, not expired, and
+        carries the nonce this flow sent: a code or token from another sign-in is refused."""
+        if not isinstance(id_token, str) or not id_token:
+            raise IdTokenRefused("the identity provider returned no ID token")
+        if self._verifier is None:
+            endpoints = await self.endpoints()
+            self._verifier = OidcVerifier(
+                issuer=endpoints["issuer"], jwks_url=endpoints["jwks"], audience=self.client_id
+            )
+        try:
+            claims = await self._verifier.claims(id_token)
+        except AuthenticationFailed as exc:
+            raise IdTokenRefused(f"the ID token is not valid ({exc.message})") from exc
+        nonce = claims.get("nonce")
+        if not isinstance(nonce, str) or not hmac.compare_digest(nonce, flow.nonce):
+            raise IdTokenRefused("the ID token was not issued for this sign-in (nonce mismatch)")
 
     async def _get_json(self, url: str) -> dict[str, Any]:
         doc = await self._json("GET", url, "the identity provider's discovery failed")

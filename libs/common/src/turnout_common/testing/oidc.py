@@ -87,7 +87,8 @@ class OidcProvider(Jwks):
 
     Its issuer is its own URL, so discovery at ``{issuer}/.well-known/openid-configuration``
     works as with a real provider. ``deny = True`` makes ``/authorize`` answer
-    ``error=access_denied``."""
+    ``error=access_denied``; ``id_nonce`` set puts that nonce in the ID token instead of the
+    one the authorization request sent (a replayed or forged ID token)."""
 
     def __init__(self, client_id: str, audience: str = AUDIENCE) -> None:
         super().__init__("", audience)
@@ -95,6 +96,7 @@ class OidcProvider(Jwks):
         self.client_id = client_id
         self.next_roles: list[str] = ["admin"]
         self.deny = False
+        self.id_nonce: str | None = None
         self.codes: dict[str, dict[str, Any]] = {}
         self.token_requests: list[dict[str, str]] = []
 
@@ -141,6 +143,7 @@ class OidcProvider(Jwks):
             "challenge": q["code_challenge"],
             "redirect_uri": back,
             "roles": list(self.next_roles),
+            "nonce": q["nonce"],
         }
         raise web.HTTPFound(f"{back}?code={code}&state={q['state']}")
 
@@ -158,9 +161,16 @@ class OidcProvider(Jwks):
             or form.get("client_id") != self.client_id
         ):
             return web.json_response({"error": "invalid_grant"}, status=400)
+        id_token = self.token(
+            [],
+            aud=self.client_id,
+            nonce=self.id_nonce or grant["nonce"],
+            auth_time=int(time.time()),
+        )
         return web.json_response(
             {
                 "access_token": self.token(grant["roles"]),
+                "id_token": id_token,
                 "token_type": "Bearer",
                 "expires_in": 300,
             }

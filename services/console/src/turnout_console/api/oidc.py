@@ -107,7 +107,7 @@ async def callback(
         token = await client.exchange(code, flow)
     except OidcError as exc:
         log.warning("oidc token exchange failed: %s", exc)
-        return _refuse(request, parts, f"Single sign-on failed: {exc}.", 502)
+        return _refuse(request, parts, f"Single sign-on failed: {exc}.", exc.status)
     admin = await parts.client.call(
         "config", "GET", "/api/v1/providers", token, params={"limit": 1}
     )
