@@ -8,12 +8,17 @@ hash the service knows from config events.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import SecretStr
 
 from turnout_common.crypto import constant_time_equals, hash_virtual_key
+from turnout_common.errors import AuthenticationFailed
+
+if TYPE_CHECKING:
+    from turnout_common.oidc import OidcVerifier
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,3 +49,29 @@ def is_bootstrap_admin(token: str, admin_token: SecretStr | None) -> bool:
 def token_hash(token: str) -> str:
     """Hash used for minted admin tokens and virtual keys alike."""
     return hash_virtual_key(token)
+
+
+async def authenticate(
+    authorization: str | None,
+    admin_token: SecretStr | None,
+    oidc: OidcVerifier | None,
+    by_hash: Callable[[str], Awaitable[Principal | None]],
+) -> Principal:
+    """Who sends ``Authorization: Bearer <token>``: no token is 401 ``missing_token``; the
+    bootstrap admin token is the bootstrap admin; a JWT is verified by ``oidc`` (SSO, when
+    on); any other token is looked up by its hash (``by_hash``: the minted admin tokens and
+    virtual keys the service knows), and one it does not know is 401 ``invalid_token``."""
+    token = bearer_token(authorization)
+    if token is None:
+        raise AuthenticationFailed(
+            "missing credentials: send 'Authorization: Bearer <admin token or virtual key>'",
+            code="missing_token",
+        )
+    if is_bootstrap_admin(token, admin_token):
+        return Principal("admin", "bootstrap")
+    if oidc is not None and oidc.looks_like_jwt(token):
+        return await oidc.verify(token)
+    principal = await by_hash(token_hash(token))
+    if principal is None:
+        raise AuthenticationFailed("invalid, revoked or expired token", code="invalid_token")
+    return principal

@@ -10,8 +10,9 @@ writes is only its loop: poll, handle, commit.
     start() = open() + start_background()
 
 Used by metering's usage consumer, its alert fan-out and the health-worker's passive usage
-reader. (The config followers of :mod:`turnout_common.follow` read without a group, assigning
-partitions themselves, and keep their own loop.)
+reader. (The followers of :mod:`turnout_common.follow` read without a group, assigning
+partitions themselves, and keep their own loop; they share :class:`Reader`: the task, and the
+stop.)
 """
 
 from __future__ import annotations
@@ -27,9 +28,32 @@ from turnout_common.settings import KafkaSettings
 from turnout_common.tasks import cancel
 
 
-class GroupConsumer(ABC):
-    task_name = "consumer"
+class Reader(ABC):
+    """A Kafka consumer and the one background task that reads it (:meth:`run`)."""
 
+    task_name = "consumer"
+    _consumer: AIOKafkaConsumer | None
+    _task: asyncio.Task[None] | None
+
+    @abstractmethod
+    async def run(self) -> None:
+        """The loop; runs until cancelled."""
+
+    def start_background(self) -> asyncio.Task[None]:
+        self._task = asyncio.create_task(self.run(), name=self.task_name)
+        return self._task
+
+    async def stop(self) -> None:
+        """Stop at once (cancel the task, then close the consumer); an uncommitted batch is
+        simply delivered again later."""
+        await cancel(self._task)
+        self._task = None
+        if self._consumer is not None:
+            consumer, self._consumer = self._consumer, None
+            await stop_consumer(consumer)
+
+
+class GroupConsumer(Reader):
     def __init__(
         self,
         kafka: KafkaSettings,
@@ -69,10 +93,6 @@ class GroupConsumer(ABC):
         )
         await self._consumer.start()
 
-    def start_background(self) -> asyncio.Task[None]:
-        self._task = asyncio.create_task(self.run(), name=self.task_name)
-        return self._task
-
     async def start(self) -> None:
         await self.open()
         self.start_background()
@@ -80,11 +100,3 @@ class GroupConsumer(ABC):
     @abstractmethod
     async def run(self) -> None:
         """The loop: poll, handle, commit; runs until cancelled."""
-
-    async def stop(self) -> None:
-        """Stop at once; an uncommitted batch is simply delivered again later."""
-        await cancel(self._task)
-        self._task = None
-        if self._consumer is not None:
-            consumer, self._consumer = self._consumer, None
-            await stop_consumer(consumer)

@@ -26,12 +26,12 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
-from turnout_common.broker import make_consumer, stop_consumer
+from turnout_common.broker import make_consumer
+from turnout_common.consumer_loop import Reader
 from turnout_common.events import ConfigEvent
 from turnout_common.http1 import HttpClient, HttpClientError
 from turnout_common.metrics import SKIPPED_RECORDS
 from turnout_common.settings import KafkaSettings
-from turnout_common.tasks import cancel
 from turnout_common.topics import CONFIG
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ Handler = Callable[[bytes | None, bytes | None], Awaitable[None] | None]
 """Called with (key, value) for every record; value None is a tombstone."""
 
 
-class TopicFollower:
+class TopicFollower(Reader):
     """Reads every partition of one topic, from the beginning (or the end), forever."""
 
     def __init__(
@@ -64,8 +64,9 @@ class TopicFollower:
         self._handler = handler
         self._from_beginning = from_beginning
         self._name = name
-        self._consumer: AIOKafkaConsumer | None = None
-        self._task: asyncio.Task[None] | None = None
+        self.task_name = f"{name}:{topic}"
+        self._consumer = None
+        self._task = None
         self.running = False
         self.records = 0
         self._replay_end: dict[TopicPartition, int] = {}
@@ -173,17 +174,6 @@ class TopicFollower:
             self._topic,
             len(wanted),
         )
-
-    def start_background(self) -> asyncio.Task[None]:
-        self._task = asyncio.create_task(self.run(), name=f"{self._name}:{self._topic}")
-        return self._task
-
-    async def stop(self) -> None:
-        await cancel(self._task)
-        self._task = None
-        if self._consumer is not None:
-            consumer, self._consumer = self._consumer, None
-            await stop_consumer(consumer)
 
 
 async def fetch_snapshot(

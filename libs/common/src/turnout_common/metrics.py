@@ -67,6 +67,22 @@ def route_template(scope: Scope) -> str | None:
     return path if isinstance(path, str) else None
 
 
+class StatusSeen:
+    """An ASGI ``send`` that passes every message on and keeps the response's status code
+    (``status`` until the response starts)."""
+
+    __slots__ = ("send", "status")
+
+    def __init__(self, send: Send, status: int) -> None:
+        self.send = send
+        self.status = status
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = int(message["status"])
+        await self.send(message)
+
+
 class HttpMetricsMiddleware:
     """ASGI middleware counting requests by route *template* (``/api/v1/providers/{ref}``).
 
@@ -87,17 +103,10 @@ class HttpMetricsMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = 500
-
-        async def send_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
+        sent = StatusSeen(send, 500)
         try:
-            await self.app(scope, receive, send_status)
+            await self.app(scope, receive, sent)
         finally:
             route, method = self._route(scope), scope["method"]
-            HTTP_REQUESTS.labels(self.service, method, route, str(status)).inc()
+            HTTP_REQUESTS.labels(self.service, method, route, str(sent.status)).inc()
             HTTP_DURATION.labels(self.service, method, route).observe(time.perf_counter() - started)

@@ -39,9 +39,9 @@ from opentelemetry.trace import (
 )
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util.types import AttributeValue
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from turnout_common.metrics import route_template
+from turnout_common.metrics import StatusSeen, route_template
 from turnout_common.telemetry import MESSAGE_TRACING
 
 if TYPE_CHECKING:
@@ -220,21 +220,14 @@ class TracingMiddleware:
             kind=SpanKind.SERVER,
             attributes=_request_attributes(scope),
         )
-        status = 0
+        sent = StatusSeen(send, 0)
         raised = False
-
-        async def send_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
         try:
             with self.tracing.active(span, end=False):
-                await self.app(scope, receive, send_status)
+                await self.app(scope, receive, sent)
         except Exception as exc:  # recorded on the span (ERROR) by active()
             raised = True
-            status = status or 500  # what the server answers for an unhandled error
+            sent.status = sent.status or 500  # what the server answers for an unhandled error
             span.set_attribute("error.type", type(exc).__qualname__)
             raise
         finally:
@@ -242,6 +235,7 @@ class TracingMiddleware:
             if route is not None:
                 span.update_name(f"{method} {route}")
                 span.set_attribute("http.route", route)
+            status = sent.status
             if status:
                 span.set_attribute("http.response.status_code", status)
             if status >= 500 and not raised:

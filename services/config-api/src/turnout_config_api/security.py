@@ -2,38 +2,32 @@
 
 from __future__ import annotations
 
-from turnout_common.auth import Principal, bearer_token, is_bootstrap_admin, token_hash
-from turnout_common.errors import AuthenticationFailed, NotFound, PermissionDenied
+from turnout_common import auth
+from turnout_common.auth import Principal
+from turnout_common.errors import NotFound, PermissionDenied
 from turnout_config_api.state import AppState
 
 
 async def authenticate(state: AppState, authorization: str | None) -> Principal:
-    token = bearer_token(authorization)
-    if token is None:
-        raise AuthenticationFailed(
-            "missing credentials: send 'Authorization: Bearer <admin token or virtual key>'",
-            code="missing_token",
-        )
-    if is_bootstrap_admin(token, state.settings.admin_token):
-        return Principal("admin", "bootstrap")
-    if state.oidc is not None and state.oidc.looks_like_jwt(token):
-        return await state.oidc.verify(token)
-    digest = token_hash(token)
-    async with state.pool.acquire() as conn:
-        admin = await conn.fetchrow(
-            "SELECT id, name FROM admin_tokens WHERE token_hash = $1 AND NOT revoked", digest
-        )
-        if admin is not None:
-            return Principal("admin", f"admin-token:{admin['name']}", key_id=admin["id"])
-        key = await conn.fetchrow(
-            "SELECT k.id, k.user_id FROM virtual_keys k JOIN users u ON u.id = k.user_id"
-            " WHERE k.key_hash = $1 AND NOT k.revoked AND u.enabled"
-            " AND (k.expires_at IS NULL OR k.expires_at > now())",
-            digest,
-        )
-    if key is not None:
-        return Principal("user", key["user_id"], key_id=key["id"])
-    raise AuthenticationFailed("invalid, revoked or expired token", code="invalid_token")
+    """The bootstrap admin, an OIDC JWT, a minted admin token or an enabled user's live
+    virtual key (:func:`turnout_common.auth.authenticate`); anything else is 401."""
+
+    async def by_hash(digest: str) -> Principal | None:
+        async with state.pool.acquire() as conn:
+            admin = await conn.fetchrow(
+                "SELECT id, name FROM admin_tokens WHERE token_hash = $1 AND NOT revoked", digest
+            )
+            if admin is not None:
+                return Principal("admin", f"admin-token:{admin['name']}", key_id=admin["id"])
+            key = await conn.fetchrow(
+                "SELECT k.id, k.user_id FROM virtual_keys k JOIN users u ON u.id = k.user_id"
+                " WHERE k.key_hash = $1 AND NOT k.revoked AND u.enabled"
+                " AND (k.expires_at IS NULL OR k.expires_at > now())",
+                digest,
+            )
+        return None if key is None else Principal("user", key["user_id"], key_id=key["id"])
+
+    return await auth.authenticate(authorization, state.settings.admin_token, state.oidc, by_hash)
 
 
 def require_admin(principal: Principal) -> Principal:

@@ -7,8 +7,8 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
-from turnout_common.auth import Principal, bearer_token, is_bootstrap_admin, token_hash
-from turnout_common.errors import AuthenticationFailed, NotFound, PermissionDenied
+from turnout_common.auth import Principal, authenticate
+from turnout_common.errors import NotFound, PermissionDenied
 from turnout_common.oidc import OidcVerifier, oidc_settings
 from turnout_metering.runtime import Runtime
 
@@ -40,21 +40,13 @@ async def get_principal(
 ) -> Principal:
     """Admins: bootstrap token, minted admin token, OIDC JWT with the admin role. Users: a
     virtual key, or an OIDC JWT without it (its ``sub``). Anything else is 401."""
-    token = bearer_token(authorization)
-    if token is None:
-        raise AuthenticationFailed(
-            "missing credentials: send 'Authorization: Bearer <admin token or virtual key>'",
-            code="missing_token",
-        )
-    if is_bootstrap_admin(token, runtime.settings.admin_token):
-        return Principal("admin", "bootstrap")
-    if oidc is not None and oidc.looks_like_jwt(token):
-        return await oidc.verify(token)
-    digest = token_hash(token)
-    if runtime.config.is_admin_hash(digest):
-        return Principal("admin", "admin_token")
-    key = runtime.config.key_by_hash(digest)
-    if key is not None and not key.revoked:
+
+    async def by_hash(digest: str) -> Principal | None:
+        if runtime.config.is_admin_hash(digest):
+            return Principal("admin", "admin_token")
+        key = runtime.config.key_by_hash(digest)
+        if key is None or key.revoked:
+            return None
         user = runtime.config.users.get(key.user_id)
         if user is not None and not user.enabled:
             raise PermissionDenied(
@@ -62,7 +54,9 @@ async def get_principal(
             )
         if key.expires_at is None or key.expires_at > datetime.now(UTC):
             return Principal("user", key.user_id, key.id)
-    raise AuthenticationFailed("invalid, revoked or expired token", code="invalid_token")
+        return None
+
+    return await authenticate(authorization, runtime.settings.admin_token, oidc, by_hash)
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
