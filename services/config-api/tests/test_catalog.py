@@ -144,7 +144,7 @@ async def test_tiers_and_users(client, admin, uid, catalog) -> None:
     assert generated["id"] and generated["tier"] == "free"
 
 
-async def test_lab_templates(client, admin, catalog) -> None:
+async def test_lab_templates(app, client, admin, catalog) -> None:
     templates = (await client.get("/api/v1/lab/templates", headers=admin)).json()["data"]
     assert len(templates) >= 10
     assert {t["category"] for t in templates} == {
@@ -161,6 +161,22 @@ async def test_lab_templates(client, admin, catalog) -> None:
     coding = next(t for t in templates if t["category"] == "coding")
     assert coding["suggested_models"] and "cat-embed" not in coding["suggested_models"]
     assert all(t["messages"][0]["content"] == t["prompt"] for t in templates)
+
+    # the suggestions are the ends of every chat model by price (the priciest for the heavy
+    # templates, the cheapest for the others), as ordering every name would give
+    async with app.state.config_api.pool.acquire() as conn:
+        names = [
+            r["name"]
+            for r in await conn.fetch(
+                "SELECT name, max(input_price_per_mtok + output_price_per_mtok) AS price"
+                " FROM models WHERE enabled AND NOT deprecated AND 'chat' = ANY(purposes)"
+                " GROUP BY name ORDER BY price DESC, name"
+            )
+        ]
+    assert {tuple(t["suggested_models"]) for t in templates} == {
+        tuple(names[:3]),
+        tuple(reversed(names[-3:])),
+    }
 
 
 async def test_audit_filters_and_request_id(client, admin, uid) -> None:

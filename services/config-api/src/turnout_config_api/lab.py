@@ -113,17 +113,25 @@ TEMPLATES: tuple[Template, ...] = (
 )
 
 
+SUGGESTIONS = """
+WITH chat AS (
+    SELECT name, max(input_price_per_mtok + output_price_per_mtok) AS price
+    FROM models WHERE enabled AND NOT deprecated AND 'chat' = ANY(purposes) GROUP BY name
+)
+(SELECT true AS capable, name FROM chat ORDER BY price DESC, name LIMIT $1)
+UNION ALL
+(SELECT false, name FROM chat ORDER BY price, name DESC LIMIT $1)
+"""
+"""The priciest chat models (by name, the dearest deployment) and the cheapest, the
+cheapest first: the first and the last ``$1`` of one ordering, without fetching the
+thousands of names between them."""
+
+
 async def templates(pool: asyncpg.Pool, per_template: int = 3) -> list[dict[str, Any]]:
     async with pool.acquire() as conn:
-        names = [
-            r["name"]
-            for r in await conn.fetch(
-                "SELECT name, max(input_price_per_mtok + output_price_per_mtok) AS price"
-                " FROM models WHERE enabled AND NOT deprecated AND 'chat' = ANY(purposes)"
-                " GROUP BY name ORDER BY price DESC, name"
-            )
-        ]
-    capable, cheap = names[:per_template], list(reversed(names))[:per_template]
+        rows = await conn.fetch(SUGGESTIONS, per_template)
+    capable = [r["name"] for r in rows if r["capable"]]
+    cheap = [r["name"] for r in rows if not r["capable"]]
     return [
         {
             "id": t.id,
