@@ -7,11 +7,24 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import Query
+from fastapi import Form, Query
 
 from turnout_common.errors import ValidationFailed
+
+Name = Annotated[str, Form(min_length=1, max_length=200)]
+"""A name or id someone types (a provider, model or rule)."""
+Ident = Annotated[str, Form(min_length=1, max_length=64)]
+"""A user id or a tier name."""
+Number = Annotated[str, Form(max_length=40)]
+"""A number typed as text (a price, an amount, a limit): parsed here, so its error is ours."""
+Checkbox = Annotated[str, Form(max_length=5)]
+"""``on`` when ticked, absent (blank) when not."""
+Secret = Annotated[str, Form(max_length=4096)]
+"""An API key typed into a password field."""
+PowerLevel = Annotated[Literal["", "eco", "balanced", "precision"], Form()]
+ContextWindow = Annotated[int | None, Form(ge=1, le=100_000_000)]
 
 
 def whole_number(value: str, field: str) -> int | None:

@@ -12,7 +12,7 @@ from fastapi.responses import Response
 from turnout_console.api.context import AdminAct, AdminView, Ctx
 from turnout_console.api.my_keys import create_key, revoke_key
 from turnout_console.api.user_settings import CHANGED
-from turnout_console.forms import decimal_text
+from turnout_console.forms import Ident, Name, Number, decimal_text
 from turnout_console.views import safe_segment
 
 router = APIRouter(prefix="/users")
@@ -45,9 +45,9 @@ def _money(value: str, field: str, *, required: bool = False) -> str | None:
 @router.post("")
 async def create_user(
     ctx: AdminAct,
-    user_id: Annotated[str, Form(min_length=1, max_length=64)],
-    tier: Annotated[str, Form(min_length=1, max_length=64)] = "free",
-    budget: Annotated[str, Form(max_length=40)] = "",
+    user_id: Ident,
+    tier: Ident = "free",
+    budget: Number = "",
 ) -> Response:
     body = {
         "id": user_id.strip(),
@@ -105,8 +105,8 @@ async def revoke(ctx: AdminAct, user_id: str, key_id: str) -> Response:
 async def grant(
     ctx: AdminAct,
     user_id: str,
-    amount: Annotated[str, Form(max_length=40)],
-    reason: Annotated[str, Form(min_length=1, max_length=200)] = "granted in the console",
+    amount: Number,
+    reason: Name = "granted in the console",
 ) -> Response:
     body = {"amount_usd": _money(amount, "amount", required=True), "reason": reason}
     path = f"/api/v1/credits/{safe_segment(user_id)}/grant"

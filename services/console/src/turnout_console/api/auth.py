@@ -9,6 +9,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from turnout_console.deps import CSRF_FIELD, CsrfDep, PartsDep
+from turnout_console.forms import Secret
 from turnout_console.sessions import COOKIE, Role, SessionStore
 
 router = APIRouter()
@@ -56,7 +57,7 @@ async def _classify(parts: PartsDep, credential: str) -> tuple[Role, str, str | 
 async def login(
     request: Request,
     parts: PartsDep,
-    token: Annotated[str, Form(max_length=4096)],
+    token: Secret,
     csrf_token: Annotated[str, Form(alias=CSRF_FIELD, max_length=200)] = "",
 ) -> Response:
     expected = request.cookies.get(LOGIN_CSRF, "")

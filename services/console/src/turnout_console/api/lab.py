@@ -10,13 +10,14 @@ own key; an admin types the key to send as for each run (it is never stored or s
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query
 from fastapi.responses import Response, StreamingResponse
 
 from turnout_common.errors import ValidationFailed
 from turnout_console.api.context import Ctx, UserAct, UserView
+from turnout_console.forms import Name, PowerLevel, Secret
 from turnout_console.lab_stream import relay
 from turnout_console.views import safe_segment
 
@@ -123,13 +124,13 @@ Text = Annotated[str, Form(max_length=32_000)]
 async def lab_run(
     ctx: UserAct,
     prompt: Annotated[str, Form(min_length=1, max_length=32_000)],
-    model: Annotated[str, Form(min_length=1, max_length=200)] = "auto",
+    model: Name = "auto",
     system: Text = "",
-    power_level: Annotated[Literal["", "eco", "balanced", "precision"], Form()] = "",
+    power_level: PowerLevel = "",
     template: Annotated[str, Form(max_length=64)] = "",
     temperature: Annotated[float, Form(ge=0, le=2)] = 0.7,
     max_tokens: Annotated[int, Form(ge=1, le=32_768)] = 512,
-    key: Annotated[str, Form(max_length=4096)] = "",
+    key: Secret = "",
 ) -> Response:
     """Streams the answer (text/event-stream); see :mod:`turnout_console.lab_stream`."""
     if ctx.session.role == "admin":

@@ -10,7 +10,7 @@ from fastapi.responses import Response
 
 from turnout_console.api.context import AdminAct, AdminView
 from turnout_console.api.models import CHANGED
-from turnout_console.forms import price
+from turnout_console.forms import Checkbox, ContextWindow, Name, Number, PowerLevel, price
 from turnout_console.views import safe_segment
 
 router = APIRouter(prefix="/models")
@@ -27,15 +27,15 @@ async def edit_form(ctx: AdminView, model_id: str) -> Response:
 async def update_model(
     ctx: AdminAct,
     model_id: str,
-    name: Annotated[str, Form(min_length=1, max_length=200)],
+    name: Name,
     purposes: Annotated[list[Literal["chat", "completion", "embeddings", "reranking"]], Form()],
-    input_price: Annotated[str, Form(max_length=40)] = "0",
-    output_price: Annotated[str, Form(max_length=40)] = "0",
-    context_window: Annotated[int | None, Form(ge=1, le=100_000_000)] = None,
-    power_level: Annotated[Literal["", "eco", "balanced", "precision"], Form()] = "",
+    input_price: Number = "0",
+    output_price: Number = "0",
+    context_window: ContextWindow = None,
+    power_level: PowerLevel = "",
     fallbacks: Annotated[str, Form(max_length=4000)] = "",
-    enabled: Annotated[str, Form(max_length=5)] = "",
-    deprecated: Annotated[str, Form(max_length=5)] = "",
+    enabled: Checkbox = "",
+    deprecated: Checkbox = "",
 ) -> Response:
     body: dict[str, Any] = {
         "name": name.strip(),

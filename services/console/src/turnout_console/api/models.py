@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Form, Query
 from fastapi.responses import Response
 
 from turnout_console.api.context import AdminAct, AdminView, Ctx
-from turnout_console.forms import price
+from turnout_console.forms import ContextWindow, Name, Number, price
 from turnout_console.views import safe_segment
 
 router = APIRouter(prefix="/models")
@@ -67,13 +67,13 @@ async def models_page(
 @router.post("")
 async def create_model(
     ctx: AdminAct,
-    provider: Annotated[str, Form(min_length=1, max_length=200)],
+    provider: Name,
     upstream_model: Annotated[str, Form(min_length=1, max_length=300)],
     name: Annotated[str, Form(max_length=200)] = "",
     purpose: Annotated[Literal["chat", "embeddings", "reranking"], Form()] = "chat",
-    input_price: Annotated[str, Form(max_length=40)] = "0",
-    output_price: Annotated[str, Form(max_length=40)] = "0",
-    context_window: Annotated[int | None, Form(ge=1, le=100_000_000)] = None,
+    input_price: Number = "0",
+    output_price: Number = "0",
+    context_window: ContextWindow = None,
 ) -> Response:
     body: dict[str, Any] = {
         "provider": provider,

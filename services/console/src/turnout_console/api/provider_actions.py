@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from turnout_console.api.context import AdminAct, AdminView, Ctx
 from turnout_console.api.providers import CHANGED, provider_body
 from turnout_console.client import ApiResult
+from turnout_console.forms import Checkbox, Name, Number, Secret
 from turnout_console.views import KINDS, safe_segment
 
 router = APIRouter(prefix="/providers")
@@ -27,11 +28,11 @@ async def edit_form(ctx: AdminView, ref: str) -> Response:
 async def update_provider(
     ctx: AdminAct,
     ref: str,
-    name: Annotated[str, Form(min_length=1, max_length=200)],
-    kind: Annotated[str, Form(max_length=40)],
+    name: Name,
+    kind: Number,
     base_url: Annotated[str, Form(max_length=2000)] = "",
-    api_key: Annotated[str, Form(max_length=4096)] = "",
-    enabled: Annotated[str, Form(max_length=5)] = "",
+    api_key: Secret = "",
+    enabled: Checkbox = "",
 ) -> Response:
     """A PATCH of what the form shows; the key only when one was typed (it replaces the old)."""
     body = provider_body(name, kind, base_url, api_key) | {"enabled": enabled == "on"}

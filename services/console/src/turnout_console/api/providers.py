@@ -12,6 +12,7 @@ from fastapi.responses import Response
 
 from turnout_common.web import MAX_OFFSET
 from turnout_console.api.context import AdminAct, AdminView
+from turnout_console.forms import Name, Number, Secret
 from turnout_console.views import KINDS, safe_segment
 
 router = APIRouter(prefix="/providers")
@@ -73,10 +74,10 @@ def provider_body(name: str, kind: str, base_url: str, api_key: str) -> dict[str
 @router.post("")
 async def create_provider(
     ctx: AdminAct,
-    name: Annotated[str, Form(min_length=1, max_length=200)],
-    kind: Annotated[str, Form(max_length=40)],
+    name: Name,
+    kind: Number,
     base_url: Annotated[str, Form(max_length=2000)] = "",
-    api_key: Annotated[str, Form(max_length=4096)] = "",
+    api_key: Secret = "",
 ) -> Response:
     body = provider_body(name, kind, base_url, api_key)
     done = f"Provider {name.strip()} created."

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Form
 from fastapi.responses import Response
 
 from turnout_console.api.context import AdminAct, AdminView
+from turnout_console.forms import Name
 
 router = APIRouter(prefix="/routes")
 PURPOSES = ("chat", "embeddings", "reranking")
@@ -63,7 +64,7 @@ async def routes_page(ctx: AdminView) -> Response:
 async def save_route(
     ctx: AdminAct,
     purpose: Literal["chat", "embeddings", "reranking"],
-    model: Annotated[str, Form(min_length=1, max_length=200)],
+    model: Name,
     fallbacks: Annotated[list[str] | None, Form(max_length=20)] = None,
 ) -> Response:
     chain = [f for f in (fallbacks or []) if f and f != model]

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Form
 from fastapi.responses import Response
 
 from turnout_console.api.context import AdminAct, AdminView, Ctx
-from turnout_console.forms import whole_number
+from turnout_console.forms import Checkbox, Name, PowerLevel, whole_number
 from turnout_console.views import safe_segment
 
 router = APIRouter(prefix="/rules")
@@ -87,19 +87,19 @@ def _body(
 @router.post("")
 async def save_rule(
     ctx: AdminAct,
-    name: Annotated[str, Form(min_length=1, max_length=200)],
+    name: Name,
     targets: Annotated[str, Form(min_length=1, max_length=4000)],
     rule_id: Annotated[str, Form(max_length=200)] = "",
     priority: Annotated[str, Form(max_length=12)] = "100",
     weight: Annotated[str, Form(max_length=12)] = "1",
-    enabled: Annotated[str, Form(max_length=5)] = "",
-    power_level: Annotated[Literal["", "eco", "balanced", "precision"], Form()] = "",
+    enabled: Checkbox = "",
+    power_level: PowerLevel = "",
     tier: Opt = "",
     task_type: Opt = "",
     model: Opt = "",
     min_tokens: Annotated[str, Form(max_length=12)] = "",
     max_tokens: Annotated[str, Form(max_length=12)] = "",
-    requires_byok: Annotated[str, Form(max_length=5)] = "",
+    requires_byok: Checkbox = "",
 ) -> Response:
     """Create (no ``rule_id``) or replace every field of an existing rule."""
     body = _body(

@@ -4,17 +4,14 @@ every field; the form sends every field, so a PUT keeps what it shows)."""
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Form
+from fastapi import APIRouter
 from fastapi.responses import Response
 
 from turnout_console.api.context import AdminAct, AdminView
-from turnout_console.forms import whole_number
+from turnout_console.forms import Ident, Number, whole_number
 from turnout_console.views import safe_segment
 
 router = APIRouter(prefix="/tiers")
-Num = Annotated[str, Form(max_length=40)]
 
 
 @router.get("")
@@ -30,14 +27,14 @@ async def tiers_page(ctx: AdminView) -> Response:
 @router.post("")
 async def save_tier(
     ctx: AdminAct,
-    name: Annotated[str, Form(min_length=1, max_length=64)],
-    rank: Num = "0",
-    monthly_credits_usd: Num = "0",
-    rpm_limit: Num = "",
-    tpm_limit: Num = "",
-    max_keys: Num = "",
-    lab_monthly_quota: Num = "",
-    byok_fee_pct: Num = "0",
+    name: Ident,
+    rank: Number = "0",
+    monthly_credits_usd: Number = "0",
+    rpm_limit: Number = "",
+    tpm_limit: Number = "",
+    max_keys: Number = "",
+    lab_monthly_quota: Number = "",
+    byok_fee_pct: Number = "0",
 ) -> Response:
     """A PUT: the tier gets exactly these values (blank limits: none)."""
     body = {

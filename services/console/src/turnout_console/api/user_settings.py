@@ -10,7 +10,7 @@ from fastapi.responses import Response
 
 from turnout_common.errors import ValidationFailed
 from turnout_console.api.context import AdminAct
-from turnout_console.forms import decimal_text
+from turnout_console.forms import Checkbox, Ident, Number, decimal_text
 from turnout_console.views import safe_segment
 
 router = APIRouter(prefix="/users")
@@ -32,9 +32,9 @@ def _amount(value: str, field: str, *, signed: bool) -> str | None:
 async def save_settings(
     ctx: AdminAct,
     user_id: str,
-    tier: Annotated[str, Form(min_length=1, max_length=64)],
-    budget: Annotated[str, Form(max_length=40)] = "",
-    enabled: Annotated[str, Form(max_length=5)] = "",
+    tier: Ident,
+    budget: Number = "",
+    enabled: Checkbox = "",
 ) -> Response:
     """Blank budget: no monthly budget."""
     body = {
@@ -52,7 +52,7 @@ async def save_settings(
 async def adjust(
     ctx: AdminAct,
     user_id: str,
-    amount: Annotated[str, Form(max_length=40)],
+    amount: Number,
     reason: Annotated[str, Form(min_length=1, max_length=500)],
 ) -> Response:
     body = {"amount_usd": _amount(amount, "amount", signed=True), "reason": reason}
