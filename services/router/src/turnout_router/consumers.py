@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from turnout_common.tracing import ServiceTracing
 
 log = logging.getLogger(__name__)
+Handler = Callable[[RouterState, bytes | None, bytes | None], None]
+"""One topic's message (key, value) applied to the router's state."""
 
 
 def on_health(state: RouterState, _key: bytes | None, value: bytes | None) -> None:
@@ -92,20 +94,13 @@ class Followers:
             snapshot_timeout_s=settings.snapshot_timeout_s,
             tracing=tracing,
         )
-        self.health = TopicFollower(
-            kafka,
-            HEALTH.name,
-            lambda k, v: on_health(state, k, v),
-            name="router-health",
-            tracing=tracing,
-        )
-        self.credit = TopicFollower(
-            kafka,
-            CREDIT.name,
-            lambda k, v: on_credit(state, k, v),
-            name="router-credit",
-            tracing=tracing,
-        )
+
+        def follow(topic: str, handle: Handler, name: str) -> TopicFollower:
+            on_message = lambda k, v: handle(state, k, v)  # noqa: E731
+            return TopicFollower(kafka, topic, on_message, name=name, tracing=tracing)
+
+        self.health = follow(HEALTH.name, on_health, "router-health")
+        self.credit = follow(CREDIT.name, on_credit, "router-credit")
         self._state = state
 
     async def start(self) -> None:

@@ -17,14 +17,8 @@ from turnout_common.provider_kinds import ANTHROPIC_VERSION, KINDS
 
 from . import translation as t
 from .anthropic_stream import AnthropicStream
-from .base import (
-    PreparedRequest,
-    Purpose,
-    StreamTranslator,
-    UpstreamTarget,
-    UsageCounts,
-    output_chars,
-)
+from .base import PreparedRequest, Purpose, StreamTranslator, UpstreamTarget, UsageCounts
+from .translating import TranslatingAdapter
 from .upstream_errors import map_status, retry_after
 
 API_VERSION = ANTHROPIC_VERSION
@@ -76,24 +70,16 @@ def error_from(status: int, headers: Mapping[str, str], message: str) -> Turnout
 
 def _user_blocks(content: Any) -> list[Json]:
     blocks: list[Json] = []
-    for part in t.content_parts(content):
-        kind = part.get("type")
+    for kind, value, data in t.user_parts(content, "Anthropic"):
         if kind == "text":
-            if part.get("text"):
-                blocks.append({"type": "text", "text": str(part["text"])})
-        elif kind == "image_url":
-            url = t.image_url(part)
-            inline = t.parse_data_url(url)
+            blocks.append({"type": "text", "text": value})
+        else:
             source: Json = (
-                {"type": "base64", "media_type": inline[0], "data": inline[1]}
-                if inline
-                else {"type": "url", "url": url}
+                {"type": "base64", "media_type": value, "data": data}
+                if kind == "inline"
+                else {"type": "url", "url": value}
             )
             blocks.append({"type": "image", "source": source})
-        else:
-            raise BadRequest(
-                f"content part type '{kind}' is not supported by Anthropic models", param="messages"
-            )
     return blocks
 
 
@@ -114,11 +100,9 @@ def _assistant_blocks(msg: Json) -> list[Json]:
 
 def convert_messages(messages: Any) -> tuple[str | None, list[Json]]:
     """OpenAI messages → (Anthropic ``system``, Anthropic ``messages``)."""
-    if not isinstance(messages, list) or not messages:
-        raise BadRequest("messages must be a non-empty list", param="messages")
     system: list[str] = []
     out: list[Json] = []
-    for msg in messages:
+    for msg in t.chat_messages(messages):
         role = msg.get("role") if isinstance(msg, dict) else None
         if role in ("system", "developer"):
             system.append(t.text_of(msg["content"]))
@@ -142,18 +126,8 @@ def convert_messages(messages: Any) -> tuple[str | None, list[Json]]:
             )
         else:
             raise BadRequest(f"unsupported message role {role!r}", param="messages")
-        if not blocks:
-            continue
-        if out and out[-1]["role"] == turn:
-            out[-1]["content"].extend(blocks)
-        else:
-            out.append({"role": turn, "content": blocks})
-    if not out:
-        raise BadRequest(
-            "messages need at least one user or assistant message besides the system prompt",
-            param="messages",
-        )
-    return ("\n\n".join(system) if system else None), out
+        t.add_turn(out, turn, "content", blocks)
+    return ("\n\n".join(system) if system else None), t.some_turns(out)
 
 
 def _tool_choice(body: Json) -> Json | None:
@@ -209,9 +183,9 @@ def convert_request(body: Json, upstream_model: str, *, stream: bool) -> Json:
     return out
 
 
-class AnthropicAdapter:
-    def __init__(self, clock: t.Clock = t.wall_clock, new_id: t.IdFactory = t.random_id) -> None:
-        self.clock, self.new_id = clock, new_id
+class AnthropicAdapter(TranslatingAdapter):
+    finish_map = FINISH
+    usage_of = staticmethod(usage_of)
 
     def supports(self, purpose: Purpose) -> bool:
         return purpose == "chat"
@@ -244,37 +218,19 @@ class AnthropicAdapter:
             elif block.get("type") == "tool_use":
                 calls.append(t.tool_call(block["id"], block["name"], block.get("input") or {}))
         usage = usage_of(data.get("usage"))
-        out = t.chat_completion(
-            rid=str(data.get("id") or self.new_id("chatcmpl-")),
-            created=self.clock(),
-            model=public_model,
-            text="".join(text),
-            tool_calls=calls,
-            finish_reason=FINISH.get(str(data.get("stop_reason")), "stop"),
-            usage=usage,
-        )
+        finish = self.finish_reason(data.get("stop_reason"))
+        out = self.completion(data.get("id"), public_model, "".join(text), calls, finish, usage)
         return out, usage
 
     def stream(self, public_model: str, *, include_usage: bool) -> StreamTranslator:
-        return AnthropicStream(
-            self.new_id("chatcmpl-"),
-            self.clock(),
-            public_model,
-            include_usage=include_usage,
-            finish_map=FINISH,
-            usage_of=usage_of,
-            error_of=self._stream_error,
-        )
+        return AnthropicStream(self, public_model, include_usage=include_usage)
 
-    def _stream_error(self, err: Json) -> TurnoutError:
+    def stream_error(self, err: Json) -> TurnoutError:
         return error_from(
             ERROR_STATUS.get(str(err.get("type")), 500),
             {},
             str(err.get("message") or err.get("type") or "stream error"),
         )
-
-    def output_chars(self, body: bytes) -> int:
-        return output_chars(body)  # parse() answers in OpenAI's shape
 
     def error(self, status: int, headers: Mapping[str, str], body: bytes) -> TurnoutError:
         try:

@@ -2,29 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from turnout_common.errors import TurnoutError
-
-from .base import UsageCounts
 from .stream_base import Json, TranslatingStream
+
+if TYPE_CHECKING:
+    from .translating import TranslatingAdapter
 
 
 class AnthropicStream(TranslatingStream):
-    def __init__(
-        self,
-        rid: str,
-        created: int,
-        model: str,
-        *,
-        include_usage: bool,
-        finish_map: Mapping[str, str],
-        usage_of: Callable[[Any], UsageCounts],
-        error_of: Callable[[Json], TurnoutError],
-    ) -> None:
-        super().__init__(rid, created, model, include_usage=include_usage)
-        self._finish_map, self._usage_of, self._error_of = finish_map, usage_of, error_of
+    def __init__(self, wire: TranslatingAdapter, model: str, *, include_usage: bool) -> None:
+        super().__init__(wire, model, include_usage=include_usage)
         self._raw_usage: Json = {}
         self._tools: dict[int, int] = {}  # content block index → OpenAI tool_call index
 
@@ -46,12 +34,12 @@ class AnthropicStream(TranslatingStream):
         elif kind == "message_delta":
             reason = (data.get("delta") or {}).get("stop_reason")
             if reason:
-                self.finish_reason = self._finish_map.get(str(reason), "stop")
+                self.finish_reason = self._wire.finish_reason(reason)
             self._merge_usage(data.get("usage"))
         elif kind == "message_stop" and not self._finished:
             out.extend(self._finish())
         elif kind == "error":
-            self._fail(self._error_of(data.get("error") or {}), out)
+            self._fail(self._wire.stream_error(data.get("error") or {}), out)
 
     def _block_start(self, index: int, block: Json, out: list[bytes]) -> None:
         self._start(out)
@@ -78,4 +66,4 @@ class AnthropicStream(TranslatingStream):
             return
         merged = {**self._raw_usage, **{k: v for k, v in raw.items() if v is not None}}
         self._raw_usage = merged
-        self.usage = self._usage_of(merged)
+        self.usage = self._wire.usage_of(merged)

@@ -18,16 +18,10 @@ from turnout_common.errors import TurnoutError
 from turnout_common.provider_kinds import KINDS
 
 from . import translation as t
-from .base import (
-    PreparedRequest,
-    Purpose,
-    StreamTranslator,
-    UpstreamTarget,
-    UsageCounts,
-    output_chars,
-)
+from .base import PreparedRequest, Purpose, StreamTranslator, UpstreamTarget, UsageCounts
 from .cohere_request import chat_request, embed_request, rerank_request
 from .cohere_stream import CohereStream
+from .translating import TranslatingAdapter
 from .upstream_errors import map_status, retry_after
 
 DEFAULT_BASE_URL = KINDS["cohere"].default_base_url or ""
@@ -67,9 +61,9 @@ def error_from(status: int, headers: Mapping[str, str], message: str) -> Turnout
     return map_status("cohere", status, message, retry=retry_after(headers), context_length=context)
 
 
-class CohereAdapter:
-    def __init__(self, clock: t.Clock = t.wall_clock, new_id: t.IdFactory = t.random_id) -> None:
-        self.clock, self.new_id = clock, new_id
+class CohereAdapter(TranslatingAdapter):
+    finish_map = FINISH
+    usage_of = staticmethod(usage_of)
 
     def supports(self, purpose: Purpose) -> bool:
         return purpose in PATHS
@@ -119,16 +113,8 @@ class CohereAdapter:
             for c in message.get("tool_calls") or []
         ]
         usage = usage_of(data.get("usage"))
-        out = t.chat_completion(
-            rid=str(data.get("id") or self.new_id("chatcmpl-")),
-            created=self.clock(),
-            model=public_model,
-            text=text,
-            tool_calls=calls,
-            finish_reason=FINISH.get(str(data.get("finish_reason")), "stop"),
-            usage=usage,
-        )
-        return out, usage
+        finish = self.finish_reason(data.get("finish_reason"))
+        return self.completion(data.get("id"), public_model, text, calls, finish, usage), usage
 
     def _rerank(self, data: Json, public_model: str) -> tuple[bytes, UsageCounts]:
         meta = data.get("meta") or {}
@@ -156,18 +142,10 @@ class CohereAdapter:
         return orjson.dumps(out), usage
 
     def stream(self, public_model: str, *, include_usage: bool) -> StreamTranslator:
-        return CohereStream(
-            self.new_id("chatcmpl-"),
-            self.clock(),
-            public_model,
-            include_usage=include_usage,
-            finish_map=FINISH,
-            usage_of=usage_of,
-            error_of=lambda msg: error_from(500, {}, msg),
-        )
+        return CohereStream(self, public_model, include_usage=include_usage)
 
-    def output_chars(self, body: bytes) -> int:
-        return output_chars(body)  # parse() answers in OpenAI's shape
+    def stream_error(self, err: Any) -> TurnoutError:
+        return error_from(500, {}, str(err))  # message-end's error: a message
 
     def error(self, status: int, headers: Mapping[str, str], body: bytes) -> TurnoutError:
         try:

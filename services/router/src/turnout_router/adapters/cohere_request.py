@@ -82,9 +82,7 @@ def _tools(body: Json, out: Json) -> None:
 
 
 def chat_request(body: Json, model: str, *, stream: bool) -> Json:
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise BadRequest("messages must be a non-empty list", param="messages")
+    messages = t.chat_messages(body.get("messages"))
     if (body.get("n") or 1) != 1:
         raise BadRequest("Cohere models return one choice: n must be 1", param="n")
     out: Json = {"model": model, "messages": [_message(m) for m in messages], "stream": stream}
@@ -101,10 +99,10 @@ def chat_request(body: Json, model: str, *, stream: bool) -> Json:
             out[theirs] = body[ours]
     if (stops := t.stop_list(body.get("stop"))) is not None:
         out["stop_sequences"] = stops
-    fmt = body.get("response_format") or {}
-    if fmt.get("type") in ("json_object", "json_schema"):
+    wants_json, schema = t.json_format(body)
+    if wants_json:
         out["response_format"] = {"type": "json_object"}
-        if schema := (fmt.get("json_schema") or {}).get("schema"):
+        if schema:
             out["response_format"]["json_schema"] = schema
     _tools(body, out)
     return out

@@ -6,29 +6,17 @@ Events: ``message-start``, ``content-start/delta/end``, ``tool-plan-delta``,
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING
 
-from turnout_common.errors import TurnoutError
-
-from .base import UsageCounts
 from .stream_base import Json, TranslatingStream
+
+if TYPE_CHECKING:
+    from .translating import TranslatingAdapter
 
 
 class CohereStream(TranslatingStream):
-    def __init__(
-        self,
-        rid: str,
-        created: int,
-        model: str,
-        *,
-        include_usage: bool,
-        finish_map: Mapping[str, str],
-        usage_of: Callable[[Any], UsageCounts],
-        error_of: Callable[[str], TurnoutError],
-    ) -> None:
-        super().__init__(rid, created, model, include_usage=include_usage)
-        self._finish_map, self._usage_of, self._error_of = finish_map, usage_of, error_of
+    def __init__(self, wire: TranslatingAdapter, model: str, *, include_usage: bool) -> None:
+        super().__init__(wire, model, include_usage=include_usage)
         self._tools: dict[int, int] = {}  # Cohere tool-call index → OpenAI tool_call index
 
     def _event(self, kind: str, data: Json, out: list[bytes]) -> None:
@@ -61,10 +49,10 @@ class CohereStream(TranslatingStream):
         elif kind == "message-end":
             delta: Json = data.get("delta") or {}
             if delta.get("error"):
-                self._fail(self._error_of(str(delta["error"])), out)
+                self._fail(self._wire.stream_error(delta["error"]), out)
                 return
             reason = delta.get("finish_reason")
-            self.finish_reason = self._finish_map.get(str(reason), "stop")
-            self.usage = self._usage_of(delta.get("usage"))
+            self.finish_reason = self._wire.finish_reason(reason)
+            self.usage = self._wire.usage_of(delta.get("usage"))
             self._start(out)
             out.extend(self._finish())

@@ -19,16 +19,10 @@ from turnout_common.errors import TurnoutError
 from turnout_common.provider_kinds import KINDS
 
 from . import translation as t
-from .base import (
-    PreparedRequest,
-    Purpose,
-    StreamTranslator,
-    UpstreamTarget,
-    UsageCounts,
-    output_chars,
-)
+from .base import PreparedRequest, Purpose, StreamTranslator, UpstreamTarget, UsageCounts
 from .gemini_request import chat_request, embed_request
 from .gemini_stream import GeminiStream
+from .translating import TranslatingAdapter
 from .upstream_errors import map_status, retry_after
 
 DEFAULT_BASE_URL = KINDS["google"].default_base_url or ""
@@ -92,9 +86,9 @@ def error_from(status: int, headers: Mapping[str, str], err: Json) -> TurnoutErr
     return map_status("gemini", status, message, retry=retry, context_length=context)
 
 
-class GeminiAdapter:
-    def __init__(self, clock: t.Clock = t.wall_clock, new_id: t.IdFactory = t.random_id) -> None:
-        self.clock, self.new_id = clock, new_id
+class GeminiAdapter(TranslatingAdapter):
+    usage_of = staticmethod(usage_of)
+    finish_of = staticmethod(finish_of)
 
     def supports(self, purpose: Purpose) -> bool:
         return purpose in ("chat", "embeddings")
@@ -140,31 +134,14 @@ class GeminiAdapter:
         if finish is None:  # no candidate: the prompt itself was blocked
             finish = "content_filter" if data.get("promptFeedback") else "stop"
         usage = usage_of(data.get("usageMetadata"))
-        out = t.chat_completion(
-            rid=str(data.get("responseId") or self.new_id("chatcmpl-")),
-            created=self.clock(),
-            model=public_model,
-            text="".join(text),
-            tool_calls=calls,
-            finish_reason=finish,
-            usage=usage,
-        )
-        return out, usage
+        rid = data.get("responseId")
+        return self.completion(rid, public_model, "".join(text), calls, finish, usage), usage
 
     def stream(self, public_model: str, *, include_usage: bool) -> StreamTranslator:
-        return GeminiStream(
-            self.new_id("chatcmpl-"),
-            self.clock(),
-            public_model,
-            include_usage=include_usage,
-            new_id=self.new_id,
-            usage_of=usage_of,
-            finish_of=finish_of,
-            error_of=lambda err: error_from(int(err.get("code") or 500), {}, err),
-        )
+        return GeminiStream(self, public_model, include_usage=include_usage)
 
-    def output_chars(self, body: bytes) -> int:
-        return output_chars(body)  # parse() answers in OpenAI's shape
+    def stream_error(self, err: Json) -> TurnoutError:
+        return error_from(int(err.get("code") or 500), {}, err)
 
     def error(self, status: int, headers: Mapping[str, str], body: bytes) -> TurnoutError:
         try:

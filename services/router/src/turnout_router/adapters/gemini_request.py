@@ -27,23 +27,14 @@ def clean_schema(schema: Any) -> Any:
 
 def _user_parts(content: Any) -> list[Json]:
     parts: list[Json] = []
-    for part in t.content_parts(content):
-        kind = part.get("type")
+    for kind, value, data in t.user_parts(content, "Gemini"):
         if kind == "text":
-            if part.get("text"):
-                parts.append({"text": str(part["text"])})
-        elif kind == "image_url":
-            url = t.image_url(part)
-            inline = t.parse_data_url(url)
-            if inline:
-                parts.append({"inlineData": {"mimeType": inline[0], "data": inline[1]}})
-            else:
-                mime = mimetypes.guess_type(url.split("?")[0])[0] or "image/jpeg"
-                parts.append({"fileData": {"mimeType": mime, "fileUri": url}})
+            parts.append({"text": value})
+        elif kind == "inline":
+            parts.append({"inlineData": {"mimeType": value, "data": data}})
         else:
-            raise BadRequest(
-                f"content part type '{kind}' is not supported by Gemini models", param="messages"
-            )
+            mime = mimetypes.guess_type(value.split("?")[0])[0] or "image/jpeg"
+            parts.append({"fileData": {"mimeType": mime, "fileUri": value}})
     return parts
 
 
@@ -59,12 +50,10 @@ def _tool_response(content: Any) -> Json:
 
 def convert_messages(messages: Any) -> tuple[Json | None, list[Json]]:
     """OpenAI messages → (``systemInstruction``, ``contents``)."""
-    if not isinstance(messages, list) or not messages:
-        raise BadRequest("messages must be a non-empty list", param="messages")
     system: list[Json] = []
     contents: list[Json] = []
     names: dict[str, str] = {}  # tool_call_id → function name (Gemini matches by name)
-    for msg in messages:
+    for msg in t.chat_messages(messages):
         role = msg.get("role") if isinstance(msg, dict) else None
         if role in ("system", "developer"):
             system.append({"text": t.text_of(msg["content"])})
@@ -91,18 +80,8 @@ def convert_messages(messages: Any) -> tuple[Json | None, list[Json]]:
             ]
         else:
             raise BadRequest(f"unsupported message role {role!r}", param="messages")
-        if not parts:
-            continue
-        if contents and contents[-1]["role"] == turn:
-            contents[-1]["parts"].extend(parts)
-        else:
-            contents.append({"role": turn, "parts": parts})
-    if not contents:
-        raise BadRequest(
-            "messages need at least one user or assistant message besides the system prompt",
-            param="messages",
-        )
-    return ({"parts": system} if system else None), contents
+        t.add_turn(contents, turn, "parts", parts)
+    return ({"parts": system} if system else None), t.some_turns(contents)
 
 
 def _generation_config(body: Json) -> Json:
@@ -120,10 +99,9 @@ def _generation_config(body: Json) -> Json:
         config["maxOutputTokens"] = limit
     if (stops := t.stop_list(body.get("stop"))) is not None:
         config["stopSequences"] = stops
-    fmt = body.get("response_format") or {}
-    if fmt.get("type") in ("json_object", "json_schema"):
+    wants_json, schema = t.json_format(body)
+    if wants_json:
         config["responseMimeType"] = "application/json"
-        schema = (fmt.get("json_schema") or {}).get("schema")
         if schema:
             config["responseJsonSchema"] = schema
     return config

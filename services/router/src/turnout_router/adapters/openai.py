@@ -32,6 +32,7 @@ from turnout_router.adapters.base import (
     content_chars,
     output_chars,
 )
+from turnout_router.adapters.stream_events import Relay
 
 PROVIDERS: dict[str, ProviderKind] = {
     name: row for name, row in KINDS.items() if row.protocol == "openai"
@@ -61,19 +62,15 @@ def _usage(obj: Any) -> UsageCounts:
     return UsageCounts(int(inp or 0), int(out), int(cached or 0), present=inp is not None)
 
 
-class OpenAIStream:
+class OpenAIStream(Relay):
     """SSE passthrough: splits events, rewrites ``model``, reads usage, drops the usage chunk
     unless the client asked for it. Never buffers more than one incomplete event."""
 
-    __slots__ = ("_buf", "_include_usage", "_model", "finish_reason", "output_chars", "usage")
+    __slots__ = ("_include_usage",)
 
     def __init__(self, public_model: str, include_usage: bool) -> None:
-        self._model = public_model
+        super().__init__(public_model)
         self._include_usage = include_usage
-        self._buf = b""
-        self.usage = UsageCounts()
-        self.finish_reason: str | None = None
-        self.output_chars = 0
 
     def feed(self, data: bytes) -> list[bytes]:
         buf = self._buf + data if self._buf else data

@@ -8,7 +8,7 @@ A subclass only says what one upstream event means, in :meth:`TranslatingStream.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -17,17 +17,22 @@ from turnout_common.errors import TurnoutError
 from .base import UsageCounts
 from .stream_events import ChunkWriter, SSEDecoder, SSEEvent
 
+if TYPE_CHECKING:
+    from .translating import TranslatingAdapter
+
 Json = dict[str, Any]
 
 
 class TranslatingStream(ABC):
-    """One streamed response; ``feed`` takes any byte slices of the upstream body."""
+    """One streamed response; ``feed`` takes any byte slices of the upstream body. ``wire``
+    (the adapter) reads the upstream's usage, finish reasons and errors."""
 
-    def __init__(self, rid: str, created: int, model: str, *, include_usage: bool) -> None:
+    def __init__(self, wire: TranslatingAdapter, model: str, *, include_usage: bool) -> None:
         self.usage = UsageCounts()
         self.finish_reason: str | None = None
         self.error: TurnoutError | None = None
-        self._out = ChunkWriter(rid, created, model)
+        self._wire = wire
+        self._out = ChunkWriter(wire.new_id("chatcmpl-"), wire.clock(), model)
         self._include_usage = include_usage
         self._sse = SSEDecoder()
         self._started = self._finished = self._closed = False

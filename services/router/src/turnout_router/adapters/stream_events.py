@@ -1,5 +1,6 @@
-"""Streaming pieces shared by the translating adapters: an incremental SSE decoder that
-survives arbitrary byte boundaries, and a builder of OpenAI ``chat.completion.chunk`` events."""
+"""Streaming pieces shared by the adapters and the doors: an incremental SSE decoder that
+survives arbitrary byte boundaries, the state of a passthrough (:class:`Relay`), and a
+builder of OpenAI ``chat.completion.chunk`` events."""
 
 from __future__ import annotations
 
@@ -79,6 +80,21 @@ class ChunkWriter:
     @staticmethod
     def done() -> bytes:
         return b"data: [DONE]\n\n"
+
+
+class Relay:
+    """The state of a stream passed through event by event (the upstream already speaks the
+    client's API; the model name is rewritten): the incomplete event waiting for more bytes,
+    and what the stream reports (usage, finish reason, characters of generated text)."""
+
+    __slots__ = ("_buf", "_model", "finish_reason", "output_chars", "usage")
+
+    def __init__(self, public_model: str) -> None:
+        self._model = public_model
+        self._buf = b""
+        self.usage = UsageCounts()
+        self.finish_reason: str | None = None
+        self.output_chars = 0
 
 
 @dataclass(slots=True)

@@ -99,6 +99,63 @@ def parse_data_url(url: str) -> tuple[str, str] | None:
     return header[: -len(";base64")] or "application/octet-stream", data
 
 
+def user_parts(content: Any, models: str) -> list[tuple[str, str, str]]:
+    """A user message's texts and images, for upstreams with part shapes of their own:
+    ``("text", text, "")`` (empty texts dropped), ``("inline", mime type, base64 data)`` for a
+    data URL, ``("url", url, "")``; any other part type is a 400 naming ``models``."""
+    out: list[tuple[str, str, str]] = []
+    for part in content_parts(content):
+        kind = part.get("type")
+        if kind == "text":
+            if part.get("text"):
+                out.append(("text", str(part["text"]), ""))
+        elif kind == "image_url":
+            url = image_url(part)
+            inline = parse_data_url(url)
+            out.append(("inline", *inline) if inline else ("url", url, ""))
+        else:
+            raise BadRequest(
+                f"content part type '{kind}' is not supported by {models} models", param="messages"
+            )
+    return out
+
+
+def chat_messages(messages: Any) -> list[Any]:
+    """The request's ``messages``: a non-empty list, else 400."""
+    if not isinstance(messages, list) or not messages:
+        raise BadRequest("messages must be a non-empty list", param="messages")
+    return messages
+
+
+def add_turn(turns: list[Json], role: str, key: str, items: list[Json]) -> None:
+    """Append a turn of ``items`` under ``key``; one after a turn of the same role merges
+    into it (Anthropic's and Gemini's conversations alternate roles)."""
+    if not items:
+        return
+    if turns and turns[-1]["role"] == role:
+        turns[-1][key].extend(items)
+    else:
+        turns.append({"role": role, key: items})
+
+
+def some_turns(turns: list[Json]) -> list[Json]:
+    """The converted conversation, which must hold more than a system prompt (else 400)."""
+    if not turns:
+        raise BadRequest(
+            "messages need at least one user or assistant message besides the system prompt",
+            param="messages",
+        )
+    return turns
+
+
+def json_format(body: Json) -> tuple[bool, Any]:
+    """Whether ``response_format`` asks for JSON, and the JSON schema it gives (or None)."""
+    fmt = body.get("response_format") or {}
+    if fmt.get("type") not in ("json_object", "json_schema"):
+        return False, None
+    return True, (fmt.get("json_schema") or {}).get("schema")
+
+
 def stop_list(stop: Any) -> list[str] | None:
     if stop is None:
         return None

@@ -4,7 +4,9 @@ An :class:`Ingress` (one per API, stateless) authenticates and renders errors in
 shape; :meth:`Ingress.open` validates a body and returns a :class:`Door` (one per request)
 holding the client's body and the chat-completions request it became. The gateway asks the
 door for the adapter of each attempt (:meth:`Door.adapter`): the provider's own adapter
-wrapped so its chat answer is re-encoded (:class:`ViaChat`), or a native adapter.
+wrapped so its chat answer is re-encoded (:class:`ViaChat`), or a native one
+(:class:`NativeAdapter`: the client's body to an upstream that speaks the client's API itself,
+model resolved; the answer passed back as it came but for the model name).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import random
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import orjson
 
@@ -173,6 +175,53 @@ class ViaChat:
 
     def error(self, status: int, headers: Mapping[str, str], body: bytes) -> TurnoutError:
         return self.inner.error(status, headers, body)
+
+
+class NativeAdapter(ABC):
+    """The :class:`~turnout_router.adapters.base.Adapter` of a native attempt."""
+
+    upstream: ClassVar[Adapter]
+    """The provider kind's own adapter: it maps the upstream's errors."""
+    source: ClassVar[str]
+    """Who sent a body that is not JSON, in the error that says so."""
+    pinned: ClassVar[Json] = {}
+    """Fields set in every upstream body whatever the client sent."""
+
+    def __init__(self, body: Json) -> None:
+        self._body = body
+
+    def supports(self, purpose: Purpose) -> bool:
+        return purpose == "chat"
+
+    def prepare(
+        self, purpose: Purpose, body: dict[str, Any], target: UpstreamTarget, *, stream: bool
+    ) -> PreparedRequest:
+        payload = {**self._body, "model": target.upstream_model, **self.pinned}
+        headers, url = self._address(target, stream=stream)
+        return PreparedRequest("POST", url, headers, orjson.dumps(payload))
+
+    def parse(self, purpose: Purpose, body: bytes, public_model: str) -> tuple[bytes, UsageCounts]:
+        data = t.load_json(body, self.source)
+        data["model"] = public_model
+        return orjson.dumps(data), self.usage_of(data.get("usage"))
+
+    def output_chars(self, body: bytes) -> int:
+        return output_chars(body)
+
+    def error(self, status: int, headers: Mapping[str, str], body: bytes) -> TurnoutError:
+        return self.upstream.error(status, headers, body)
+
+    @abstractmethod
+    def _address(self, target: UpstreamTarget, *, stream: bool) -> tuple[dict[str, str], str]:
+        """The upstream request's headers and URL."""
+
+    @staticmethod
+    @abstractmethod
+    def usage_of(raw: Any) -> UsageCounts:
+        """The answer's ``usage`` → counts."""
+
+    @abstractmethod
+    def stream(self, public_model: str, *, include_usage: bool) -> StreamTranslator: ...
 
 
 def output_chars(body: bytes) -> int:

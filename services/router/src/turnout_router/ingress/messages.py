@@ -8,13 +8,14 @@ cache_creation_input_tokens`` is always the record's ``input_tokens``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import orjson
 
 from turnout_common.errors import BadRequest, TurnoutError, ValidationFailed
 from turnout_router.adapters.base import UsageCounts
+
+from .chat_form import Skip, first_choice, function, items, refuser, stream_flags, tools
 
 Json = dict[str, Any]
 
@@ -37,6 +38,7 @@ ERROR_TYPE = {
 }
 _SKIPPED_BLOCKS = ("thinking", "redacted_thinking")
 """Blocks a translated upstream cannot take back; dropped from the conversation."""
+_REFUSE = refuser("messages")
 
 
 def error_body(err: TurnoutError) -> Json:
@@ -93,15 +95,6 @@ def _tool_result(block: Json, where: str) -> Json:
     return {"role": "tool", "tool_call_id": block["tool_use_id"], "content": text}
 
 
-def _refuse(note: str) -> None:
-    raise BadRequest(note, param="messages")
-
-
-Skip = Callable[[str], None]
-"""Told what the chat form cannot say (a server tool, a document block …): refuse (400) or
-note it and leave it out (the door then keeps to native providers)."""
-
-
 def _user(content: list[Any], where: str, out: list[Json], skip: Skip) -> None:
     parts: list[Json] = []
     for j, block in enumerate(content):
@@ -152,12 +145,9 @@ def _assistant(content: list[Any], where: str, out: list[Json], skip: Skip) -> N
 
 
 def _messages(raw: Any, skip: Skip) -> list[Json]:
-    if not isinstance(raw, list) or not raw:
-        raise ValidationFailed(
-            "messages: a non-empty list of messages is required", param="messages"
-        )
+    listed = items(raw, "messages: a non-empty list of messages is required", "messages")
     out: list[Json] = []
-    for i, msg in enumerate(raw):
+    for i, msg in enumerate(listed):
         where = f"messages.{i}"
         role = msg.get("role") if isinstance(msg, dict) else None
         if role not in ("user", "assistant"):
@@ -172,24 +162,16 @@ def _messages(raw: Any, skip: Skip) -> list[Json]:
     return out
 
 
-def _tools(raw: Any, skip: Skip) -> list[Json]:
-    if not isinstance(raw, list):
-        raise _bad("tools: a list of tools is required", "tools")
-    out: list[Json] = []
-    for i, tool in enumerate(raw):
-        if not isinstance(tool, dict) or not isinstance(tool.get("name"), str):
-            raise _bad(f"tools.{i}: every tool needs a name", "tools")
-        if tool.get("type") not in (None, "custom"):
-            skip(f"tools.{i}: server tools ({tool.get('type')}) have no chat-completions form")
-            continue
-        fn: Json = {
-            "name": tool["name"],
-            "parameters": tool.get("input_schema") or {"type": "object", "properties": {}},
-        }
-        if isinstance(tool.get("description"), str):
-            fn["description"] = tool["description"]
-        out.append({"type": "function", "function": fn})
-    return out
+def _function(i: int, tool: Any, skip: Skip) -> Json | None:
+    if not isinstance(tool, dict) or not isinstance(tool.get("name"), str):
+        raise _bad(f"tools.{i}: every tool needs a name", "tools")
+    if tool.get("type") not in (None, "custom"):
+        skip(f"tools.{i}: server tools ({tool.get('type')}) have no chat-completions form")
+        return None
+    fn = function(tool["name"], tool.get("input_schema"))
+    if isinstance(tool.get("description"), str):
+        fn["description"] = tool["description"]
+    return fn
 
 
 def _tool_choice(raw: Any, chat: Json) -> None:
@@ -210,7 +192,7 @@ def _tool_choice(raw: Any, chat: Json) -> None:
         chat["parallel_tool_calls"] = False
 
 
-def to_chat(body: Json, skip: Skip = _refuse) -> Json:
+def to_chat(body: Json, skip: Skip = _REFUSE) -> Json:
     """An Anthropic Messages request → a chat-completions request (400/422 when invalid;
     what chat cannot say goes to ``skip``)."""
     mt = body.get("max_tokens")
@@ -229,17 +211,14 @@ def to_chat(body: Json, skip: Skip = _refuse) -> Json:
         if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
             raise _bad("stop_sequences: a list of strings is required", "stop_sequences")
         chat["stop"] = stops
-    if body.get("tools") and (tools := _tools(body["tools"], skip)):
-        chat["tools"] = tools
+    if body.get("tools") and (chat_tools := tools(body["tools"], skip, _function)):
+        chat["tools"] = chat_tools
     if body.get("tool_choice") is not None:
         _tool_choice(body["tool_choice"], chat)
     meta = body.get("metadata")
     if isinstance(meta, dict) and isinstance(meta.get("user_id"), str):
         chat["user"] = meta["user_id"]
-    if "stream" in body:
-        chat["stream"] = body["stream"]
-        if body["stream"] is True:
-            chat["stream_options"] = {"include_usage": True}
+    stream_flags(body, chat)
     return chat
 
 
@@ -260,9 +239,7 @@ def message_id(chat_id: Any, fallback: str) -> str:
 
 def from_chat(chat: Json, usage: UsageCounts, model: str, mid: str) -> Json:
     """A chat completion → an Anthropic message (text and tool_use blocks)."""
-    choices = chat.get("choices") or [{}]
-    choice = choices[0] if isinstance(choices[0], dict) else {}
-    msg = choice.get("message") or {}
+    choice, msg = first_choice(chat)
     content: list[Json] = []
     text = msg.get("content")
     if isinstance(text, str) and text:

@@ -4,20 +4,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
-from turnout_common.errors import (
-    TurnoutError,
-)
+from turnout_common.errors import TurnoutError
 from turnout_router.adapters import translation as t
 from turnout_router.adapters.anthropic import ADAPTER as ANTHROPIC
 from turnout_router.adapters.anthropic import API_VERSION, DEFAULT_BASE_URL, usage_of
 from turnout_router.adapters.base import (
     Adapter,
-    PreparedRequest,
-    Purpose,
     StreamTranslator,
     UpstreamTarget,
     UsageCounts,
@@ -25,13 +21,9 @@ from turnout_router.adapters.base import (
 )
 
 from .chunks import ChunkSource
-from .door import Door, Ingress, Skips, ViaChat, new_id, stream_flag
-from .door import output_chars as door_output_chars
+from .door import Door, Ingress, NativeAdapter, Skips, ViaChat, new_id, stream_flag
 from .messages import error_body, from_chat, to_chat
 from .messages_stream import MessagesEncoder, NativeMessagesStream, error_event
-
-if TYPE_CHECKING:
-    pass
 
 Json = dict[str, Any]
 NATIVE_KINDS = frozenset({"anthropic"})
@@ -41,22 +33,19 @@ def new_message_id() -> str:
     return new_id("msg_")
 
 
-class NativeMessages:
+class NativeMessages(NativeAdapter):
     """The client's Anthropic body to an Anthropic upstream, the answer back as it came."""
 
+    upstream = ANTHROPIC
+    source = "anthropic"
+    usage_of = staticmethod(usage_of)
+
     def __init__(self, body: Json, version: str | None, beta: str | None = None) -> None:
-        self._body = body
+        super().__init__(body)
         self._version = version or API_VERSION
         self._beta = beta
 
-    def supports(self, purpose: Purpose) -> bool:
-        return purpose == "chat"
-
-    def prepare(
-        self, purpose: Purpose, body: dict[str, Any], target: UpstreamTarget, *, stream: bool
-    ) -> PreparedRequest:
-        payload = dict(self._body)
-        payload["model"] = target.upstream_model
+    def _address(self, target: UpstreamTarget, *, stream: bool) -> tuple[dict[str, str], str]:
         headers = {"content-type": "application/json", "anthropic-version": self._version}
         if self._beta:  # the client's opt-ins (Claude Code sends several)
             headers["anthropic-beta"] = self._beta
@@ -65,22 +54,10 @@ class NativeMessages:
             headers["x-api-key"] = target.api_key
         if stream:
             headers["accept"] = "text/event-stream"
-        url = t.base_url(target.base_url or DEFAULT_BASE_URL, "/v1") + "/v1/messages"
-        return PreparedRequest("POST", url, headers, orjson.dumps(payload))
-
-    def parse(self, purpose: Purpose, body: bytes, public_model: str) -> tuple[bytes, UsageCounts]:
-        data = t.load_json(body, "anthropic")
-        data["model"] = public_model
-        return orjson.dumps(data), usage_of(data.get("usage"))
+        return headers, t.base_url(target.base_url or DEFAULT_BASE_URL, "/v1") + "/v1/messages"
 
     def stream(self, public_model: str, *, include_usage: bool) -> StreamTranslator:
         return NativeMessagesStream(public_model)
-
-    def output_chars(self, body: bytes) -> int:
-        return door_output_chars(body)
-
-    def error(self, status: int, headers: Mapping[str, str], body: bytes) -> TurnoutError:
-        return ANTHROPIC.error(status, headers, body)
 
 
 class MessagesDoor(Door):

@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from turnout_common.errors import BadRequest, ValidationFailed
+from turnout_common.errors import BadRequest
 from turnout_router.adapters.base import UsageCounts
+
+from .chat_form import Skip, first_choice, function, items, refuser, stream_flags, tools
 
 Json = dict[str, Any]
 IdFactory = Callable[[str], str]
@@ -25,20 +27,12 @@ _REFUSED = {
     "conversation": NOT_STORED,
     "prompt": "stored prompts are not supported; send instructions and input",
 }
+_REFUSE = refuser("input")
 _ECHO = ("instructions", "max_output_tokens", "temperature", "top_p", "user", "metadata")
 
 
 def _bad(message: str, param: str = "input") -> BadRequest:
     return BadRequest(message, param=param)
-
-
-def _refuse(note: str) -> None:
-    raise BadRequest(note, param="input")
-
-
-Skip = Callable[[str], None]
-"""Told what the chat form cannot say (a hosted tool, a file part …): refuse (400) or note
-it and leave it out (the door then keeps to native providers)."""
 
 
 def _part(part: Any, where: str, role: str, skip: Skip) -> Json | None:
@@ -106,12 +100,9 @@ def _output(item: Json, where: str) -> Json:
 def _input(raw: Any, skip: Skip) -> list[Json]:
     if isinstance(raw, str):
         return [{"role": "user", "content": raw}]
-    if not isinstance(raw, list) or not raw:
-        raise ValidationFailed(
-            "input: a string or a non-empty list of items is required", param="input"
-        )
+    listed = items(raw, "input: a string or a non-empty list of items is required", "input")
     out: list[Json] = []
-    for i, item in enumerate(raw):
+    for i, item in enumerate(listed):
         where = f"input.{i}"
         kind = item.get("type", "message") if isinstance(item, dict) else None
         if kind == "message" and isinstance(item, dict):
@@ -127,27 +118,19 @@ def _input(raw: Any, skip: Skip) -> list[Json]:
     return out
 
 
-def _tools(raw: Any, skip: Skip) -> list[Json]:
-    if not isinstance(raw, list):
-        raise _bad("tools: a list of tools is required", "tools")
-    out: list[Json] = []
-    for i, tool in enumerate(raw):
-        if not isinstance(tool, dict):
-            raise _bad(f"tools.{i}: a tool object is required", "tools")
-        if tool.get("type") != "function":
-            skip(f"tools.{i}: hosted tools ({tool.get('type')!r}) have no chat-completions form")
-            continue
-        if not isinstance(tool.get("name"), str):
-            raise _bad(f"tools.{i}: a function tool needs a name", "tools")
-        fn: Json = {
-            "name": tool["name"],
-            "parameters": tool.get("parameters") or {"type": "object", "properties": {}},
-        }
-        for key in ("description", "strict"):
-            if tool.get(key) is not None:
-                fn[key] = tool[key]
-        out.append({"type": "function", "function": fn})
-    return out
+def _function(i: int, tool: Any, skip: Skip) -> Json | None:
+    if not isinstance(tool, dict):
+        raise _bad(f"tools.{i}: a tool object is required", "tools")
+    if tool.get("type") != "function":
+        skip(f"tools.{i}: hosted tools ({tool.get('type')!r}) have no chat-completions form")
+        return None
+    if not isinstance(tool.get("name"), str):
+        raise _bad(f"tools.{i}: a function tool needs a name", "tools")
+    fn = function(tool["name"], tool.get("parameters"))
+    for key in ("description", "strict"):
+        if tool.get(key) is not None:
+            fn[key] = tool[key]
+    return fn
 
 
 def _tool_choice(raw: Any, skip: Skip) -> Any:
@@ -184,7 +167,7 @@ def _refused(body: Json) -> None:
         raise _bad("background: background responses are not supported", "background")
 
 
-def to_chat(body: Json, skip: Skip = _refuse) -> Json:
+def to_chat(body: Json, skip: Skip = _REFUSE) -> Json:
     """A Responses request → a chat-completions request (400/422 when invalid or refused;
     what chat cannot say goes to ``skip``)."""
     _refused(body)
@@ -201,18 +184,15 @@ def to_chat(body: Json, skip: Skip = _refuse) -> Json:
     for name in ("temperature", "top_p", "parallel_tool_calls", "user"):
         if body.get(name) is not None:
             chat[name] = body[name]
-    if body.get("tools") and (tools := _tools(body["tools"], skip)):
-        chat["tools"] = tools
+    if body.get("tools") and (chat_tools := tools(body["tools"], skip, _function)):
+        chat["tools"] = chat_tools
     if body.get("tool_choice") is not None:
         choice = _tool_choice(body["tool_choice"], skip)
         if choice is not None:
             chat["tool_choice"] = choice
     if (fmt := _format(body.get("text"))) is not None:
         chat["response_format"] = fmt
-    if "stream" in body:
-        chat["stream"] = body["stream"]
-        if body["stream"] is True:
-            chat["stream_options"] = {"include_usage": True}
+    stream_flags(body, chat)
     return chat
 
 
@@ -291,9 +271,7 @@ def from_chat(
     chat: Json, usage: UsageCounts, model: str, body: Json, new_id: IdFactory, created: int
 ) -> Json:
     """A chat completion → a Response (a message item, then function_call items)."""
-    choices = chat.get("choices") or [{}]
-    choice = choices[0] if isinstance(choices[0], dict) else {}
-    msg = choice.get("message") or {}
+    choice, msg = first_choice(chat)
     resp = envelope(body, new_id("resp_"), created, model)
     text = msg.get("content")
     if isinstance(text, str) and text:

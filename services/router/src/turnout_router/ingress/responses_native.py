@@ -5,22 +5,13 @@ model name. Usage is read from the response (``response.completed`` in a stream)
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
-import orjson
-
-from turnout_common.errors import TurnoutError
-from turnout_router.adapters import translation as t
-from turnout_router.adapters.base import (
-    PreparedRequest,
-    Purpose,
-    StreamTranslator,
-    UpstreamTarget,
-    UsageCounts,
-)
+from turnout_router.adapters.base import StreamTranslator, UpstreamTarget, UsageCounts
 from turnout_router.adapters.openai import ADAPTER as OPENAI
-from turnout_router.ingress.door import output_chars as door_output_chars
+
+from .door import NativeAdapter
+from .streams import NativeStream
 
 Json = dict[str, Any]
 NATIVE_KINDS = frozenset({"openai"})
@@ -50,74 +41,28 @@ def usage_of(raw: Any) -> UsageCounts:
     )
 
 
-class NativeResponses:
-    def __init__(self, body: Json) -> None:
-        self._body = body
+class NativeResponses(NativeAdapter):
+    upstream = OPENAI
+    source = "the upstream"
+    pinned: ClassVar[Json] = {"store": False}
+    usage_of = staticmethod(usage_of)
 
-    def supports(self, purpose: Purpose) -> bool:
-        return purpose == "chat"
-
-    def prepare(
-        self, purpose: Purpose, body: dict[str, Any], target: UpstreamTarget, *, stream: bool
-    ) -> PreparedRequest:
-        payload = dict(self._body)
-        payload["model"] = target.upstream_model
-        payload["store"] = False
+    def _address(self, target: UpstreamTarget, *, stream: bool) -> tuple[dict[str, str], str]:
         headers = OPENAI.headers(target)
         if stream:
             headers["Accept"] = "text/event-stream"
-        url = OPENAI.base_url(target) + "/responses"
-        return PreparedRequest("POST", url, headers, orjson.dumps(payload))
-
-    def parse(self, purpose: Purpose, body: bytes, public_model: str) -> tuple[bytes, UsageCounts]:
-        data = t.load_json(body, "the upstream")
-        data["model"] = public_model
-        return orjson.dumps(data), usage_of(data.get("usage"))
+        return headers, OPENAI.base_url(target) + "/responses"
 
     def stream(self, public_model: str, *, include_usage: bool) -> StreamTranslator:
         return NativeResponsesStream(public_model)
 
-    def output_chars(self, body: bytes) -> int:
-        return door_output_chars(body)
 
-    def error(self, status: int, headers: Mapping[str, str], body: bytes) -> TurnoutError:
-        return OPENAI.error(status, headers, body)
-
-
-class NativeResponsesStream:
+class NativeResponsesStream(NativeStream):
     """The upstream's events as they came; ``response.model`` rewritten in the lifecycle
     events (which carry the final usage)."""
 
-    def __init__(self, model: str) -> None:
-        self._model = model
-        self._buf = b""
-        self.usage = UsageCounts()
-        self.finish_reason: str | None = None
-        self.output_chars = 0
-
-    def feed(self, data: bytes) -> list[bytes]:
-        buf = self._buf + data
-        if b"\r\n" in buf:
-            buf = buf.replace(b"\r\n", b"\n")
-        *events, self._buf = buf.split(b"\n\n")
-        return [out for ev in events if (out := self._event(ev)) is not None]
-
-    def close(self) -> list[bytes]:
-        rest, self._buf = self._buf.strip(), b""
-        out = self._event(rest) if rest else None
-        return [out] if out is not None else []
-
-    def _event(self, ev: bytes) -> bytes | None:
-        if not ev.strip():
-            return None
-        at = ev.find(b"data:")
-        if at < 0:
-            return ev + b"\n\n"
-        try:
-            data = orjson.loads(ev[at + 5 :])
-        except orjson.JSONDecodeError:
-            return ev + b"\n\n"
-        kind = data.get("type") if isinstance(data, dict) else None
+    def _read(self, data: Json) -> bool:
+        kind = data.get("type")
         if kind == "response.output_text.delta":
             self.output_chars += len(str(data.get("delta") or ""))
         elif kind in _LIFECYCLE and isinstance(data.get("response"), dict):
@@ -127,5 +72,5 @@ class NativeResponsesStream:
             if kind != "response.created" and kind != "response.in_progress":
                 self.finish_reason = str(resp.get("status") or kind)
             resp["model"] = self._model
-            return ev[:at] + b"data: " + orjson.dumps(data) + b"\n\n"
-        return ev + b"\n\n"
+            return True
+        return False

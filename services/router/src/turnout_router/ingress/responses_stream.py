@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -17,8 +16,9 @@ import orjson
 from turnout_common.errors import TurnoutError
 from turnout_router.adapters.base import UsageCounts
 
-from .chunks import Batch, ChunkSource
+from .chunks import ChunkSource
 from .responses import IdFactory, call_item, envelope, finish, text_item
+from .streams import ChunkEncoder
 
 Json = dict[str, Any]
 
@@ -34,47 +34,19 @@ def error_event(err: TurnoutError, seq: int = 0) -> bytes:
     return b"event: error\ndata: " + orjson.dumps(data) + b"\n\n"
 
 
-class ResponsesEncoder:
-    """Chat chunks (what ``inner`` yields) → Responses stream events."""
+class ResponsesEncoder(ChunkEncoder):
+    """Chat chunks (what ``source`` yields) → Responses stream events."""
 
     def __init__(
         self, source: ChunkSource, body: Json, model: str, new_id: IdFactory, created: int
     ) -> None:
-        self.source = source
-        self.shown: Callable[[UsageCounts, int], UsageCounts] | None = None
-        """(the upstream's usage, output characters) → the usage the client is shown."""
-        self.usage = UsageCounts()
-        self.finish_reason: str | None = None
-        self.output_chars = 0
+        super().__init__(source)
         self._new_id = new_id
         self._resp = envelope(body, new_id("resp_"), created, model)
         self._seq = 0
-        self._started = self._stopped = False
         self._open: Json | None = None  # the output item being streamed
-        self._text: list[str] = []
+        self._text_parts: list[str] = []
         self._calls: dict[int, Json] = {}  # chat tool_call index → function_call item
-        self._reason: str | None = None
-
-    def feed(self, data: bytes) -> list[bytes]:
-        return self._encode(self.source.feed(data))
-
-    def close(self) -> list[bytes]:
-        return self._encode(self.source.close())
-
-    def _encode(self, chunks: Batch) -> list[bytes]:
-        src = self.source  # its usage (the upstream's counts) is the stream's usage
-        self.usage, self.finish_reason, self.output_chars = (
-            src.usage,
-            src.finish_reason,
-            src.output_chars,
-        )
-        out: list[bytes] = []
-        for chunk in chunks:
-            if chunk is None:
-                self._stop(out)
-            elif not self._stopped:
-                self._chunk(chunk, out)
-        return out
 
     def _event(self, kind: str, data: Json) -> bytes:
         """One event, serialised now: the state it shows is the state at this moment."""
@@ -82,31 +54,14 @@ class ResponsesEncoder:
         self._seq += 1
         return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
-    def _chunk(self, chunk: Json, out: list[bytes]) -> None:
-        err = chunk.get("error")
-        if isinstance(err, dict):  # an upstream error mid-stream (already public text)
-            self._stopped = True
-            self._resp["status"] = "failed"
-            self._resp["error"] = {"code": "server_error", "message": err.get("message")}
-            out.append(self._event("response.failed", {"response": self._resp}))
-            return
-        self._start(out)
-        for choice in chunk.get("choices") or ():
-            delta = choice.get("delta") or {}
-            text = delta.get("content")
-            if isinstance(text, str) and text:
-                self._text_delta(text, out)
-            for tc in delta.get("tool_calls") or ():
-                self._tool(tc, out)
-            if choice.get("finish_reason"):
-                self._reason = str(choice["finish_reason"])
-                self._close(out)
+    def _fail(self, err: Json, out: list[bytes]) -> None:
+        self._resp["status"] = "failed"
+        self._resp["error"] = {"code": "server_error", "message": err.get("message")}
+        out.append(self._event("response.failed", {"response": self._resp}))
 
-    def _start(self, out: list[bytes]) -> None:
-        if not self._started:
-            self._started = True
-            out.append(self._event("response.created", {"response": self._resp}))
-            out.append(self._event("response.in_progress", {"response": self._resp}))
+    def _begin(self, out: list[bytes]) -> None:
+        out.append(self._event("response.created", {"response": self._resp}))
+        out.append(self._event("response.in_progress", {"response": self._resp}))
 
     def _add(self, item: Json, out: list[bytes]) -> None:
         self._close(out)
@@ -120,15 +75,15 @@ class ResponsesEncoder:
         assert self._open is not None
         return {"item_id": self._open["id"], "output_index": len(self._resp["output"]) - 1}
 
-    def _text_delta(self, text: str, out: list[bytes]) -> None:
+    def _text(self, text: str, out: list[bytes]) -> None:
         if self._open is None or self._open["type"] != "message":
             self._add(text_item(self._new_id("msg_"), "", "in_progress"), out)
             part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
             data = {**self._where(), "content_index": 0, "part": part}
             out.append(self._event("response.content_part.added", data))
-            self._text = []
+            self._text_parts = []
         assert self._open is not None
-        self._text.append(text)
+        self._text_parts.append(text)
         # the hot path (one per upstream chunk): the event's dict built once, in order
         data = {
             "type": "response.output_text.delta",
@@ -164,7 +119,7 @@ class ResponsesEncoder:
             return
         where = self._where()
         if item["type"] == "message":
-            text = "".join(self._text)
+            text = "".join(self._text_parts)
             done = text_item(item["id"], text)
             part = done["content"][0]
             data = {**where, "content_index": 0, "text": text, "logprobs": []}
@@ -180,15 +135,7 @@ class ResponsesEncoder:
         out.append(self._event("response.output_item.done", data))
         self._open = None
 
-    def _stop(self, out: list[bytes]) -> None:
-        if self._stopped:
-            return
-        self._start(out)
-        self._close(out)
-        self._stopped = True
-        usage = self.source.usage
-        if self.shown is not None:  # the router's estimate when the upstream gave no counts
-            usage = self.shown(usage, self.source.output_chars)
+    def _end(self, usage: UsageCounts, out: list[bytes]) -> None:
         resp = finish(self._resp, self._reason, usage)
         kind = "response.completed" if resp["status"] == "completed" else "response.incomplete"
         out.append(self._event(kind, {"response": resp}))
