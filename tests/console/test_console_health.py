@@ -37,7 +37,7 @@ def test_history_strip_check_and_override(
     expect(page.get_by_role("heading", name="Providers")).to_be_visible()
 
     def row() -> Any:  # the health-worker learns of the provider over Kafka
-        page.goto(base + "/health?status=")
+        page.goto(base + "/health?status=&sort=name")
         n = 1
         found = page.get_by_role("row").filter(has_text=name)
         while not found.count() and page.get_by_role("button", name="Next").count():
@@ -71,6 +71,14 @@ def test_history_strip_check_and_override(
     health = httpx.get(system.url("health") + "/api/v1/health/providers", headers=admin).json()
     mine = next(p for p in health["data"] if p["name"] == name)
     assert mine["override"]["status"] == "down" and mine["override"]["expires_at"]
+
+    # the default order is the worst first, an override counting as what it forces: among
+    # the providers the probes find healthy, this forced-down one leads
+    page.goto(base + "/health?status=healthy")
+    expect(page.locator("#h-sort")).to_have_value("status")
+    expect(page.locator("#health tbody tr").first).to_contain_text(name)
+    found = poll_until(row, timeout=20, interval=0.5)  # back to the order by name
+    assert found is not None
 
     found.get_by_role("button", name=f"Clear the override of {name}").click()
     expect(page.get_by_role("status").filter(has_text="Override cleared.")).to_be_visible()

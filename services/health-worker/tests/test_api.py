@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
+from typing import Any
 
 from turnout_common.testing.oidc import Jwks
 from turnout_common.testing.upstream import start_fake_openai
@@ -115,6 +116,26 @@ async def test_list_pages_by_name_and_filters_by_status(harness: Harness) -> Non
     assert (
         await harness.client.get("/api/v1/health/providers?limit=0", headers=H)
     ).status_code == 422
+
+    # sort=status: the worst first, an override counting as the state it forces; by name within
+    forced = f"/api/v1/health/providers/{pids[f'{tag}-b']}/override"
+    r = await harness.client.put(forced, headers=H, json={"status": "down", "reason": "test"})
+    assert r.status_code == 200, r.text
+    r = await harness.client.get(
+        "/api/v1/health/providers", params={"limit": 1000, "sort": "status"}, headers=H
+    )
+    listed = r.json()["data"]
+    rank = {"down": 0, "degraded": 1, "unknown": 2, "healthy": 3}
+
+    def seen(p: dict[str, Any]) -> str:
+        if p["override"]:
+            return "down" if p["override"]["status"] == "down" else "healthy"
+        return str(p["status"])
+
+    assert [rank[seen(p)] for p in listed] == sorted(rank[seen(p)] for p in listed)
+    mine = [p["name"] for p in listed if p["provider_id"] in pids.values()]
+    assert mine == [f"{tag}-b", f"{tag}-a", f"{tag}-c"]  # forced down, then unknown by name
+    assert (await harness.client.delete(forced, headers=H)).status_code == 204
 
 
 async def test_history_by_provider_name(harness: Harness) -> None:

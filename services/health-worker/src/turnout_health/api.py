@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
 
@@ -36,6 +36,10 @@ def _passive(counts: list[repository.PassiveCount]) -> list[PassiveStats]:
     ]
 
 
+WORST_FIRST = {"down": 0, "degraded": 1, "unknown": 2, "healthy": 3}
+"""``sort=status``: the states that need an operator first."""
+
+
 @router.get("/providers", response_model=ProviderList)
 async def list_providers(
     state: StateDep,
@@ -46,9 +50,17 @@ async def list_providers(
         int | None, Query(ge=1, le=1000, description="a page, by name (default: every row)")
     ] = None,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    sort: Annotated[
+        Literal["name", "status"],
+        Query(
+            description="the page's order (with limit): by name, or the worst first (down,"
+            " degraded, unknown, healthy; an override counts as the state it forces), by name"
+            " within each"
+        ),
+    ] = "name",
 ) -> ProviderList:
-    """Every provider's health, by id; with ``limit`` a page of them by name (the console
-    shows 20 of 10,000 without the health-worker building 10,000 answers)."""
+    """Every provider's health, by id; with ``limit`` a page of them by name or by status (the
+    console shows 20 of 10,000 without the health-worker building 10,000 answers)."""
     async with state.pool.acquire() as conn:
         all_rows = await repository.list_states(conn)
         counts = await repository.passive_window(
@@ -70,11 +82,19 @@ async def list_providers(
     if limit is not None:
         names = state.registry.providers
 
-        def by_name(pid: str) -> tuple[str, str]:
+        def order(pid: str) -> tuple[int, str, str]:
             cfg = names.get(pid)
-            return (cfg.name if cfg else pid, pid)
+            name = cfg.name if cfg else pid
+            if sort == "name":
+                return (0, name, pid)
+            override = forced.get(pid)
+            if override is not None:  # what the router sees, as forced_event publishes it
+                seen = "down" if override["status"] == "down" else "healthy"
+            else:
+                seen = (rows.get(pid) or {}).get("status", "unknown")
+            return (WORST_FIRST.get(seen, len(WORST_FIRST)), name, pid)
 
-        ids = sorted(ids, key=by_name)[offset : offset + limit]
+        ids = sorted(ids, key=order)[offset : offset + limit]
     data = []
     for pid in ids:
         row: dict[str, Any] = dict(rows.get(pid) or {})

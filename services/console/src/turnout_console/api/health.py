@@ -1,6 +1,7 @@
 """Health (admin): every provider's status, circuit, latency, last check and a strip of its
-recent probes, from the health-worker; 20 a page, filtered by status. An admin can probe a
-provider now, and force it up or down (with a reason and an optional expiry) or clear that.
+recent probes, from the health-worker; 20 a page, the worst first (or by name), filtered by
+status. An admin can probe a provider now, and force it up or down (with a reason and an
+optional expiry) or clear that.
 """
 
 from __future__ import annotations
@@ -29,23 +30,30 @@ async def _strip(ctx: Ctx, provider_id: str) -> list[dict[str, Any]]:
     return list(reversed(result.rows))
 
 
-async def _table(ctx: Ctx, page: int, status: str) -> dict[str, Any]:
-    """A page of the list by name, filtered and paged by the health-worker."""
-    asked = {"status": status or None}
+async def _table(ctx: Ctx, page: int, status: str, sort: str) -> dict[str, Any]:
+    """A page of the list, the worst first or by name, filtered, ordered and paged by the
+    health-worker."""
+    asked = {"status": status or None, "sort": sort}
     _, window = await ctx.paged("health", "/api/v1/health/providers", asked, page, PAGE)
     shown = window["rows"] = window["rows"][:PAGE]
     strips = await asyncio.gather(*(_strip(ctx, r["provider_id"]) for r in shown))
     for row, strip in zip(shown, strips, strict=True):
         row["strip"] = strip
-    return {**window, "status": status}
+    return {**window, "status": status, "sort": sort}
 
 
 PageQ = Annotated[int, Query(ge=1, le=100_000)]
 
 
+SortQ = Annotated[Literal["status", "name"], Query()]
+
+
 @router.get("")
-async def health_page(ctx: AdminView, page: PageQ = 1, status: StatusQ = "") -> Response:
-    return ctx.page("health.html", "partials/health_table.html", await _table(ctx, page, status))
+async def health_page(
+    ctx: AdminView, page: PageQ = 1, status: StatusQ = "", sort: SortQ = "status"
+) -> Response:
+    table = await _table(ctx, page, status, sort)
+    return ctx.page("health.html", "partials/health_table.html", table)
 
 
 @router.get("/{provider_id}/override")
