@@ -9,7 +9,7 @@ from fastapi import APIRouter, Form
 from fastapi.responses import Response
 
 from turnout_console.api.context import AdminAct, AdminView, Ctx
-from turnout_console.forms import Checkbox, Name, PowerLevel, whole_number
+from turnout_console.schemas import RuleForm
 from turnout_console.views import safe_segment
 
 router = APIRouter(prefix="/rules")
@@ -48,66 +48,12 @@ async def edit_form(ctx: AdminView, ref: str) -> Response:
     return await ctx.dialog("config", path, "partials/rule_form.html", "r")
 
 
-Opt = Annotated[str, Form(max_length=200)]
-
-
-def _body(
-    name: str,
-    priority: str,
-    weight: str,
-    enabled: str,
-    power_level: str,
-    tier: str,
-    task_type: str,
-    model: str,
-    min_tokens: str,
-    max_tokens: str,
-    requires_byok: str,
-    targets: str,
-) -> dict[str, Any]:
-    """The rule as config-api takes it: blank match fields are ``null`` (match anything);
-    config-api validates every value."""
-    names = [t.strip() for t in targets.replace("\n", ",").split(",") if t.strip()]
-    return {
-        "name": name.strip(),
-        "priority": whole_number(priority, "priority") or 0,
-        "weight": whole_number(weight, "weight") if weight.strip() else 1,
-        "enabled": enabled == "on",
-        "power_level": power_level or None,
-        "tier": tier.strip() or None,
-        "task_type": task_type.strip() or None,
-        "model": model.strip() or None,
-        "min_tokens": whole_number(min_tokens, "min_tokens"),
-        "max_tokens": whole_number(max_tokens, "max_tokens"),
-        "requires_byok": requires_byok == "on",
-        "targets": names,
-    }
-
-
 @router.post("")
-async def save_rule(
-    ctx: AdminAct,
-    name: Name,
-    targets: Annotated[str, Form(min_length=1, max_length=4000)],
-    rule_id: Annotated[str, Form(max_length=200)] = "",
-    priority: Annotated[str, Form(max_length=12)] = "100",
-    weight: Annotated[str, Form(max_length=12)] = "1",
-    enabled: Checkbox = "",
-    power_level: PowerLevel = "",
-    tier: Opt = "",
-    task_type: Opt = "",
-    model: Opt = "",
-    min_tokens: Annotated[str, Form(max_length=12)] = "",
-    max_tokens: Annotated[str, Form(max_length=12)] = "",
-    requires_byok: Checkbox = "",
-) -> Response:
+async def save_rule(ctx: AdminAct, form: Annotated[RuleForm, Form()]) -> Response:
     """Create (no ``rule_id``) or replace every field of an existing rule."""
-    body = _body(
-        name, priority, weight, enabled, power_level, tier, task_type, model,
-        min_tokens, max_tokens, requires_byok, targets,
-    )  # fmt: skip
-    if rule_id:
-        path = f"/api/v1/routing-rules/{safe_segment(rule_id)}"
+    body = form.body()
+    if form.rule_id:
+        path = f"/api/v1/routing-rules/{safe_segment(form.rule_id)}"
         done = f"Rule {body['name']} saved."
         return await ctx.act("config", "PATCH", path, done, json=body, trigger=CHANGED)
     done = f"Rule {body['name']} created."
