@@ -70,6 +70,31 @@ async def create_pool(
     return pool
 
 
+class Where:
+    """A ``WHERE`` clause of conditions added one by one, with asyncpg's numbered parameters:
+    each condition's value is the next ``$n``, written ``?`` in its SQL (every ``?`` of it)."""
+
+    __slots__ = ("args", "conds")
+
+    def __init__(self) -> None:
+        self.conds: list[str] = []
+        self.args: list[Any] = []
+
+    def add(self, sql: str, value: Any) -> None:
+        self.args.append(value)
+        self.conds.append(sql.replace("?", f"${len(self.args)}"))
+
+    def given(self, sql: str, value: Any) -> None:
+        """:meth:`add`, unless ``value`` is None (a filter not asked for)."""
+        if value is not None:
+            self.add(sql, value)
+
+    @property
+    def sql(self) -> str:
+        """``" WHERE a AND b"``, or ``""`` without conditions."""
+        return f" WHERE {' AND '.join(self.conds)}" if self.conds else ""
+
+
 async def ping(pool: asyncpg.Pool) -> bool:
     """``SELECT 1`` for readiness checks."""
     try:

@@ -136,12 +136,20 @@ class FakeOpenAI:
             return web.json_response(body, status=b.status, headers=headers)
         return None
 
-    async def chat(self, request: web.Request) -> web.StreamResponse:
+    async def _accept(self, request: web.Request) -> tuple[Any, web.Response | None]:
+        """A call's JSON body, recorded in ``requests``, and the gate's answer: None when it is
+        to be served (and counted in ``served``)."""
         body = await request.json()
         self.requests.append({"path": request.path, "body": body, "headers": dict(request.headers)})
-        if (denied := await self._gate(request)) is not None:
+        denied = await self._gate(request)
+        if denied is None:
+            self.served += 1
+        return body, denied
+
+    async def chat(self, request: web.Request) -> web.StreamResponse:
+        body, denied = await self._accept(request)
+        if denied is not None:
             return denied
-        self.served += 1
         p_tokens = prompt_tokens(body.get("messages", []))
         reply = structured_reply(body.get("response_format")) or self.behaviour.reply
         words = reply.split()
@@ -208,11 +216,9 @@ class FakeOpenAI:
     async def responses(self, request: web.Request) -> web.StreamResponse:
         """OpenAI's Responses API, text only: input tokens = words of ``instructions`` and of
         the input's texts + 3 per item; output tokens = words in the reply."""
-        body = await request.json()
-        self.requests.append({"path": request.path, "body": body, "headers": dict(request.headers)})
-        if (denied := await self._gate(request)) is not None:
+        body, denied = await self._accept(request)
+        if denied is not None:
             return denied
-        self.served += 1
         raw = body.get("input")
         items = [{"content": raw}] if isinstance(raw, str) else list(raw or [])
         if body.get("instructions"):
@@ -276,11 +282,9 @@ class FakeOpenAI:
         return resp
 
     async def completions(self, request: web.Request) -> web.Response:
-        body = await request.json()
-        self.requests.append({"path": request.path, "body": body, "headers": dict(request.headers)})
-        if (denied := await self._gate(request)) is not None:
+        body, denied = await self._accept(request)
+        if denied is not None:
             return denied
-        self.served += 1
         prompt = body.get("prompt", "")
         p_tokens = count_words(prompt if isinstance(prompt, str) else " ".join(prompt))
         c_tokens = count_words(self.behaviour.reply)
@@ -300,11 +304,9 @@ class FakeOpenAI:
         )
 
     async def embeddings(self, request: web.Request) -> web.Response:
-        body = await request.json()
-        self.requests.append({"path": request.path, "body": body, "headers": dict(request.headers)})
-        if (denied := await self._gate(request)) is not None:
+        body, denied = await self._accept(request)
+        if denied is not None:
             return denied
-        self.served += 1
         inputs = body.get("input", [])
         inputs = [inputs] if isinstance(inputs, str) else inputs
         tokens = sum(count_words(str(i)) for i in inputs)

@@ -7,6 +7,8 @@ from typing import Any
 
 import asyncpg
 
+from turnout_common.db import Where
+
 
 async def search(
     pool: asyncpg.Pool,
@@ -17,19 +19,12 @@ async def search(
     limit: int,
     offset: int,
 ) -> tuple[list[asyncpg.Record], int]:
-    conds: list[str] = []
-    args: list[Any] = []
+    w = Where()
     for col, value in filters.items():
-        if value is not None:
-            args.append(value)
-            conds.append(f"{col} = ${len(args)}")
-    if since is not None:
-        args.append(since)
-        conds.append(f"at >= ${len(args)}")
-    if until is not None:
-        args.append(until)
-        conds.append(f"at < ${len(args)}")
-    where = f" WHERE {' AND '.join(conds)}" if conds else ""
+        w.given(f"{col} = ?", value)
+    w.given("at >= ?", since)
+    w.given("at < ?", until)
+    where, args = w.sql, w.args
     async with pool.acquire() as conn:
         total: int = await conn.fetchval(f"SELECT count(*) FROM audit_log{where}", *args)
         rows = await conn.fetch(

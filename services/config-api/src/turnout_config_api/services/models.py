@@ -6,6 +6,7 @@ from typing import Any
 
 import asyncpg
 
+from turnout_common.db import Where
 from turnout_common.errors import Conflict, NotFound, ValidationFailed
 from turnout_config_api import prices
 from turnout_config_api.changes import (
@@ -169,29 +170,23 @@ async def search(
         raise ValidationFailed(
             f"sort must be one of {', '.join(_SORTS)} (prefix '-' for descending)", param="sort"
         )
-    conds: list[str] = []
-    args: list[Any] = []
-
-    def add(sql: str, value: Any) -> None:
-        args.append(value)
-        conds.append(sql.replace("?", f"${len(args)}"))
-
+    w = Where()
     if provider:
-        add("(p.id = ? OR p.name = ?)", provider)
+        w.add("(p.id = ? OR p.name = ?)", provider)
     if search:
-        add("(m.name ILIKE ? OR m.upstream_model ILIKE ?)", f"%{search}%")
+        w.add("(m.name ILIKE ? OR m.upstream_model ILIKE ?)", f"%{search}%")
     if capability:
-        add("(m.capabilities ->> ?) = 'true'", capability)
+        w.add("(m.capabilities ->> ?) = 'true'", capability)
     if purpose:
-        add("? = ANY(m.purposes)", purpose)
-    if enabled is not None:
-        add("m.enabled = ?", enabled)
-    if deprecated is not None:
-        add("m.deprecated = ?", deprecated)
-    if tier is not None:
-        add(f"p.enabled AND {_rank('m.min_tier')} <= {_rank('?')}", tier)
-        conds.append(f"{_rank('p.min_tier')} <= {_rank(f'${len(args)}')}")
-    where = f" WHERE {' AND '.join(conds)}" if conds else ""
+        w.add("? = ANY(m.purposes)", purpose)
+    w.given("m.enabled = ?", enabled)
+    w.given("m.deprecated = ?", deprecated)
+    w.given(
+        f"p.enabled AND {_rank('m.min_tier')} <= {_rank('?')}"
+        f" AND {_rank('p.min_tier')} <= {_rank('?')}",
+        tier,
+    )
+    where, args = w.sql, w.args
     order = f"{_SORTS[key]} {'DESC' if desc else 'ASC'} NULLS LAST, m.name, m.id"
     async with pool.acquire() as conn:
         total: int = await conn.fetchval(

@@ -8,6 +8,7 @@ from typing import Any
 
 import asyncpg
 
+from turnout_common.db import Where
 from turnout_metering.usage.latency import percentile, summed_histogram_sql
 
 LIST_COLUMNS = (
@@ -65,24 +66,19 @@ def _where(
     """The filter's clauses and the window on ``column`` (``column >= lo``, ``column {hi_op} hi``,
     each when given): ``(" WHERE ...", args)``, or ``("", [])`` when nothing filters. On the
     rollups (``column`` is ``day``) ``status`` does not apply: they have no such column."""
-    clauses: list[str] = []
-    args: list[Any] = []
+    w = Where()
     for field in fields(f):
-        value = getattr(f, field.name)
-        if value is None or (column == "day" and field.name == "status"):
+        if column == "day" and field.name == "status":
             continue
-        args.append(value)
+        cond = f"{field.name} = ?"
         if field.name == "provider":
             # the log and the rollup both have the two columns; neither is indexed, so the OR
             # adds nothing but a comparison per row to the same scan
-            clauses.append(f"(provider = ${len(args)} OR provider_id = ${len(args)})")
-        else:
-            clauses.append(f"{field.name} = ${len(args)}")
-    for bound, op in ((lo, ">="), (hi, hi_op)):
-        if bound is not None:
-            args.append(bound)
-            clauses.append(f"{column} {op} ${len(args)}")
-    return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
+            cond = "(provider = ? OR provider_id = ?)"
+        w.given(cond, getattr(f, field.name))
+    w.given(f"{column} >= ?", lo)
+    w.given(f"{column} {hi_op} ?", hi)
+    return w.sql, w.args
 
 
 async def list_usage(
