@@ -56,6 +56,8 @@ def test_every_page_renders_with_nothing_in_the_gateway(empty: Any) -> None:
         page = user.get(path)
         assert page.status_code == 200, (path, page.text[:300])
         assert says in page.text, (path, page.text[:2000])
+    mine = user.get("/me").text  # this month's credits with nothing spent, no chart yet
+    assert "No usage in the last 30 days." in mine and "Spent" in mine, mine[:2000]
 
 
 def _try_sign_in(base: str, key: str) -> httpx.Client | None:

@@ -174,6 +174,16 @@ def test_spec_walkthrough_in_the_browser(
     cells = row.get_by_role("cell").all_inner_texts()
     assert cells[2:4] == [str(tokens_in), str(tokens_out)]
     assert Decimal(cells[4]) == cost
+    # this month's credits and the per-day chart (metering's credits and daily rollup)
+    credits = page.get_by_role("region", name=re.compile("This month"))
+
+    def spent() -> Decimal | None:
+        page.reload()
+        shown = Decimal(credits.locator("dt:text-is('Spent') + dd").inner_text().lstrip("$"))
+        return shown if shown == cost else None
+
+    assert poll_until(spent, timeout=20, interval=0.5) == cost
+    expect(page.locator("#usage-chart canvas")).to_be_visible()
     shot(page, "my-usage")
 
     # 7. the admin revokes the key; the router refuses it from then on

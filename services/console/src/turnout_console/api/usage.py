@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
 from turnout_console.api.context import AdminView
+from turnout_console.client import ApiResult
 from turnout_console.forms import DayQ, ToQ, day_param, day_range
 
 router = APIRouter(prefix="/usage")
@@ -48,6 +49,20 @@ def _records(f: dict[str, Any]) -> dict[str, Any]:
     return {**f, "from": start, "to": end}
 
 
+def day_series(days: ApiResult) -> list[dict[str, Any]]:
+    """The per-day chart's points (console.js draws them) from a ``group_by=day`` summary."""
+    series = [
+        {
+            "day": r["key"],
+            "requests": r["requests"],
+            "tokens": r["input_tokens"] + r["output_tokens"],
+            "cost": r["cost_usd"],
+        }
+        for r in (days.data["data"] if days.ok else [])
+    ]
+    return sorted(series, key=lambda s: str(s["day"]))
+
+
 @router.get("")
 async def usage_page(
     ctx: AdminView,
@@ -68,22 +83,13 @@ async def usage_page(
         ctx.paged("metering", "/api/v1/usage", _records(f), page, PAGE),
     )
     error = next((r.message for r in (days, groups, records) if not r.ok), None)
-    series = [
-        {
-            "day": r["key"],
-            "requests": r["requests"],
-            "tokens": r["input_tokens"] + r["output_tokens"],
-            "cost": r["cost_usd"],
-        }
-        for r in (days.data["data"] if days.ok else [])
-    ]
     return ctx.render(
         "usage.html",
         {
             "session": ctx.session,
             "filters": {**f, "group_by": group_by},
             "error": error,
-            "series": sorted(series, key=lambda s: str(s["day"])),
+            "series": day_series(days),
             "groups": groups.data["data"] if groups.ok else [],
             "totals": groups.data["totals"] if groups.ok else None,
             "groups_total": int(groups.data.get("groups", 0)) if groups.ok else 0,
