@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -33,6 +34,13 @@ async def can_connect(dsn: str, timeout: float = 3.0) -> bool:
         return False
     await conn.close()
     return True
+
+
+def advisory_lock_id(purpose: str, schema: str) -> int:
+    """The PostgreSQL advisory-lock key (a signed bigint) of one purpose in one schema: the first
+    8 bytes of SHA-256 of ``turnout-{purpose}:{schema}``, so two schemas never share a lock."""
+    digest = hashlib.sha256(f"turnout-{purpose}:{schema}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:

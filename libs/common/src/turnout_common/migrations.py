@@ -7,7 +7,6 @@ once, under a per-schema advisory lock (so concurrent runners are safe), and rec
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import asyncpg
 
-from turnout_common.db import check_schema
+from turnout_common.db import advisory_lock_id, check_schema
 from turnout_common.outbox import OUTBOX_DDL
 
 log = logging.getLogger(__name__)
@@ -46,11 +45,6 @@ def load_migrations(source: str | Path | Traversable) -> list[Migration]:
     return found
 
 
-def _lock_id(schema: str) -> int:
-    digest = hashlib.sha256(f"turnout-migrate:{schema}".encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
-
-
 async def migrate(
     conn: asyncpg.Connection,
     schema: str,
@@ -64,7 +58,7 @@ async def migrate(
     """
     check_schema(schema)
     applied_now: list[str] = []
-    await conn.execute("SELECT pg_advisory_lock($1)", _lock_id(schema))
+    await conn.execute("SELECT pg_advisory_lock($1)", advisory_lock_id("migrate", schema))
     try:
         await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
         await conn.execute(
@@ -92,7 +86,7 @@ async def migrate(
             log.info("applied migration %s to schema %s", mig.name, schema)
             applied_now.append(mig.name)
     finally:
-        await conn.execute("SELECT pg_advisory_unlock($1)", _lock_id(schema))
+        await conn.execute("SELECT pg_advisory_unlock($1)", advisory_lock_id("migrate", schema))
     return applied_now
 
 

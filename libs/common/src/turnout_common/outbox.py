@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -26,7 +25,7 @@ from typing import Any
 
 import asyncpg
 
-from turnout_common.db import check_schema
+from turnout_common.db import advisory_lock_id, check_schema
 from turnout_common.errors import RequestTooLarge
 from turnout_common.metrics import OUTBOX_PENDING, OUTBOX_STUCK
 from turnout_common.telemetry import message_trace_headers
@@ -182,8 +181,7 @@ class OutboxRelay:
         self._poll_interval = poll_interval
         self._retain_hours = retain_sent_hours
         self._wake = asyncio.Event()
-        digest = hashlib.sha256(f"turnout-outbox:{schema}".encode()).digest()
-        self._lock_id = int.from_bytes(digest[:8], "big", signed=True)
+        self._lock_id = advisory_lock_id("outbox", schema)
         self.sent_total = 0
         self._pending_gauge = OUTBOX_PENDING.labels(service or schema)
         self._stuck_gauge = OUTBOX_STUCK.labels(service or schema)

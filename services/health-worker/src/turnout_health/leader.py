@@ -8,17 +8,17 @@ connection closes, PostgreSQL releases the lock, and the next replica to try tak
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 
 import asyncpg
+
+from turnout_common.db import advisory_lock_id
 
 log = logging.getLogger(__name__)
 
 
 def lock_id(schema: str) -> int:
-    digest = hashlib.sha256(f"turnout-health-leader:{schema}".encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
+    return advisory_lock_id("health-leader", schema)
 
 
 class LeaderLease:

@@ -8,7 +8,6 @@ budget and credit alerts those states cross (``turnout_metering.alerts.budget``)
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
@@ -16,6 +15,7 @@ from typing import Any
 
 import asyncpg
 
+from turnout_common.db import advisory_lock_id
 from turnout_common.errors import Conflict
 from turnout_common.events import CreditEvent
 from turnout_common.outbox import enqueue_many
@@ -63,8 +63,7 @@ class CreditService:
         self._clock = clock
         self._topic = credit_topic
         self._alerts_topic = alerts_topic
-        digest = hashlib.sha256(f"turnout-rollover:{schema}".encode()).digest()
-        self._lock_id = int.from_bytes(digest[:8], "big", signed=True)
+        self._lock_id = advisory_lock_id("rollover", schema)
         self._rolled: str | None = None
 
     def period(self) -> str:

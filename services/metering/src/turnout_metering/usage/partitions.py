@@ -14,7 +14,6 @@ database and set aside as a dead letter instead of being counted a second time.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from bisect import bisect_right
@@ -24,6 +23,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal
 
 import asyncpg
+
+from turnout_common.db import advisory_lock_id
 
 log = logging.getLogger(__name__)
 
@@ -104,11 +105,6 @@ async def existing(conn: asyncpg.Connection, schema: str) -> list[Span]:
     return sorted(s for r in rows if (s := parse_name(r["relname"])) is not None)
 
 
-def _lock_id(schema: str) -> int:
-    digest = hashlib.sha256(f"turnout-usage-partitions:{schema}".encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
-
-
 class Partitions:
     """What one metering process knows of usage_log's partitions (a cache of their spans)."""
 
@@ -118,6 +114,7 @@ class Partitions:
         self.ahead = ahead
         self.retention_days = retention_days
         self._known: list[Span] | None = None
+        self._lock_id = advisory_lock_id("usage-partitions", schema)
 
     def horizon(self, now: datetime) -> datetime | None:
         """Raw rows that started before this may be gone (None: kept forever)."""
@@ -130,7 +127,7 @@ class Partitions:
         in the caller's transaction if it has one)."""
         made: list[str] = []
         async with conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", _lock_id(self.schema))
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", self._lock_id)
             have = await existing(conn, self.schema)
             for want in wanted:
                 for part in uncovered(want, have):
@@ -183,7 +180,7 @@ class Partitions:
             return []
         dropped: list[str] = []
         async with conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", _lock_id(self.schema))
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", self._lock_id)
             await conn.execute("SET LOCAL lock_timeout = '5s'")
             for span in await existing(conn, self.schema):
                 if span.hi <= horizon:
