@@ -3,14 +3,14 @@ context window, power level, fallbacks, enabled, deprecated), sent as a PATCH.""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Form
 from fastapi.responses import Response
 
 from turnout_console.api.context import AdminAct, AdminView
-from turnout_console.api.models import CHANGED
-from turnout_console.forms import Checkbox, ContextWindow, Name, Number, PowerLevel, price
+from turnout_console.api.models import CHANGED, model_named
+from turnout_console.schemas import ModelEditForm
 from turnout_console.views import safe_segment
 
 router = APIRouter(prefix="/models")
@@ -25,36 +25,8 @@ async def edit_form(ctx: AdminView, model_id: str) -> Response:
 
 @router.post("/{model_id}")
 async def update_model(
-    ctx: AdminAct,
-    model_id: str,
-    name: Name,
-    purposes: Annotated[list[Literal["chat", "completion", "embeddings", "reranking"]], Form()],
-    input_price: Number = "0",
-    output_price: Number = "0",
-    context_window: ContextWindow = None,
-    power_level: PowerLevel = "",
-    fallbacks: Annotated[str, Form(max_length=4000)] = "",
-    enabled: Checkbox = "",
-    deprecated: Checkbox = "",
+    ctx: AdminAct, model_id: str, form: Annotated[ModelEditForm, Form()]
 ) -> Response:
-    body: dict[str, Any] = {
-        "name": name.strip(),
-        "purposes": purposes,
-        "input_price_per_mtok": price(input_price, "input_price"),
-        "output_price_per_mtok": price(output_price, "output_price"),
-        "power_level": power_level or None,
-        "fallbacks": [f.strip() for f in fallbacks.split(",") if f.strip()],
-        "enabled": enabled == "on",
-        "deprecated": deprecated == "on",
-    }
-    if context_window:
-        body["context_window"] = context_window
     path = f"/api/v1/models/{safe_segment(model_id)}"
-    return await ctx.act(
-        "config",
-        "PATCH",
-        path,
-        lambda m: f"Model {m['name']} saved.",
-        json=body,
-        trigger=CHANGED,
-    )
+    done = model_named("saved")
+    return await ctx.act("config", "PATCH", path, done, json=form.body(), trigger=CHANGED)

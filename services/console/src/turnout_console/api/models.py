@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Form, Query
 from fastapi.responses import Response
 
 from turnout_console.api.context import AdminAct, AdminView, Ctx
-from turnout_console.forms import ContextWindow, Name, Number, price
+from turnout_console.schemas import ModelForm
 from turnout_console.views import safe_segment
 
 router = APIRouter(prefix="/models")
@@ -65,35 +66,16 @@ async def models_page(
 
 
 @router.post("")
-async def create_model(
-    ctx: AdminAct,
-    provider: Name,
-    upstream_model: Annotated[str, Form(min_length=1, max_length=300)],
-    name: Annotated[str, Form(max_length=200)] = "",
-    purpose: Annotated[Literal["chat", "embeddings", "reranking"], Form()] = "chat",
-    input_price: Number = "0",
-    output_price: Number = "0",
-    context_window: ContextWindow = None,
-) -> Response:
-    body: dict[str, Any] = {
-        "provider": provider,
-        "upstream_model": upstream_model.strip(),
-        "purposes": [purpose],
-        "input_price_per_mtok": price(input_price, "input_price"),
-        "output_price_per_mtok": price(output_price, "output_price"),
-    }
-    if name.strip():
-        body["name"] = name.strip()
-    if context_window:
-        body["context_window"] = context_window
+async def create_model(ctx: AdminAct, form: Annotated[ModelForm, Form()]) -> Response:
+    done = model_named("added")
     return await ctx.act(
-        "config",
-        "POST",
-        "/api/v1/models",
-        lambda m: f"Model {m['name']} added.",
-        json=body,
-        trigger=CHANGED,
+        "config", "POST", "/api/v1/models", done, json=form.body(), trigger=CHANGED
     )
+
+
+def model_named(verb: str) -> Callable[[dict[str, Any]], str]:
+    """The toast "Model {name} {verb}.", with the name config-api answered."""
+    return lambda m: f"Model {m['name']} {verb}."
 
 
 @router.post("/{model_id}/enabled")
@@ -106,7 +88,7 @@ async def set_enabled(
         "config",
         "PATCH",
         path,
-        lambda m: f"Model {m['name']} {state}.",
+        model_named(state),
         json={"enabled": enabled == "true"},
         trigger=CHANGED,
     )

@@ -9,9 +9,9 @@ from fastapi import APIRouter, Form
 from fastapi.responses import Response
 
 from turnout_console.api.context import AdminAct, AdminView, Ctx
-from turnout_console.api.providers import CHANGED, provider_body
+from turnout_console.api.providers import CHANGED
 from turnout_console.client import ApiResult
-from turnout_console.forms import Checkbox, Name, Number, Secret
+from turnout_console.schemas import ProviderEditForm
 from turnout_console.views import KINDS, safe_segment
 
 router = APIRouter(prefix="/providers")
@@ -26,20 +26,13 @@ async def edit_form(ctx: AdminView, ref: str) -> Response:
 
 @router.post("/{ref}")
 async def update_provider(
-    ctx: AdminAct,
-    ref: str,
-    name: Name,
-    kind: Number,
-    base_url: Annotated[str, Form(max_length=2000)] = "",
-    api_key: Secret = "",
-    enabled: Checkbox = "",
+    ctx: AdminAct, ref: str, form: Annotated[ProviderEditForm, Form()]
 ) -> Response:
     """A PATCH of what the form shows; the key only when one was typed (it replaces the old)."""
-    body = provider_body(name, kind, base_url, api_key) | {"enabled": enabled == "on"}
-    replaced = " Its key was replaced." if api_key else ""
+    replaced = " Its key was replaced." if form.api_key else ""
     path = f"/api/v1/providers/{safe_segment(ref)}"
-    done = f"Provider {name.strip()} saved.{replaced}"
-    return await ctx.act("config", "PATCH", path, done, json=body, trigger=CHANGED)
+    done = f"Provider {form.name.strip()} saved.{replaced}"
+    return await ctx.act("config", "PATCH", path, done, json=form.body(), trigger=CHANGED)
 
 
 @router.post("/{ref}/test")

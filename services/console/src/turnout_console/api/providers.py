@@ -12,7 +12,7 @@ from fastapi.responses import Response
 
 from turnout_common.web import MAX_OFFSET
 from turnout_console.api.context import AdminAct, AdminView
-from turnout_console.forms import Name, Number, Secret
+from turnout_console.schemas import ProviderForm
 from turnout_console.views import KINDS, safe_segment
 
 router = APIRouter(prefix="/providers")
@@ -60,28 +60,12 @@ CHANGED = "providers-changed"
 """The event the providers table refreshes on."""
 
 
-def provider_body(name: str, kind: str, base_url: str, api_key: str) -> dict[str, Any]:
-    """The create and edit forms' fields as config-api takes them: a blank URL is the kind's
-    default, a blank key leaves the stored one."""
-    body: dict[str, Any] = {"name": name.strip(), "kind": kind}
-    if base_url.strip():
-        body["base_url"] = base_url.strip()
-    if api_key:
-        body["api_key"] = api_key
-    return body
-
-
 @router.post("")
-async def create_provider(
-    ctx: AdminAct,
-    name: Name,
-    kind: Number,
-    base_url: Annotated[str, Form(max_length=2000)] = "",
-    api_key: Secret = "",
-) -> Response:
-    body = provider_body(name, kind, base_url, api_key)
-    done = f"Provider {name.strip()} created."
-    return await ctx.act("config", "POST", "/api/v1/providers", done, json=body, trigger=CHANGED)
+async def create_provider(ctx: AdminAct, form: Annotated[ProviderForm, Form()]) -> Response:
+    done = f"Provider {form.name.strip()} created."
+    return await ctx.act(
+        "config", "POST", "/api/v1/providers", done, json=form.body(), trigger=CHANGED
+    )
 
 
 @router.post("/{ref}/delete")
