@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 
 from turnout_common.web import MAX_OFFSET
 from turnout_config_api.deps import AdminDep, AdminReadDep, StateDep
 from turnout_config_api.schemas.common import Page, Purpose
 from turnout_config_api.schemas.models import ModelCreate, ModelOut, ModelUpdate
 from turnout_config_api.services import models
+from turnout_config_api.services.models import ModelQuery
 
 router = APIRouter(prefix="/models", tags=["models"])
 
@@ -18,33 +19,28 @@ Capability = Annotated[str | None, Query(pattern="^(streaming|tools|vision|json_
 Sort = Annotated[str, Query(pattern="^-?(name|price|context_length)$")]
 
 
-@router.get("", response_model=Page[ModelOut])
-async def list_models(
-    state: StateDep,
-    _: AdminReadDep,
+def model_query(
     provider: str | None = None,
     search: Annotated[str | None, Query(max_length=200)] = None,
     capability: Capability = None,
     purpose: Purpose | None = None,
-    enabled: bool | None = None,
     deprecated: bool | None = None,
     sort: Sort = "name",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+) -> ModelQuery:
+    return ModelQuery(provider, search, capability, purpose, deprecated, sort, limit, offset)
+
+
+ModelQueryDep = Annotated[ModelQuery, Depends(model_query)]
+
+
+@router.get("", response_model=Page[ModelOut])
+async def list_models(
+    state: StateDep, _: AdminReadDep, q: ModelQueryDep, enabled: bool | None = None
 ) -> Page[ModelOut]:
-    rows, total = await models.search(
-        state.pool,
-        provider=provider,
-        search=search,
-        capability=capability,
-        purpose=purpose,
-        enabled=enabled,
-        deprecated=deprecated,
-        sort=sort,
-        limit=limit,
-        offset=offset,
-    )
-    return Page(data=[models.to_out(r) for r in rows], total=total, limit=limit, offset=offset)
+    rows, total = await models.search(state.pool, q, enabled=enabled)
+    return Page(data=[models.to_out(r) for r in rows], total=total, limit=q.limit, offset=q.offset)
 
 
 @router.post("", status_code=201, response_model=ModelOut)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -147,23 +148,28 @@ async def delete(pool: asyncpg.Pool, actor: Actor, model_id: str) -> None:
         await delete_recorded(conn, actor, "model", current)
 
 
+@dataclass(frozen=True, slots=True)
+class ModelQuery:
+    """What ``GET /models`` and ``GET /catalog`` both filter by, their sort and their page."""
+
+    provider: str | None
+    search: str | None
+    capability: str | None
+    purpose: str | None
+    deprecated: bool | None
+    sort: str
+    limit: int
+    offset: int
+
+
 async def search(
-    pool: asyncpg.Pool,
-    *,
-    provider: str | None,
-    search: str | None,
-    capability: str | None,
-    purpose: str | None,
-    enabled: bool | None,
-    sort: str,
-    deprecated: bool | None = None,
-    tier: str | None = None,
-    limit: int,
-    offset: int,
+    pool: asyncpg.Pool, q: ModelQuery, *, enabled: bool | None, tier: str | None = None
 ) -> tuple[list[asyncpg.Record], int]:
     """The catalog's deployments by the filters; ``tier``: only those a user of that tier may
     use (the model's and its provider's ``min_tier`` rank at most the tier's; an unknown tier
     ranks 0), on enabled providers."""
+    provider, search, capability, purpose = q.provider, q.search, q.capability, q.purpose
+    sort, deprecated, limit, offset = q.sort, q.deprecated, q.limit, q.offset
     desc = sort.startswith("-")
     key = sort.lstrip("-")
     if key not in _SORTS:

@@ -9,6 +9,7 @@ budget and credit alerts those states cross (``turnout_metering.alerts.budget``)
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -46,45 +47,40 @@ def matters(old: Any, new: dict[str, Any]) -> bool:
     return limited and any(old[f] != new[f] for f in ("spent_usd", "remaining_usd", "balance_usd"))
 
 
+@dataclass(eq=False)
 class CreditService:
-    def __init__(
-        self,
-        pool: asyncpg.Pool,
-        schema: str,
-        config: ConfigState,
-        clock: Clock,
-        credit_topic: str,
-        alerts_topic: str | None = None,
-    ) -> None:
-        """``alerts_topic``: where budget and credit alerts go (None: no alerts)."""
-        self._pool = pool
-        self._schema = schema
-        self._config = config
-        self._clock = clock
-        self._topic = credit_topic
-        self._alerts_topic = alerts_topic
-        self._lock_id = advisory_lock_id("rollover", schema)
-        self._rolled: str | None = None
+    pool: asyncpg.Pool
+    schema: str
+    config: ConfigState
+    clock: Clock
+    credit_topic: str
+    alerts_topic: str | None = None
+    """where budget and credit alerts go (None: no alerts)"""
+    _rolled: str | None = field(default=None, init=False)
+    """the period this process saw rolled over last (no lock needed to skip it again)"""
+
+    def __post_init__(self) -> None:
+        self._lock_id = advisory_lock_id("rollover", self.schema)
 
     def period(self) -> str:
-        return period_of(self._clock.now())
+        return period_of(self.clock.now())
 
     def now(self) -> datetime:
-        return self._clock.now()
+        return self.clock.now()
 
     def user_of(self, subject: Subject) -> str | None:
         kind, ident = subject
         if kind == "user":
             return ident
-        key = self._config.keys.get(ident)
+        key = self.config.keys.get(ident)
         return key.user_id if key else None
 
     def limit_of(self, subject: Subject) -> Decimal | None:
         kind, ident = subject
         if kind == "user":
-            user = self._config.users.get(ident)
+            user = self.config.users.get(ident)
             return user.monthly_budget_usd if user else None
-        key = self._config.keys.get(ident)
+        key = self.config.keys.get(ident)
         return key.budget_usd if key else None
 
     def state(
@@ -121,7 +117,7 @@ class CreditService:
             balance = balances.get(subject[1]) if subject[0] == "user" else None
             new = self.state(subject, spent.get(subject, Decimal(0)), balance, period)
             if subject[0] == "user":
-                quota = self._config.lab_quota(subject[1])
+                quota = self.config.lab_quota(subject[1])
                 used = labs.get(subject[1], 0)
                 new["lab_requests"], new["lab_quota"] = used, quota
                 new["lab_blocked"] = quota is not None and used >= quota
@@ -129,24 +125,24 @@ class CreditService:
                 changed.append(new)
         if not changed:
             return 0
-        if self._alerts_topic is not None:
+        if self.alerts_topic is not None:
             alerts = await budget.evaluate(conn, changed, self.user_of)
             metrics.ALERTS.labels("metering").inc(
-                await budget.publish(conn, self._schema, self._alerts_topic, alerts)
+                await budget.publish(conn, self.schema, self.alerts_topic, alerts)
             )
         seqs = await repo.save_states(conn, changed)
         events = [CreditEvent(**new, seq=seq) for new, seq in zip(changed, seqs, strict=True)]
         await enqueue_many(
-            conn, self._schema, self._topic, [(e.key.encode(), e.to_bytes()) for e in events]
+            conn, self.schema, self.credit_topic, [(e.key.encode(), e.to_bytes()) for e in events]
         )
         metrics.CREDIT_EVENTS.inc(len(events))
         metrics.BLOCKED_EVENTS.inc(sum(1 for e in events if e.blocked))
         return len(changed)
 
     async def _tier_grant(self, conn: asyncpg.Connection, user_id: str, period: str) -> None:
-        credits = self._config.tier_credits(user_id)
+        credits = self.config.tier_credits(user_id)
         if credits > 0:
-            user = self._config.users[user_id]
+            user = self.config.users[user_id]
             await repo.add_entry(
                 conn,
                 user_id,
@@ -162,9 +158,9 @@ class CreditService:
         await self.rollover()
         wanted = set(subjects)
         period = self.period()
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with self.pool.acquire() as conn, conn.transaction():
             for kind, ident in sorted(wanted):
-                if kind == "user" and ident in self._config.users:
+                if kind == "user" and ident in self.config.users:
                     await self._tier_grant(conn, ident, period)
             return await self.refresh(conn, wanted, period)
 
@@ -175,7 +171,7 @@ class CreditService:
         if self._rolled == period:
             return False
         prev = previous_period(period)
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", self._lock_id)
             if await conn.fetchval("SELECT 1 FROM periods WHERE period = $1", period):
                 self._rolled = period
@@ -189,10 +185,10 @@ class CreditService:
                         conn, user_id, "expiry", -left, prev,
                         reason=f"unused tier credits of {prev}", ref=f"expire:{prev}",
                     )  # fmt: skip
-            for user_id in sorted(self._config.users):
+            for user_id in sorted(self.config.users):
                 await self._tier_grant(conn, user_id, period)
-            subjects: set[Subject] = {("user", u) for u in self._config.users}
-            subjects |= {("key", k) for k in self._config.keys}
+            subjects: set[Subject] = {("user", u) for u in self.config.users}
+            subjects |= {("key", k) for k in self.config.keys}
             subjects |= {
                 (r[0], r[1])
                 for r in await conn.fetch("SELECT subject_type, subject_id FROM credit_state")
@@ -227,7 +223,7 @@ class CreditService:
         (through the outbox), in one transaction. An entry that removes credit may not take
         the balance below zero."""
         period = self.period()
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with self.pool.acquire() as conn, conn.transaction():
             if amount < 0:
                 balance = await repo.lock_balance(conn, user_id)  # no concurrent debit now
                 have = balance if balance is not None else Decimal(0)

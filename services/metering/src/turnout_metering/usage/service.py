@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import asyncpg
 
@@ -35,21 +36,16 @@ class RateMeter:
         return sum(c for _, c in self._marks) / span
 
 
+@dataclass(eq=False)
 class Ingestor:
-    def __init__(
-        self,
-        pool: asyncpg.Pool,
-        schema: str,
-        credits: CreditService,
-        billing_topic: str,
-        partitions: Partitions,
-    ) -> None:
-        self._pool = pool
-        self._schema = schema
-        self._credits = credits
-        self._billing_topic = billing_topic
-        self._partitions = partitions
-        self.rate = RateMeter()
+    """Writes batches of usage events, each in one transaction (:meth:`ingest`)."""
+
+    pool: asyncpg.Pool
+    schema: str
+    credits: CreditService
+    billing_topic: str
+    partitions: Partitions
+    rate: RateMeter = field(default_factory=RateMeter, init=False)
 
     async def ingest(
         self, events: Sequence[UsageEvent], rejects: Sequence[DeadLetter] = ()
@@ -57,12 +53,12 @@ class Ingestor:
         """Commit the batch and the records set aside from it (all or nothing); the caller
         acks the records only after this."""
         started = time.perf_counter()
-        period = self._credits.period()
-        now = self._credits.now()
-        if self._partitions.missing((e.started_at for e in events), now):
-            async with self._pool.acquire() as conn:  # committed on its own, before the batch
-                await self._partitions.ensure_for(conn, [e.started_at for e in events], now)
-        async with self._pool.acquire() as conn, conn.transaction():
+        period = self.credits.period()
+        now = self.credits.now()
+        if self.partitions.missing((e.started_at for e in events), now):
+            async with self.pool.acquire() as conn:  # committed on its own, before the batch
+                await self.partitions.ensure_for(conn, [e.started_at for e in events], now)
+        async with self.pool.acquire() as conn, conn.transaction():
             await dead_letters.insert(conn, rejects)
             if not events:
                 return BatchResult(0, [], set())
@@ -70,11 +66,11 @@ class Ingestor:
             if result.inserted:
                 await enqueue_many(
                     conn,
-                    self._schema,
-                    self._billing_topic,
+                    self.schema,
+                    self.billing_topic,
                     [(e.request_id.encode(), billing_payload(e)) for e in result.inserted],
                 )
-                await self._credits.refresh(conn, result.touched, period)
+                await self.credits.refresh(conn, result.touched, period)
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         self._count(result)
         return result
