@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Query, Request
 
 from turnout_common.auth import Principal, authenticate
 from turnout_common.errors import NotFound, PermissionDenied
@@ -79,3 +80,21 @@ def scoped_user(principal: Principal, user_id: str | None) -> str | None:
         # 404 like an unknown id: another user's ids cannot be probed
         raise NotFound(f"no user {user_id!r} visible to this key")
     return principal.subject
+
+
+@dataclass(frozen=True, slots=True)
+class PageQuery:
+    """One page of an admin list (dead letters, erasures, alert deliveries), newest first."""
+
+    limit: int
+    offset: int
+
+
+def page_query(
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=2**31)] = 0,
+) -> PageQuery:
+    return PageQuery(limit, offset)
+
+
+PageDep = Annotated[PageQuery, Depends(page_query)]

@@ -10,14 +10,14 @@ import secrets
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Response
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from turnout_common.errors import NotFound
 from turnout_common.events import AlertKind
 from turnout_metering.alerts import repository
 from turnout_metering.alerts.webhooks import Format, check_url
-from turnout_metering.deps import AdminDep, RuntimeDep
+from turnout_metering.deps import AdminDep, PageDep, RuntimeDep
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
 
@@ -125,13 +125,12 @@ async def delete_webhook(webhook_id: str, runtime: RuntimeDep, _: AdminDep) -> R
 async def list_deliveries(
     runtime: RuntimeDep,
     _: AdminDep,
+    page: PageDep,
     state: Literal["pending", "delivered", "dead"] | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0, le=2**31)] = 0,
 ) -> DeliveryPage:
     """Alert deliveries, newest first; ``state=dead`` lists the dead letters (every retry
     failed, or the webhook was removed), with the last status and error."""
     async with runtime.pool.acquire() as conn:
-        total, rows = await repository.page(conn, state, limit, offset)
+        total, rows = await repository.page(conn, state, page.limit, page.offset)
     data = [DeliveryOut(**{**r, "event_id": str(r["event_id"])}) for r in rows]
-    return DeliveryPage(data=data, total=total, limit=limit, offset=offset)
+    return DeliveryPage(data=data, total=total, limit=page.limit, offset=page.offset)

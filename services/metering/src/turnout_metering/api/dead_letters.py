@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import base64
 from datetime import datetime
-from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from pydantic import BaseModel
 
-from turnout_metering.deps import AdminDep, RuntimeDep
+from turnout_metering.deps import AdminDep, PageDep, RuntimeDep
 from turnout_metering.usage import dead_letters
 
 router = APIRouter(prefix="/api/v1/dead-letters", tags=["dead letters"])
@@ -37,14 +36,13 @@ class DeadLetterPage(BaseModel):
 async def list_dead_letters(
     runtime: RuntimeDep,
     _: AdminDep,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0, le=2**31)] = 0,
+    page: PageDep,
 ) -> DeadLetterPage:
     """Records metering set aside (newest first), with where they came from on the topic and
     why: unparseable, or refused by the database on their own. Everything behind them was
     metered; ``value_base64`` is the raw record to inspect or re-publish once fixed."""
     async with runtime.pool.acquire() as conn:
-        total, rows = await dead_letters.page(conn, limit, offset)
+        total, rows = await dead_letters.page(conn, page.limit, page.offset)
     data = [
         DeadLetterOut(
             id=r["id"], topic=r["topic"], partition=r["partition"], offset=r["offset"],
@@ -54,4 +52,4 @@ async def list_dead_letters(
         )
         for r in rows
     ]  # fmt: skip
-    return DeadLetterPage(data=data, total=total, limit=limit, offset=offset)
+    return DeadLetterPage(data=data, total=total, limit=page.limit, offset=page.offset)

@@ -12,11 +12,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from turnout_common.money import Money
-from turnout_metering.deps import AdminDep, RuntimeDep
+from turnout_metering.deps import AdminDep, PageDep, RuntimeDep
 from turnout_metering.usage import erasure
 
 router = APIRouter(prefix="/api/v1/erasures", tags=["erasure"])
@@ -88,10 +88,11 @@ async def erase_user(body: ErasureIn, runtime: RuntimeDep, principal: AdminDep) 
 async def list_erasures(
     runtime: RuntimeDep,
     _: AdminDep,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0, le=2**31)] = 0,
+    page: PageDep,
 ) -> ErasurePage:
     """The erasures done (newest first), under the pseudonyms."""
     async with runtime.pool.acquire() as conn:
-        total, rows = await erasure.history(conn, limit, offset)
-    return ErasurePage(data=[_out(e) for e in rows], total=total, limit=limit, offset=offset)
+        total, rows = await erasure.history(conn, page.limit, page.offset)
+    return ErasurePage(
+        data=[_out(e) for e in rows], total=total, limit=page.limit, offset=page.offset
+    )
