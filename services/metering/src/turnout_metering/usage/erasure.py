@@ -6,9 +6,11 @@ HMAC-SHA256(key, "<column>:<value>"), so the same value always gets the same pse
 erasure of the same user merges into the first) and the rows still group and add up. The key
 is ``TURNOUT_ERASURE_KEY`` or, if unset, one made once per schema and kept in the database.
 
-The work is migration 0009's ``erase_usage_subject()``, one transaction: the log rows (only
+The work is the SQL function ``erase_usage_subject()``, one transaction: the log rows (only
 the personal columns may change, the trigger checks it), the daily rollup rows (moved to the
-pseudonyms, merged) and the audit row in ``usage_erasures``.
+pseudonyms, merged) and the audit row in ``usage_erasures`` (migration 0009), then the rows
+of ``usage_daily_models`` on the user's days and models summed again from ``usage_daily``,
+so no erased source stays there either (migration 0013).
 """
 
 from __future__ import annotations
