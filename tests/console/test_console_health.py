@@ -84,3 +84,15 @@ def test_history_strip_check_and_override(
     expect(page.get_by_role("status").filter(has_text="Override cleared.")).to_be_visible()
     expect(found).not_to_contain_text("forced down")
     expect(found.locator(".badge")).to_have_text("healthy")
+
+    # forced up: the badge says so in the healthy colour, the probes' reading beside it
+    found.get_by_role("button", name=f"Override {name}").click()
+    dialog.get_by_label("up", exact=True).check()
+    dialog.get_by_label("Reason").fill("serve it through the upgrade")
+    dialog.get_by_label("Reason").press("Enter")
+    expect(page.get_by_role("status").filter(has_text="Forced up.")).to_be_visible()
+    expect(found.locator(".badge")).to_have_text("forced up")
+    expect(found.locator(".badge")).to_have_class("badge badge-healthy")
+    expect(found).to_contain_text("probes: healthy")
+    found.get_by_role("button", name=f"Clear the override of {name}").click()
+    expect(found.locator(".badge")).to_have_text("healthy")
