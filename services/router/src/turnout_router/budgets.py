@@ -105,9 +105,12 @@ class Budgets:
         tightest of its user's and key's limits (budget remainder or prepaid balance) as this
         replica knows them — the latest credit state, less what it served since that metering
         has not reflected yet. None when neither is limited."""
+        credits = self._state.credits
+        if not credits:
+            return None
         left: float | None = None
         for s in ("user:" + user_id, "key:" + key_id):
-            c = self._state.credits.get(s)
+            c = credits.get(s)
             if c is None or c.remaining_usd is None:
                 continue
             room = c.remaining_usd - self._unreflected(s, c) - billed

@@ -50,7 +50,8 @@ class RequestContext:
     trace: RequestTrace | None = None  # set only while tracing is on (turnout_router.tracing)
     api: str = "chat.completions"  # the client API: chat.completions, messages, responses …
     door: Door | None = None  # set for /v1/messages and /v1/responses (turnout_router.ingress)
-    _cost: tuple[tuple[int, int, int], str, int] | None = None  # (tokens, USD, nano-USD)
+    # (tokens, cost USD, cost nano-USD, billed nano-USD, billed USD): priced and billed once
+    _cost: tuple[tuple[int, int, int], str, int, int, str] | None = None
 
     def headers(self, content_type: str = "application/json") -> list[tuple[str, str]]:
         h = [
@@ -95,33 +96,50 @@ class RequestContext:
         out = (self.output_chars + 3) // 4 if self.output_chars else 0
         return self.inbound.prompt_tokens, out, 0, True
 
-    def priced(self) -> tuple[str, int] | None:
-        """(USD with 9 decimals, the same in nano-USD): what this request costs, as metering
-        records it. Priced once per token count (the cost header, the stream's last chunk, the
-        log line and the record share it); None if nothing was served."""
-        if self.served is None:
+    def _priced(self) -> tuple[tuple[int, int, int], str, int, int, str] | None:
+        """(tokens, cost USD, cost nano-USD, billed nano-USD, billed USD), computed once per
+        token count (the cost header, the credits header, the stream's last chunk, the log
+        line, the record and the budget settlement share it); None if nothing was served."""
+        cand = self.served
+        if cand is None:
             return None
         inp, out, cached, _ = self.tokens()
         known = self._cost
         if known is None or known[0] != (inp, out, cached):
-            usd, nano = cost_of(self.served.deployment, inp, out, cached)
-            known = self._cost = ((inp, out, cached), usd, nano)
-        return known[1], known[2]
+            usd, nano = cost_of(cand.deployment, inp, out, cached)
+            billed = self._bill(cand, nano)
+            known = (
+                (inp, out, cached),
+                usd,
+                nano,
+                billed,
+                usd if billed == nano else nano_str(billed),
+            )
+            self._cost = known
+        return known
+
+    def priced(self) -> tuple[str, int] | None:
+        """(USD with 9 decimals, the same in nano-USD): what this request costs, as metering
+        records it; None if nothing was served."""
+        known = self._priced()
+        return None if known is None else (known[1], known[2])
 
     def cost(self) -> str | None:
         """What this request costs, as metering will record it (USD, 9 decimals)."""
-        priced = self.priced()
-        return None if priced is None else priced[0]
+        known = self._priced()
+        return None if known is None else known[1]
 
     def billed_nano(self) -> int:
         """What this request bills its caller, in nano-USD (the BYOK billing policy:
         :mod:`turnout_router.billing`)."""
-        priced = self.priced()
-        return 0 if priced is None or self.served is None else self._bill(self.served, priced[1])
+        known = self._priced()
+        return 0 if known is None else known[3]
 
     def _bill(self, cand: Candidate, cost_nano: int) -> int:
+        if not cand.byok:
+            return cost_nano
         fee = self.caller.byok_fee if self.caller is not None else 0
-        return billed_nano(cost_nano, cand.byok, fee)
+        return billed_nano(cost_nano, True, fee)
 
     def money_headers(self, budgets: Budgets) -> list[tuple[str, str]]:
         """``x-turnout-cost-usd`` (exactly what metering records) and, for a caller with a
@@ -147,19 +165,20 @@ class RequestContext:
         the first candidate, the input-token estimate (priced), no output, marked estimated."""
         inp = self.inbound.prompt_tokens if self.inbound else 0
         usd, nano = cost_of(cand.deployment, inp, 0, 0)
-        billed = nano_str(self._bill(cand, nano))
-        rec = self._record(cand, self.t0, inp, 0, 0, True, usd, billed)
+        billed = self._bill(cand, nano)
+        rec = self._record(
+            cand, self.t0, inp, 0, 0, True, usd, usd if billed == nano else nano_str(billed)
+        )
         rec.status, rec.outcome, rec.error_code = 502, "router_crash", "router_crash"
         return rec
 
     def record(self, now: float) -> UsageRecord:
-        """The request's usage record, priced (see :meth:`priced`)."""
+        """The request's usage record, priced (see :meth:`_priced`)."""
         inp, out, cached, estimated = self.tokens()
-        priced, cand = self.priced(), self.served
-        if priced is None or cand is None:
+        known = self._priced()
+        if known is None:
             return self._record(None, now, inp, out, cached, estimated, "0", "0.000000000")
-        billed = nano_str(self._bill(cand, priced[1]))
-        return self._record(cand, now, inp, out, cached, estimated, priced[0], billed)
+        return self._record(self.served, now, inp, out, cached, estimated, known[1], known[4])
 
     def _record(
         self,

@@ -129,25 +129,41 @@ def _duration(seconds: float) -> str:
 
 def rate_headers(buckets: Buckets, limits: list[Limit], now: float) -> list[tuple[str, str]]:
     """``x-ratelimit-{limit,remaining,reset}-{requests,tokens}`` of the tightest limits."""
-    levels: list[tuple[str, int, float, float]] = []
-    for lim in limits:
-        for suffix, limit in ((":rpm", lim.rpm), (":tpm", lim.tpm)):
-            if limit:
-                left, reset = buckets.remaining(lim.subject + suffix, limit, now)
-                levels.append((suffix, limit, left, reset))
-    return tightest(levels)
+    rpm: tuple[int, float, float] | None = None
+    tpm: tuple[int, float, float] | None = None
+    for lim in limits:  # one pass, no intermediate list: every limited request runs this
+        if lim.rpm:
+            left, reset = buckets.remaining(lim.subject + ":rpm", lim.rpm, now)
+            if rpm is None or left < rpm[1]:
+                rpm = (lim.rpm, left, reset)
+        if lim.tpm:
+            left, reset = buckets.remaining(lim.subject + ":tpm", lim.tpm, now)
+            if tpm is None or left < tpm[1]:
+                tpm = (lim.tpm, left, reset)
+    return _headers(rpm, tpm)
 
 
 def tightest(levels: list[tuple[str, int, float, float]]) -> list[tuple[str, str]]:
     """The headers from ``(suffix, limit, remaining, reset seconds)`` of every limit."""
+    best: dict[str, tuple[int, float, float]] = {}
+    for sfx, limit, left, reset in levels:
+        held = best.get(sfx)
+        if held is None or left < held[1]:
+            best[sfx] = (limit, left, reset)
+    return _headers(best.get(":rpm"), best.get(":tpm"))
+
+
+def _headers(
+    rpm: tuple[int, float, float] | None, tpm: tuple[int, float, float] | None
+) -> list[tuple[str, str]]:
+    """The six headers from the tightest ``(limit, remaining, reset seconds)`` of each unit."""
     out: list[tuple[str, str]] = []
-    for suffix, unit in ((":rpm", "requests"), (":tpm", "tokens")):
-        best: tuple[int, float, float] | None = None
-        for sfx, limit, left, reset in levels:
-            if sfx == suffix and (best is None or left < best[1]):
-                best = (limit, left, reset)
-        if best is not None:
-            out.append((f"x-ratelimit-limit-{unit}", str(best[0])))
-            out.append((f"x-ratelimit-remaining-{unit}", str(max(0, int(best[1])))))
-            out.append((f"x-ratelimit-reset-{unit}", _duration(best[2])))
+    if rpm is not None:
+        out.append(("x-ratelimit-limit-requests", str(rpm[0])))
+        out.append(("x-ratelimit-remaining-requests", str(max(0, int(rpm[1])))))
+        out.append(("x-ratelimit-reset-requests", _duration(rpm[2])))
+    if tpm is not None:
+        out.append(("x-ratelimit-limit-tokens", str(tpm[0])))
+        out.append(("x-ratelimit-remaining-tokens", str(max(0, int(tpm[1])))))
+        out.append(("x-ratelimit-reset-tokens", _duration(tpm[2])))
     return out
