@@ -243,3 +243,36 @@ async def test_source_header_and_model_name_are_bounded(router: Any, usage_log: 
     # the refused request is still recorded, without the source it tried to set
     assert (await usage_log.wait(rejected))["source"] == "api"
     assert (await usage_log.wait(lab))["source"] == "lab"
+
+
+async def test_spend_before_a_grant_counts_against_it(
+    router: Any, world: Any, unique: str, producer: Any
+) -> None:
+    """A request served while its key had no limit still counts against a balance granted
+    before metering reflects it: no window in which a grant's first requests spend free."""
+    key = await new_key(world, router, unique)
+    subject = f"key:k-{unique}"
+
+    async def credit(seq: int, remaining: str | None) -> None:
+        ev = CreditEvent(
+            subject_type="key",
+            subject_id=f"k-{unique}",
+            period="2026-12",
+            remaining_usd=remaining,
+            spent_usd="0",  # metering has not reflected the request served below
+            seq=seq,
+        )
+        await producer.send(CREDIT.name, ev.to_bytes(), key=ev.key.encode())
+        await until(lambda: getattr(router.app.state.credits.get(subject), "seq", 0) == seq)
+
+    await credit(1, None)  # known, unlimited
+    body = {"model": "primary", "messages": MSG, "max_tokens": 2}
+    status, _, headers = await status_of(router, key, body)
+    assert status == 200
+    served = float(headers["x-turnout-cost-usd"])
+    estimate = (3 * 0.10 + 2 * 0.20) / 1e6  # what the next identical request reserves
+    assert served >= estimate / 2  # else the check below would not tell the two apart
+    # the grant covers the next request, but not the next request plus the one served
+    await credit(2, f"{served + estimate / 2:.9f}")
+    status, err, _ = await status_of(router, key, body)
+    assert status == 429 and err["error"]["code"] == "insufficient_quota"

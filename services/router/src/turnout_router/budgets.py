@@ -135,12 +135,14 @@ class Budgets:
         reservation: Reservation | None = None,
     ) -> None:
         """Release the request's reservation and count its actual ``cost`` against the
-        subjects until a credit event reflects it."""
+        subjects until a credit event reflects it — also while a subject has no limit, so a
+        balance granted before metering reflects this request still counts it."""
         self.release(reservation)
-        if cost <= 0 or not self._state.credits:
+        credits = self._state.credits
+        if cost <= 0 or not credits:
             return
         for s in (f"user:{user_id}", f"key:{key_id}"):
-            c = self._state.credits.get(s)
-            if c is None or c.remaining_usd is None:
+            c = credits.get(s)
+            if c is None:
                 continue
             self.unreflected[s] = (c.seq, c.spent_usd, self._unreflected(s, c) + cost)
