@@ -4,6 +4,7 @@ CSV download. Every filter goes to metering; nothing is summed here."""
 from __future__ import annotations
 
 import asyncio
+from datetime import date, timedelta
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
@@ -19,6 +20,8 @@ PAGE = 20
 GROUPS = 25
 """Groups in the table, the costliest first (10,000 users make 10,000 groups; the totals
 still count them all, and the page says how many there are)."""
+MAX_FILLED_DAYS = 1000
+"""A chart over a longer range shows only the days with usage (no zero-filled points)."""
 Str = Annotated[str | None, Query(max_length=200)]
 GroupQ = Annotated[Literal["model", "provider", "user", "source"], Query()]
 
@@ -49,18 +52,35 @@ def _records(f: dict[str, Any]) -> dict[str, Any]:
     return {**f, "from": start, "to": end}
 
 
-def day_series(days: ApiResult) -> list[dict[str, Any]]:
-    """The per-day chart's points (console.js draws them) from a ``group_by=day`` summary."""
-    series = [
-        {
-            "day": r["key"],
+def day_series(
+    days: ApiResult, first: str | None = None, last: str | None = None
+) -> list[dict[str, Any]]:
+    """The per-day chart's points (console.js draws them) from a ``group_by=day`` summary:
+    every day from ``first`` (else the earliest with usage) to ``last`` (else the latest),
+    a day without usage as zero, so the axis spans the range and a lone day is no lone dot."""
+    have = {
+        str(r["key"]): {
+            "day": str(r["key"]),
             "requests": r["requests"],
             "tokens": r["input_tokens"] + r["output_tokens"],
             "cost": r["cost_usd"],
         }
         for r in (days.data["data"] if days.ok else [])
-    ]
-    return sorted(series, key=lambda s: str(s["day"]))
+    }
+    if not have:
+        return []
+    try:
+        lo = date.fromisoformat(first or min(have))
+        hi = date.fromisoformat(last or max(have))
+    except ValueError:  # not days: the points as they came
+        return sorted(have.values(), key=lambda s: str(s["day"]))
+    if not 0 <= (hi - lo).days <= MAX_FILLED_DAYS:
+        return sorted(have.values(), key=lambda s: str(s["day"]))
+    out = []
+    for n in range((hi - lo).days + 1):
+        day = (lo + timedelta(days=n)).isoformat()
+        out.append(have.get(day) or {"day": day, "requests": 0, "tokens": 0, "cost": "0"})
+    return out
 
 
 @router.get("")
@@ -89,7 +109,7 @@ async def usage_page(
             "session": ctx.session,
             "filters": {**f, "group_by": group_by},
             "error": error,
-            "series": day_series(days),
+            "series": day_series(days, f["from"], f["to"]),
             "groups": groups.data["data"] if groups.ok else [],
             "totals": groups.data["totals"] if groups.ok else None,
             "groups_total": int(groups.data.get("groups", 0)) if groups.ok else 0,

@@ -47,7 +47,7 @@ async def my_page(ctx: UserView) -> Response:
             "keys": keys,
             "credits": credits,
             "credits_error": credits_error,
-            "series": day_series(days),
+            "series": day_series(days, since, datetime.now(UTC).date().isoformat()),
             "chart_days": CHART_DAYS,
         },
     )
