@@ -107,22 +107,9 @@ class RequestContext:
         known = self._cost
         if known is None or known[0] != (inp, out, cached):
             usd, nano = cost_of(cand.deployment, inp, out, cached)
-            billed = self._bill(cand, nano)
-            known = (
-                (inp, out, cached),
-                usd,
-                nano,
-                billed,
-                usd if billed == nano else nano_str(billed),
-            )
+            known = ((inp, out, cached), usd, nano, *self._bill(cand, usd, nano))
             self._cost = known
         return known
-
-    def priced(self) -> tuple[str, int] | None:
-        """(USD with 9 decimals, the same in nano-USD): what this request costs, as metering
-        records it; None if nothing was served."""
-        known = self._priced()
-        return None if known is None else (known[1], known[2])
 
     def cost(self) -> str | None:
         """What this request costs, as metering will record it (USD, 9 decimals)."""
@@ -135,11 +122,14 @@ class RequestContext:
         known = self._priced()
         return 0 if known is None else known[3]
 
-    def _bill(self, cand: Candidate, cost_nano: int) -> int:
+    def _bill(self, cand: Candidate, usd: str, nano: int) -> tuple[int, str]:
+        """(nano-USD, USD) that a request costing ``usd`` / ``nano`` bills its caller: the
+        cost itself, or for a BYOK-served request the tier's fee of it."""
         if not cand.byok:
-            return cost_nano
+            return nano, usd
         fee = self.caller.byok_fee if self.caller is not None else 0
-        return billed_nano(cost_nano, True, fee)
+        billed = billed_nano(nano, True, fee)
+        return billed, nano_str(billed)
 
     def money_headers(self, budgets: Budgets) -> list[tuple[str, str]]:
         """``x-turnout-cost-usd`` (exactly what metering records) and, for a caller with a
@@ -165,10 +155,7 @@ class RequestContext:
         the first candidate, the input-token estimate (priced), no output, marked estimated."""
         inp = self.inbound.prompt_tokens if self.inbound else 0
         usd, nano = cost_of(cand.deployment, inp, 0, 0)
-        billed = self._bill(cand, nano)
-        rec = self._record(
-            cand, self.t0, inp, 0, 0, True, usd, usd if billed == nano else nano_str(billed)
-        )
+        rec = self._record(cand, self.t0, inp, 0, 0, True, usd, self._bill(cand, usd, nano)[1])
         rec.status, rec.outcome, rec.error_code = 502, "router_crash", "router_crash"
         return rec
 
