@@ -71,13 +71,13 @@ def day_series(
         return []
     try:
         lo = date.fromisoformat(first or min(have))
-        hi = date.fromisoformat(last or max(have))
-    except ValueError:  # not days: the points as they came
-        return sorted(have.values(), key=lambda s: str(s["day"]))
-    if not 0 <= (hi - lo).days <= MAX_FILLED_DAYS:
+        span = (date.fromisoformat(last or max(have)) - lo).days
+    except ValueError:  # not days
+        span = -1
+    if not 0 <= span <= MAX_FILLED_DAYS:  # the points as they came
         return sorted(have.values(), key=lambda s: str(s["day"]))
     out = []
-    for n in range((hi - lo).days + 1):
+    for n in range(span + 1):
         day = (lo + timedelta(days=n)).isoformat()
         out.append(have.get(day) or {"day": day, "requests": 0, "tokens": 0, "cost": "0"})
     return out
