@@ -35,3 +35,12 @@ def test_nothing_failed_or_too_long_is_not_filled() -> None:
     assert day_series(ApiResult(502, {"error": "down"})) == []
     long = day_series(summary(("2020-01-01", 1), ("2026-01-01", 1)))
     assert [s["day"] for s in long] == ["2020-01-01", "2026-01-01"]
+
+
+def test_without_a_first_day_the_chart_shows_at_least_min_days() -> None:
+    series = day_series(summary(("2026-12-04", 1)), None, None, min_days=30)
+    assert [s["day"] for s in series][:: len(series) - 1] == ["2026-11-05", "2026-12-04"]
+    assert len(series) == 30
+    # usage over a longer range keeps its own first day
+    longer = day_series(summary(("2026-10-01", 1), ("2026-12-04", 1)), None, None, min_days=30)
+    assert longer[0]["day"] == "2026-10-01" and longer[-1]["day"] == "2026-12-04"

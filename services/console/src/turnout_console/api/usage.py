@@ -20,6 +20,8 @@ PAGE = 20
 GROUPS = 25
 """Groups in the table, the costliest first (10,000 users make 10,000 groups; the totals
 still count them all, and the page says how many there are)."""
+MIN_CHART_DAYS = 30
+"""Without a From day the chart shows at least this many days, up to the last with usage."""
 MAX_FILLED_DAYS = 1000
 """A chart over a longer range shows only the days with usage (no zero-filled points)."""
 Str = Annotated[str | None, Query(max_length=200)]
@@ -53,11 +55,12 @@ def _records(f: dict[str, Any]) -> dict[str, Any]:
 
 
 def day_series(
-    days: ApiResult, first: str | None = None, last: str | None = None
+    days: ApiResult, first: str | None = None, last: str | None = None, min_days: int = 1
 ) -> list[dict[str, Any]]:
     """The per-day chart's points (console.js draws them) from a ``group_by=day`` summary:
-    every day from ``first`` (else the earliest with usage) to ``last`` (else the latest),
-    a day without usage as zero, so the axis spans the range and a lone day is no lone dot."""
+    every day from ``first`` (else the earliest with usage, or ``min_days`` before ``last``
+    if that is earlier) to ``last`` (else the latest with usage), a day without usage as
+    zero, so the axis spans the range and a lone day is no lone dot."""
     have = {
         str(r["key"]): {
             "day": str(r["key"]),
@@ -70,8 +73,11 @@ def day_series(
     if not have:
         return []
     try:
+        hi = date.fromisoformat(last or max(have))
         lo = date.fromisoformat(first or min(have))
-        span = (date.fromisoformat(last or max(have)) - lo).days
+        if first is None:
+            lo = min(lo, hi - timedelta(days=min_days - 1))
+        span = (hi - lo).days
     except ValueError:  # not days
         span = -1
     if not 0 <= span <= MAX_FILLED_DAYS:  # the points as they came
@@ -109,7 +115,7 @@ async def usage_page(
             "session": ctx.session,
             "filters": {**f, "group_by": group_by},
             "error": error,
-            "series": day_series(days, f["from"], f["to"]),
+            "series": day_series(days, f["from"], f["to"], min_days=MIN_CHART_DAYS),
             "groups": groups.data["data"] if groups.ok else [],
             "totals": groups.data["totals"] if groups.ok else None,
             "groups_total": int(groups.data.get("groups", 0)) if groups.ok else 0,
